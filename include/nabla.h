@@ -1,0 +1,304 @@
+/* nabla.h -- tape-based reverse-mode automatic differentiation over tensors.
+ *
+ * A program records tensor ops on a tape (a Wengert list). Each op is evaluated at once
+ * and appended as a node. nb_backward() sweeps the tape in reverse and applies each op's
+ * backward rule, written with nabla's own ops, so gradients are nodes on the same tape:
+ * they can be read, replayed and differentiated again. Numbers are double.
+ *
+ * Ownership in one sentence: the tape owns every tensor recorded on it; tensor handles
+ * are borrowed until nb_tape_free(). Nobody frees a tensor.
+ *
+ * Errors are sticky: the first failure (bad shape, NULL argument, out of memory, ...) is
+ * recorded on the tape with a message naming the op and the shapes; every later op on that
+ * tape returns NULL at once. Read nb_tape_status() and nb_tape_message() when convenient.
+ */
+#ifndef NABLA_H
+#define NABLA_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Status ------------------------------------------------------------------------ */
+
+/* X(name, value, description): the one list of status codes. */
+#define NB_STATUS_MAP(X)                                              \
+	X(NB_OK, 0, "no error")                                       \
+	X(NB_ENULL, 1, "NULL argument")                               \
+	X(NB_ESHAPE, 2, "shapes do not fit")                          \
+	X(NB_ERANK, 3, "rank out of range")                           \
+	X(NB_EINVAL, 4, "invalid argument")                           \
+	X(NB_ETAPE, 5, "tensor belongs to another tape")              \
+	X(NB_ENOMEM, 6, "out of memory")
+
+enum nb_status {
+#define NB_STATUS_ENUM(name, value, text) name = value,
+	NB_STATUS_MAP(NB_STATUS_ENUM)
+#undef NB_STATUS_ENUM
+};
+
+/* Tensors have rank 0 (a scalar) to NB_MAX_RANK. */
+#define NB_MAX_RANK 4
+
+/* Size of a buffer that holds any message nabla writes, terminating NUL included. */
+#define NB_MSG_MAX 256
+
+/* The symbolic name of a status ("NB_ESHAPE"), or "NB_UNKNOWN". Static storage. */
+const char *nb_status_name(int status);
+
+/* A short English description of a status ("shapes do not fit"). Static storage. */
+const char *nb_status_text(int status);
+
+/* ---- Tape -------------------------------------------------------------------------- */
+
+typedef struct nb_tape nb_tape;
+typedef struct nb_tensor nb_tensor;
+
+/* Allocator hook, as Lua's lua_Alloc: with nsize == 0 free ptr (which may be NULL) and
+ * return NULL; otherwise return a block of nsize bytes (ptr is NULL: nabla never
+ * reallocates through the hook), or NULL on failure. osize is the size of ptr's block.
+ * ud is the pointer given to nb_tape_new_alloc(). */
+typedef void *(*nb_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+
+/* A new empty tape using malloc/free. Returns NULL only if memory is exhausted. */
+nb_tape *nb_tape_new(void);
+
+/* A new empty tape that allocates everything through alloc (called with ud). Returns NULL
+ * if alloc is NULL or the first allocation fails. */
+nb_tape *nb_tape_new_alloc(nb_alloc_fn alloc, void *ud);
+
+/* Free the tape and every tensor recorded on it. nb_tape_free(NULL) does nothing. */
+void nb_tape_free(nb_tape *t);
+
+/* NB_OK, or the status of the first error recorded on the tape. A NULL tape: NB_ENULL. */
+int nb_tape_status(const nb_tape *t);
+
+/* The message of the first error ("matmul: inner dimensions differ: (3x4) @ (5x2)"), or
+ * "" when there is none. Borrowed until the next nb_tape_clear_error() or nb_tape_free(). */
+const char *nb_tape_message(const nb_tape *t);
+
+/* Forget the recorded error so that the tape can be used again. Nodes recorded before the
+ * error stay valid; the failed call recorded nothing. */
+void nb_tape_clear_error(nb_tape *t);
+
+/* Number of nodes on the tape (leaves included). Hash-consing shows here: recording an op
+ * that is already on the tape with the same inputs and attributes adds no node. */
+size_t nb_tape_size(const nb_tape *t);
+
+/* ---- Leaves ------------------------------------------------------------------------ */
+
+/* A constant leaf (an input or a target) of the given shape: rank 0..NB_MAX_RANK, every
+ * dim >= 1. data (row-major, nb_size() doubles) is copied; NULL means zeros. Constants get
+ * no gradient. Their values may be changed with nb_set() and the tape replayed. */
+nb_tensor *nb_constant(nb_tape *t, int rank, const size_t *dim, const double *data);
+
+/* A variable leaf (a parameter): like nb_constant, but nb_backward() gives it a gradient. */
+nb_tensor *nb_variable(nb_tape *t, int rank, const size_t *dim, const double *data);
+
+/* A literal scalar v, rank 0. Literals are immutable and hash-consed by value, so
+ * nb_scalar(t, 1.0) twice is one node. */
+nb_tensor *nb_scalar(nb_tape *t, double v);
+
+/* A literal tensor of the given shape with every element equal to v (hash-consed). */
+nb_tensor *nb_fill(nb_tape *t, int rank, const size_t *dim, double v);
+
+/* Copy n doubles (n must be nb_size(x)) into the leaf x (constant or variable). Errors
+ * (recorded on x's tape and returned): NB_ENULL, NB_EINVAL for a non-leaf or a literal,
+ * NB_ESHAPE for a wrong n. Nodes computed from x keep their old values until
+ * nb_tape_replay(). */
+int nb_set(nb_tensor *x, const double *data, size_t n);
+
+/* ---- Tensor queries (x may be NULL: rank -1, size 0, value NULL, name NULL) ---------- */
+
+int nb_rank(const nb_tensor *x);
+/* Size of axis i (0 <= i < rank), or 0 when i is out of range. */
+size_t nb_dim(const nb_tensor *x, int i);
+/* Number of elements: the product of the dims, 1 for a scalar. */
+size_t nb_size(const nb_tensor *x);
+/* Row-major values, borrowed until nb_tape_free(). Updated by nb_tape_replay(). */
+const double *nb_value(const nb_tensor *x);
+/* Name of the op that produced x: "constant", "variable", "fill", "matmul", ... */
+const char *nb_op_name(const nb_tensor *x);
+/* Input i of x (NULL for leaves or i out of range): lets tests look inside the graph. */
+nb_tensor *nb_input(const nb_tensor *x, int i);
+/* Write the shape of x as "(3x4)" ("()" for a scalar) into buf of NB_MSG_MAX bytes. */
+char *nb_shape_str(const nb_tensor *x, char *buf);
+
+/* ---- Ops ----------------------------------------------------------------------------
+ * Every op returns a new tensor on t (or an equal node already there), or NULL after
+ * recording an error on t: NB_ENULL for a NULL input, NB_ETAPE for an input of another
+ * tape, NB_ESHAPE / NB_ERANK / NB_EINVAL as each op says. After an error every op on t
+ * returns NULL without touching the message.
+ * Elementwise binary ops broadcast as numpy does: shapes are aligned on the right, and
+ * each pair of dims must be equal or one of them 1. */
+
+/* c = a + b, broadcasting. */
+nb_tensor *nb_add(nb_tape *t, nb_tensor *a, nb_tensor *b);
+/* c = a - b, broadcasting. */
+nb_tensor *nb_sub(nb_tape *t, nb_tensor *a, nb_tensor *b);
+/* c = a ⊙ b, the Hadamard (elementwise) product, broadcasting. */
+nb_tensor *nb_mul(nb_tape *t, nb_tensor *a, nb_tensor *b);
+/* c = a / b, elementwise, broadcasting. */
+nb_tensor *nb_div(nb_tape *t, nb_tensor *a, nb_tensor *b);
+/* y = c * x for a constant c (not differentiated). */
+nb_tensor *nb_scale(nb_tape *t, nb_tensor *x, double c);
+/* y = -x. */
+nb_tensor *nb_neg(nb_tape *t, nb_tensor *x);
+/* y = 1 / (1 + exp(-x)), elementwise. */
+nb_tensor *nb_sigmoid(nb_tape *t, nb_tensor *x);
+/* y = tanh(x), elementwise. */
+nb_tensor *nb_tanh(nb_tape *t, nb_tensor *x);
+/* y = exp(x), elementwise. */
+nb_tensor *nb_exp(nb_tape *t, nb_tensor *x);
+/* y = log(x), elementwise (NaN for x < 0, as the C library's log). */
+nb_tensor *nb_log(nb_tape *t, nb_tensor *x);
+
+/* Flags of nb_matmul_t: use the transpose of an operand without copying it. */
+enum { NB_TRANS_A = 1, NB_TRANS_B = 2 };
+
+/* c = a b for rank-2 a (m x k) and b (k x n). NB_ERANK unless both have rank 2;
+ * NB_ESHAPE when the inner dimensions differ. */
+nb_tensor *nb_matmul(nb_tape *t, nb_tensor *a, nb_tensor *b);
+/* c = op(a) op(b), where op(a) is a^T when flags has NB_TRANS_A (likewise B). */
+nb_tensor *nb_matmul_t(nb_tape *t, nb_tensor *a, nb_tensor *b, int flags);
+/* y = x^T for rank-2 x (NB_ERANK otherwise). */
+nb_tensor *nb_transpose(nb_tape *t, nb_tensor *x);
+/* The same values in another shape with as many elements (NB_ESHAPE otherwise). */
+nb_tensor *nb_reshape(nb_tape *t, nb_tensor *x, int rank, const size_t *dim);
+
+/* Sum of all elements, a scalar. */
+nb_tensor *nb_sum(nb_tape *t, nb_tensor *x);
+/* Sum along one axis (0 <= axis < rank, NB_EINVAL otherwise). keepdim != 0 keeps that
+ * axis with size 1; otherwise it is removed. */
+nb_tensor *nb_sum_axis(nb_tape *t, nb_tensor *x, int axis, int keepdim);
+/* Broadcast x to the given shape, as numpy.broadcast_to (NB_ESHAPE if it does not fit). */
+nb_tensor *nb_broadcast_to(nb_tape *t, nb_tensor *x, int rank, const size_t *dim);
+/* Sum x down to a shape it broadcasts from: the adjoint of broadcasting, which turns the
+ * gradient of a broadcast result into the gradient of its operand (NB_ESHAPE if the shape
+ * does not broadcast to x's shape). */
+nb_tensor *nb_reduce_to(nb_tape *t, nb_tensor *x, int rank, const size_t *dim);
+
+/* Quadratic cost C = 1/(2n) sum ||y - a||^2, a scalar, for a and y of the same shape
+ * (NB_ESHAPE otherwise). The last axis indexes the n examples, as the columns of
+ * Nielsen's matrix form; a tensor of rank 0 or 1 is one example (n = 1). */
+nb_tensor *nb_quadratic_cost(nb_tape *t, nb_tensor *a, nb_tensor *y);
+
+/* ---- Backward and replay ----------------------------------------------------------- */
+
+/* Reverse sweep from y: records the gradient of y with respect to every node y depends on
+ * (through variables) as new nodes, so that nb_grad() can read them and they can be
+ * differentiated again. seed is dL/dy for some scalar L, of y's shape; NULL means y must
+ * have one element and the seed is 1. Gradients of an earlier nb_backward() are forgotten
+ * by nb_grad() (their nodes stay on the tape). Returns NB_OK or the tape's error:
+ * NB_EINVAL for a y with more than one element and no seed, NB_ESHAPE for a seed of
+ * another shape. */
+int nb_backward(nb_tape *t, nb_tensor *y, nb_tensor *seed);
+
+/* The gradient node of x from the last nb_backward(), or NULL when y did not depend on x
+ * through a variable (the gradient is zero) or x is NULL. */
+nb_tensor *nb_grad(const nb_tensor *x);
+
+/* Re-evaluate every node from the leaves in one linear pass, in recording order, after
+ * leaf values changed with nb_set(): forward values and recorded gradients alike. A replay
+ * allocates nothing. Returns NB_OK, or the tape's error (and does nothing) after one. */
+int nb_tape_replay(nb_tape *t);
+
+/* ---- Gradient check ---------------------------------------------------------------- */
+
+/* A user expression: builds a tensor on the fresh tape t from inputs (n of them, each a
+ * variable of the shape given to nb_gradcheck) and returns it, or NULL on error. It may
+ * record anything; ud is the caller's. */
+typedef nb_tensor *(*nb_expr_fn)(nb_tape *t, nb_tensor *const *inputs, size_t n, void *ud);
+
+/* One input of a gradient check: shape and values (copied). */
+typedef struct nb_gradcheck_input {
+	int rank;
+	const size_t *dim;
+	const double *data;
+} nb_gradcheck_input;
+
+enum nb_gradcheck_mode {
+	NB_GRADCHECK_ELEMENTS = 0,  /* every input element against central differences */
+	NB_GRADCHECK_DIRECTION = 1  /* one random direction: cheap for large inputs */
+};
+
+/* Options; a zero field takes its default, so {0} is a sensible choice. */
+typedef struct nb_gradcheck_opts {
+	int mode;            /* enum nb_gradcheck_mode */
+	double step;         /* central-difference step h (default 1e-6) */
+	double atol;         /* pass when |analytic - numeric| <= atol + rtol |numeric| */
+	double rtol;         /* (defaults 1e-7 and 1e-6) */
+	unsigned long seed;  /* random seed vector, direction and second-order vector (default 1) */
+	int first_order_only;/* non-zero: skip the second-order check */
+} nb_gradcheck_opts;
+
+/* The result of one comparison (first or second order). */
+typedef struct nb_gradcheck_result {
+	int passed;          /* every checked value within tolerance */
+	size_t checked;      /* number of values compared */
+	double max_abs_err;  /* largest |analytic - numeric| */
+	double max_rel_err;  /* largest |analytic - numeric| / max(|numeric|, |analytic|) */
+	size_t worst_input;  /* where the worst (by abs_err - tolerance) value is: input index */
+	size_t worst_index;  /* and element (row-major); in direction mode both are 0 */
+	double numeric;      /* the values compared there */
+	double analytic;
+} nb_gradcheck_result;
+
+/* A report the caller owns. */
+typedef struct nb_gradcheck_report {
+	int status;            /* NB_OK, or the error that stopped the check */
+	char message[NB_MSG_MAX]; /* the error's message when status != NB_OK */
+	int passed;            /* status is NB_OK and every part below passed */
+	int mode;              /* the options actually used */
+	double step, atol, rtol;
+	size_t output_size;    /* elements of the expression's value (> 1: a random seed) */
+	int repeatable;        /* a second reverse sweep gave bit-identical gradients */
+	nb_gradcheck_result first;   /* gradient against differences of the expression */
+	int second_checked;          /* the second-order check ran */
+	nb_gradcheck_result second;  /* gradient of v . grad against its differences */
+} nb_gradcheck_report;
+
+/* Check the gradient of f at the given inputs against central finite differences, at
+ * first order and (unless opts->first_order_only) at second order: the gradient of the
+ * scalar s = sum_k <v_k, grad_k f> for random v, a Hessian-vector product, against the
+ * differences of s. A non-scalar f is reduced to sum(r ⊙ f) with a random r. opts may be
+ * NULL. Returns report->status: NB_OK when the check ran (see report->passed), otherwise
+ * NB_ENULL, NB_EINVAL (no inputs, bad options), NB_ENOMEM, or the error f recorded. */
+int nb_gradcheck(nb_expr_fn f, void *ud, const nb_gradcheck_input *inputs, size_t n,
+                 const nb_gradcheck_opts *opts, nb_gradcheck_report *report);
+
+/* Print a report for humans. */
+void nb_gradcheck_print(FILE *out, const nb_gradcheck_report *report);
+
+/* ---- Closed-form backpropagation (BP1-BP4), the reference to compare against -------- */
+
+/* A fully connected sigmoid network: n_layers sizes (input first), n_layers - 1 weight
+ * matrices w[l] (sizes[l+1] x sizes[l], row-major) and bias vectors b[l] (sizes[l+1]). */
+typedef struct nb_mlp {
+	size_t n_layers;
+	const size_t *sizes;
+	const double *const *w;
+	const double *const *b;
+} nb_mlp;
+
+/* Gradients of the quadratic cost C = 1/(2n) sum_x ||y(x) - a^L(x)||^2 over a mini-batch
+ * of n examples by the closed-form equations, with plain loops and no tape:
+ *   BP1 delta^L = (a^L - y) ⊙ sigma'(z^L) / n      BP3 dC/db^l = sum over examples of delta^l
+ *   BP2 delta^l = ((w^{l+1})^T delta^{l+1}) ⊙ sigma'(z^l)   BP4 dC/dw^l = delta^l (a^{l-1})^T
+ * x is sizes[0] x n and y sizes[L] x n, row-major, one example per column. Outputs, each
+ * allocated by the caller with the shape of what it receives: dw[l], db[l], and, when
+ * delta is not NULL, delta[l] (sizes[l+1] x n, dC/dz for layer l+1); cost may be NULL.
+ * Returns NB_OK, NB_ENULL, NB_EINVAL (fewer than 2 layers, a zero size, n == 0) or
+ * NB_ENOMEM; on error writes a message into msg (NB_MSG_MAX bytes) when msg is not NULL. */
+int nb_bp_reference(const nb_mlp *net, size_t n, const double *x, const double *y,
+                    double *const *dw, double *const *db, double *const *delta, double *cost,
+                    char *msg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NABLA_H */

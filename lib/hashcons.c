@@ -1,0 +1,120 @@
+/* hashcons.c -- hash-consing: an op recorded again with the same inputs, attributes and
+ * shape returns the node already on the tape. The key is hashed with XXH3; the table is
+ * open addressing with linear probing over node pointers. */
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "nabla_int.h"
+
+/* The key as words, built field by field so that no struct padding is hashed. */
+enum { KEY_WORDS = 2 + NB_MAX_ARITY + 5 + NB_MAX_RANK };
+
+uint64_t nb__node_hash(const struct nb_op *op, nb_tensor *const *in,
+                       const struct nb_attr *attr, int rank, const size_t *dim)
+{
+	uint64_t key[KEY_WORDS] = { 0 };
+	size_t k = 0;
+
+	key[k++] = (uint64_t)(uintptr_t)op;
+	for (int i = 0; i < op->arity; i++)
+		key[k++] = in[i]->id;
+	memcpy(&key[k++], &attr->c, sizeof attr->c);
+	key[k++] = (uint64_t)attr->axis;
+	key[k++] = (uint64_t)attr->keepdim;
+	key[k++] = (uint64_t)attr->trans;
+	key[k++] = (uint64_t)rank;
+	for (int i = 0; i < rank; i++)
+		key[k++] = dim[i];
+	return XXH3_64bits(key, k * sizeof key[0]);
+}
+
+static bool node_matches(const nb_tensor *x, const struct nb_op *op, nb_tensor *const *in,
+                         const struct nb_attr *attr, int rank, const size_t *dim)
+{
+	if (x->op != op || x->rank != rank)
+		return false;
+	for (int i = 0; i < op->arity; i++)
+		if (x->in[i] != in[i])
+			return false;
+	/* c is compared by its bits: fill(-0.0) and fill(0.0) are different literals. */
+	if (memcmp(&x->attr.c, &attr->c, sizeof attr->c) || x->attr.axis != attr->axis ||
+	    x->attr.keepdim != attr->keepdim || x->attr.trans != attr->trans)
+		return false;
+	return rank == 0 || !memcmp(x->dim, dim, (size_t)rank * sizeof *dim);
+}
+
+/* The slot index a node with hash h probes first. Nodes store no hash: it is recomputed
+ * on growth, which is rare (the table doubles). */
+static size_t first_slot(const struct nb_hashcons *hc, uint64_t h)
+{
+	return (size_t)h & (hc->cap - 1);
+}
+
+nb_tensor *nb__hashcons_find(const struct nb_hashcons *hc, uint64_t h, const struct nb_op *op,
+                             nb_tensor *const *in, const struct nb_attr *attr, int rank,
+                             const size_t *dim)
+{
+	if (hc->cap == 0)
+		return NULL;
+	for (size_t i = first_slot(hc, h);; i = (i + 1) & (hc->cap - 1)) {
+		nb_tensor *x = hc->slot[i];
+
+		if (!x)
+			return NULL;
+		if (node_matches(x, op, in, attr, rank, dim))
+			return x;
+	}
+}
+
+static void place(struct nb_hashcons *hc, nb_tensor *x, uint64_t h)
+{
+	size_t i = first_slot(hc, h);
+
+	while (hc->slot[i])
+		i = (i + 1) & (hc->cap - 1);
+	hc->slot[i] = x;
+	hc->used++;
+}
+
+static uint64_t hash_of(const nb_tensor *x)
+{
+	return nb__node_hash(x->op, x->in, &x->attr, x->rank, x->dim);
+}
+
+/* Double the table (or make the first one) and re-place every node. */
+static bool grow(nb_tape *t)
+{
+	struct nb_hashcons *hc = &t->hc;
+	size_t old_cap = hc->cap, cap = old_cap ? 2 * old_cap : 64;
+	nb_tensor **old = hc->slot;
+	nb_tensor **slot = nb__alloc(t, cap * sizeof *slot);
+
+	if (!slot)
+		return false;
+	memset(slot, 0, cap * sizeof *slot);
+	hc->slot = slot;
+	hc->cap = cap;
+	hc->used = 0;
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i])
+			place(hc, old[i], hash_of(old[i]));
+	nb__free(t, old, old_cap * sizeof *old);
+	return true;
+}
+
+/* Keep the load at most one half, so that probes stay short. */
+bool nb__hashcons_insert(nb_tape *t, nb_tensor *x, uint64_t h)
+{
+	if (2 * (t->hc.used + 1) > t->hc.cap && !grow(t))
+		return false;
+	place(&t->hc, x, h);
+	return true;
+}
+
+void nb__hashcons_free(nb_tape *t)
+{
+	nb__free(t, t->hc.slot, t->hc.cap * sizeof *t->hc.slot);
+	t->hc.slot = NULL;
+	t->hc.cap = t->hc.used = 0;
+}

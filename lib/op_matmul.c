@@ -1,0 +1,112 @@
+/* op_matmul.c -- c = op(a) op(b), where op(a) is a or a^T: transposed operands are read in
+ * place, never copied, so the backward rule can use a^T and b^T for free. */
+#include <string.h>
+
+#include "nabla_int.h"
+
+/* Where element (i, p) of op(x) lies for a stored rank-2 x: at i * row + p * col. */
+struct view {
+	const double *v;
+	size_t row, col;
+};
+
+static struct view view_of(const nb_tensor *x, bool trans)
+{
+	struct view w = { x->value, x->dim[1], 1 };
+
+	if (trans) {
+		w.row = 1;
+		w.col = x->dim[1];
+	}
+	return w;
+}
+
+/* The loop order keeps the innermost loop on contiguous memory where it can: row-wise
+ * updates c[i,:] += a[i,p] b[p,:] when b's rows are contiguous, dot products otherwise. */
+static void matmul_forward(nb_tensor *y)
+{
+	const nb_tensor *a = y->in[0], *b = y->in[1];
+	bool ta = y->attr.trans & NB_TRANS_A, tb = y->attr.trans & NB_TRANS_B;
+	struct view va = view_of(a, ta), vb = view_of(b, tb);
+	size_t m = y->dim[0], n = y->dim[1], k = ta ? a->dim[0] : a->dim[1];
+	double *c = y->value;
+
+	if (!tb) {
+		memset(c, 0, m * n * sizeof *c);
+		for (size_t i = 0; i < m; i++)
+			for (size_t p = 0; p < k; p++) {
+				double aip = va.v[i * va.row + p * va.col];
+				const double *brow = vb.v + p * vb.row;
+
+				for (size_t j = 0; j < n; j++)
+					c[i * n + j] += aip * brow[j];
+			}
+		return;
+	}
+	for (size_t i = 0; i < m; i++)
+		for (size_t j = 0; j < n; j++) {
+			const double *bcol = vb.v + j * vb.col;
+			double s = 0.0;
+
+			for (size_t p = 0; p < k; p++)
+				s += va.v[i * va.row + p * va.col] * bcol[p];
+			c[i * n + j] = s;
+		}
+}
+
+/* With c = op(a) op(b) and dc = dL/dc:
+ *   d op(a) = dc op(b)^T   -- for z = w a: dw = delta a^T (BP4)
+ *   d op(b) = op(a)^T dc   -- and da = w^T delta, the first factor of BP2
+ * and a transposed operand receives the transpose, again as a flagged matmul. */
+static void matmul_backward(nb_tape *t, nb_tensor *y, nb_tensor *dy)
+{
+	nb_tensor *a = y->in[0], *b = y->in[1];
+	int ta = y->attr.trans & NB_TRANS_A, tb = y->attr.trans & NB_TRANS_B;
+
+	if (nb__wants_grad(a))
+		nb__grad_add(t, a, ta ? nb_matmul_t(t, b, dy, (tb ? NB_TRANS_A : 0) | NB_TRANS_B)
+		                      : nb_matmul_t(t, dy, b, tb ? 0 : NB_TRANS_B));
+	if (nb__wants_grad(b))
+		nb__grad_add(t, b, tb ? nb_matmul_t(t, dy, a, NB_TRANS_A | (ta ? NB_TRANS_B : 0))
+		                      : nb_matmul_t(t, a, dy, ta ? 0 : NB_TRANS_A));
+}
+
+const struct nb_op nb__op_matmul = {
+	.name = "matmul", .arity = 2, .forward = matmul_forward, .backward = matmul_backward,
+};
+
+/* "(3x4)" or, for a transposed operand, "(4x3)^T". */
+static char *operand_str(const nb_tensor *x, bool trans, char *buf)
+{
+	nb__shape_str(x->rank, x->dim, buf);
+	if (trans)
+		strcat(buf, "^T");
+	return buf;
+}
+
+nb_tensor *nb_matmul_t(nb_tape *t, nb_tensor *a, nb_tensor *b, int flags)
+{
+	nb_tensor *in[2] = { a, b };
+	struct nb_attr attr = { .trans = flags };
+	char sa[NB_MSG_MAX], sb[NB_MSG_MAX];
+	size_t dim[2];
+
+	if (!nb__args_ok(t, "matmul", in, 2))
+		return NULL;
+	if (flags & ~(NB_TRANS_A | NB_TRANS_B))
+		return nb__fail(t, NB_EINVAL, "matmul: unknown flags 0x%x", (unsigned)flags);
+	operand_str(a, flags & NB_TRANS_A, sa);
+	operand_str(b, flags & NB_TRANS_B, sb);
+	if (a->rank != 2 || b->rank != 2)
+		return nb__fail(t, NB_ERANK, "matmul: operands must have rank 2: %s @ %s", sa, sb);
+	if (a->dim[flags & NB_TRANS_A ? 0 : 1] != b->dim[flags & NB_TRANS_B ? 1 : 0])
+		return nb__fail(t, NB_ESHAPE, "matmul: inner dimensions differ: %s @ %s", sa, sb);
+	dim[0] = a->dim[flags & NB_TRANS_A ? 1 : 0];
+	dim[1] = b->dim[flags & NB_TRANS_B ? 0 : 1];
+	return nb__record(t, &nb__op_matmul, in, &attr, 2, dim);
+}
+
+nb_tensor *nb_matmul(nb_tape *t, nb_tensor *a, nb_tensor *b)
+{
+	return nb_matmul_t(t, a, b, 0);
+}

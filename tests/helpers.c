@@ -1,0 +1,84 @@
+/* helpers.c -- shared test helpers (see helpers.h). */
+#include <math.h>
+#include <stdlib.h>
+
+#include "helpers.h"
+
+double rel_diff(double a, double b)
+{
+	double m = fmax(fabs(a), fabs(b));
+
+	return m == 0.0 ? 0.0 : fabs(a - b) / m;
+}
+
+double max_rel_diff(const double *a, const double *b, size_t n, double floor)
+{
+	double worst = 0.0;
+
+	for (size_t i = 0; i < n; i++) {
+		double m = fmax(fmax(fabs(a[i]), fabs(b[i])), floor);
+		double d = m == 0.0 ? 0.0 : fabs(a[i] - b[i]) / m;
+
+		if (d > worst || isnan(d))
+			worst = isnan(d) ? INFINITY : d;
+	}
+	return worst;
+}
+
+void rng_seed(test_rng *r, uint64_t seed)
+{
+	r->s = seed ? seed : 0x9e3779b97f4a7c15u;
+}
+
+static uint64_t rng_next(test_rng *r)
+{
+	r->s ^= r->s >> 12;
+	r->s ^= r->s << 25;
+	r->s ^= r->s >> 27;
+	return r->s * 0x2545f4914f6cdd1du;
+}
+
+double rng_uniform(test_rng *r, double lo, double hi)
+{
+	/* 53 random bits give every double in [0, 1) a step of 2^-53. */
+	double u = (double)(rng_next(r) >> 11) * 0x1.0p-53;
+
+	return lo + (hi - lo) * u;
+}
+
+double rng_normal(test_rng *r)
+{
+	double u1 = rng_uniform(r, 0.0, 1.0), u2 = rng_uniform(r, 0.0, 1.0);
+
+	return sqrt(-2.0 * log(1.0 - u1)) * cos(6.283185307179586 * u2);
+}
+
+void rng_fill(test_rng *r, double *x, size_t n, double lo, double hi)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = rng_uniform(r, lo, hi);
+}
+
+void *count_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	count_alloc *c = ud;
+
+	if (nsize == 0) {
+		if (ptr) {
+			c->frees++;
+			c->bytes_in_use -= osize;
+		}
+		free(ptr);
+		return NULL;
+	}
+	if (c->fail_at && c->allocs + 1 == c->fail_at) {
+		c->fail_at = 0;  /* fail once, so that the tape can still free itself */
+		return NULL;
+	}
+	ptr = malloc(nsize);
+	if (ptr) {
+		c->allocs++;
+		c->bytes_in_use += nsize;
+	}
+	return ptr;
+}
