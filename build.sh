@@ -1,0 +1,108 @@
+#!/bin/sh
+# build.sh -- install what is missing, build nabla, and run something with it.
+#
+#   ./build.sh example    build, then run the main example (examples/bp_equations)
+#   ./build.sh check      build, then run the whole test suite (make check)
+#   ./build.sh sanitize   the test suite built with AddressSanitizer and UBSan
+#   ./build.sh valgrind   the test suite under valgrind's memcheck, leaks included
+#   ./build.sh distcheck  make distcheck: the release tarball builds and passes its tests
+#
+# Each build lives in its own directory (build/, build-sanitize/, build-valgrind/).
+# Missing packages are installed with apt-get when running as root; otherwise the
+# script says which ones to install. Extra configure arguments: NABLA_CONFIGURE_FLAGS.
+set -eu
+
+cd "$(dirname "$0")"
+mode=${1:-check}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# Debian packages needed, and a command that tells whether each is already there.
+need_packages() {
+	missing=""
+	command -v autoreconf >/dev/null 2>&1 || missing="$missing autoconf"
+	command -v automake >/dev/null 2>&1 || missing="$missing automake"
+	command -v libtoolize >/dev/null 2>&1 || missing="$missing libtool"
+	command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
+	command -v git >/dev/null 2>&1 || true
+	if ! pkg-config --exists check 2>/dev/null; then missing="$missing check"; fi
+	if ! pkg-config --exists libxxhash 2>/dev/null; then missing="$missing libxxhash-dev"; fi
+	if [ "$mode" = valgrind ] && ! command -v valgrind >/dev/null 2>&1; then
+		missing="$missing valgrind"
+	fi
+	echo "$missing"
+}
+
+install_missing() {
+	missing=$(need_packages)
+	[ -z "$missing" ] && return 0
+	if [ "$(id -u)" != 0 ]; then
+		echo "build.sh: missing packages:$missing" >&2
+		echo "build.sh: install them with: sudo apt-get install$missing" >&2
+		exit 1
+	fi
+	echo "build.sh: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+# Configure (once) and build in directory $1 with extra configure arguments after it.
+build_in() {
+	dir=$1
+	shift
+	[ -x configure ] && [ configure -nt configure.ac ] || autoreconf -fi >/dev/null
+	mkdir -p "$dir"
+	if [ ! -f "$dir/Makefile" ]; then
+		# shellcheck disable=SC2086
+		(cd "$dir" && ../configure -q "$@" ${NABLA_CONFIGURE_FLAGS:-})
+	fi
+	make -s -C "$dir" -j"$jobs" ${MAKE_WARN:+WARN_CFLAGS="$MAKE_WARN"}
+}
+
+# make check in $1; on failure print the logs of the suites that failed.
+check_in() {
+	dir=$1
+	shift
+	if ! make -s -C "$dir" -j"$jobs" check "$@"; then
+		for log in "$dir"/tests/*.log; do
+			grep -q '^FAIL\|^ERROR' "${log%.log}.trs" 2>/dev/null && cat "$log"
+		done
+		exit 1
+	fi
+	grep -h 'Checks:' "$dir"/tests/test_*.log
+}
+
+install_missing
+case $mode in
+example)
+	build_in build
+	./build/examples/bp_equations
+	;;
+check)
+	build_in build
+	make -s -C build -j"$jobs" examples/bp_equations examples/gradcheck
+	check_in build
+	;;
+sanitize)
+	# Static linking keeps the tests plain executables (not libtool wrappers).
+	flags="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined"
+	flags="$flags -fno-sanitize-recover=all"
+	build_in build-sanitize --disable-shared CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined"
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 CK_FORK=no check_in build-sanitize
+	;;
+valgrind)
+	build_in build-valgrind --disable-shared CFLAGS="-g -O1"
+	vg="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all"
+	vg="$vg --show-leak-kinds=all"
+	CK_FORK=no check_in build-valgrind LOG_COMPILER="$vg"
+	;;
+distcheck)
+	build_in build
+	make -s -C build distcheck
+	;;
+*)
+	echo "usage: $0 example|check|sanitize|valgrind|distcheck" >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,260 @@
+/* bp_reference.c -- gradients of the quadratic cost of a sigmoid network by the four
+ * backpropagation equations BP1-BP4 (Nielsen, "Neural Networks and Deep Learning", ch. 2),
+ * with plain loops and no tape: the closed form the autodiff engine is tested against.
+ *
+ * Layers are numbered as in nabla.h: layer 0 is the input, layer L = n_layers - 1 the
+ * output; w[l-1], b[l-1] map layer l-1 to layer l. Matrices are row-major with one example
+ * per column, so element (j, c) of a layer of the batch is at j * n + c. */
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nabla.h"
+
+/* Scratch space: activations a^l and errors delta^l = dC/dz^l for l = 1..L, in one block.
+ * z^l itself is not kept: sigma'(z) = sigma(z) (1 - sigma(z)) is derived from a^l. */
+struct bp_work {
+	const double *x;  /* a^0, the caller's input */
+	double **a;       /* a[1..L] point into block; a[0] is unused (see activation()) */
+	double **delta;   /* delta[1..L] point into block; delta[0] is unused */
+	double *block;
+};
+
+/* Write a message into msg (NB_MSG_MAX bytes) when msg is not NULL; return status. */
+static int bp_fail(char *msg, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (msg == NULL)
+		return status;
+	va_start(ap, fmt);
+	vsnprintf(msg, NB_MSG_MAX, fmt, ap);
+	va_end(ap);
+	return status;
+}
+
+/* Check the network: its fields, the layer count, every size, the batch size. */
+static int check_net(const nb_mlp *net, size_t n, char *msg)
+{
+	if (net == NULL)
+		return bp_fail(msg, NB_ENULL, "bp_reference: net is NULL");
+	if (net->n_layers < 2)
+		return bp_fail(msg, NB_EINVAL, "bp_reference: need at least 2 layers, got %zu",
+		               net->n_layers);
+	if (net->sizes == NULL)
+		return bp_fail(msg, NB_ENULL, "bp_reference: net->sizes is NULL");
+	for (size_t l = 0; l < net->n_layers; l++) {
+		if (net->sizes[l] == 0)
+			return bp_fail(msg, NB_EINVAL, "bp_reference: layer %zu has size 0", l);
+	}
+	if (n == 0)
+		return bp_fail(msg, NB_EINVAL, "bp_reference: batch size n is 0");
+	if (net->w == NULL)
+		return bp_fail(msg, NB_ENULL, "bp_reference: net->w is NULL");
+	if (net->b == NULL)
+		return bp_fail(msg, NB_ENULL, "bp_reference: net->b is NULL");
+	for (size_t l = 0; l + 1 < net->n_layers; l++) {
+		if (net->w[l] == NULL)
+			return bp_fail(msg, NB_ENULL, "bp_reference: w[%zu] is NULL", l);
+		if (net->b[l] == NULL)
+			return bp_fail(msg, NB_ENULL, "bp_reference: b[%zu] is NULL", l);
+	}
+	return NB_OK;
+}
+
+/* Check the data and the output arrays (entries of delta may be NULL: skipped). */
+static int check_io(size_t n_layers, const double *x, const double *y, double *const *dw,
+                    double *const *db, char *msg)
+{
+	if (x == NULL)
+		return bp_fail(msg, NB_ENULL, "bp_reference: x is NULL");
+	if (y == NULL)
+		return bp_fail(msg, NB_ENULL, "bp_reference: y is NULL");
+	if (dw == NULL)
+		return bp_fail(msg, NB_ENULL, "bp_reference: dw is NULL");
+	if (db == NULL)
+		return bp_fail(msg, NB_ENULL, "bp_reference: db is NULL");
+	for (size_t l = 0; l + 1 < n_layers; l++) {
+		if (dw[l] == NULL)
+			return bp_fail(msg, NB_ENULL, "bp_reference: dw[%zu] is NULL", l);
+		if (db[l] == NULL)
+			return bp_fail(msg, NB_ENULL, "bp_reference: db[%zu] is NULL", l);
+	}
+	return NB_OK;
+}
+
+static void work_free(struct bp_work *wk)
+{
+	free(wk->a);
+	free(wk->delta);
+	free(wk->block);
+}
+
+/* Allocate a^l and delta^l for l = 1..L (2 sizes[l] n doubles each layer) and point
+ * a[0] at x. On failure frees what it got and reports NB_ENOMEM, overflow included. */
+static int work_alloc(const nb_mlp *net, size_t n, const double *x, struct bp_work *wk,
+                      char *msg)
+{
+	const size_t limit = SIZE_MAX / 2 / sizeof(double);
+	size_t L = net->n_layers - 1, total = 0, off = 0;
+
+	for (size_t l = 1; l <= L; l++) {
+		size_t s = net->sizes[l];
+
+		if (s > limit / n || s * n > limit - total)
+			return bp_fail(msg, NB_ENOMEM, "bp_reference: out of memory");
+		total += s * n;
+	}
+	wk->x = x;
+	wk->a = malloc((L + 1) * sizeof *wk->a);
+	wk->delta = malloc((L + 1) * sizeof *wk->delta);
+	wk->block = malloc(2 * total * sizeof *wk->block);
+	if (wk->a == NULL || wk->delta == NULL || wk->block == NULL) {
+		work_free(wk);
+		return bp_fail(msg, NB_ENOMEM, "bp_reference: out of memory");
+	}
+	wk->a[0] = NULL;
+	wk->delta[0] = NULL;
+	for (size_t l = 1; l <= L; l++) {
+		wk->a[l] = wk->block + off;
+		wk->delta[l] = wk->block + total + off;
+		off += net->sizes[l] * n;
+	}
+	return NB_OK;
+}
+
+/* a^l for l = 0..L: the input x for l = 0. */
+static const double *activation(const struct bp_work *wk, size_t l)
+{
+	return l == 0 ? wk->x : wk->a[l];
+}
+
+static double sigmoid(double z)
+{
+	return 1.0 / (1.0 + exp(-z));
+}
+
+/* One layer of the forward pass: z = w a_in + b, a_out = sigma(z). w is rows x cols,
+ * a_in cols x n, a_out rows x n. The product is summed first and b added after it, the
+ * order in which the op graph z = add(matmul(w, a), b) evaluates it. */
+static void forward_layer(const double *w, const double *b, const double *a_in,
+                          double *a_out, size_t rows, size_t cols, size_t n)
+{
+	for (size_t j = 0; j < rows; j++) {
+		for (size_t c = 0; c < n; c++) {
+			double s = 0.0;
+
+			for (size_t k = 0; k < cols; k++)
+				s += w[j * cols + k] * a_in[k * n + c];
+			a_out[j * n + c] = sigmoid(s + b[j]);
+		}
+	}
+}
+
+/* C = 1/(2n) sum over the batch of ||y - a^L||^2, for m outputs and n examples. */
+static double quadratic_cost(const double *aL, const double *y, size_t m, size_t n)
+{
+	double s = 0.0;
+
+	for (size_t i = 0; i < m * n; i++)
+		s += (y[i] - aL[i]) * (y[i] - aL[i]);
+	return s / (2.0 * (double)n);
+}
+
+/* BP1: delta^L = (a^L - y) ⊙ sigma'(z^L) / n, with sigma'(z^L) = a^L ⊙ (1 - a^L). The 1/n
+ * is dC/da^L of the batch mean. m outputs, n examples. */
+static void output_error(const double *aL, const double *y, double *delta, size_t m,
+                         size_t n)
+{
+	for (size_t i = 0; i < m * n; i++) {
+		double dc_da = (aL[i] - y[i]) / (double)n;
+
+		delta[i] = dc_da * (aL[i] * (1.0 - aL[i]));
+	}
+}
+
+/* BP2: delta^l = ((w^{l+1})^T delta^{l+1}) ⊙ sigma'(z^l), with sigma'(z^l) = a^l (1 - a^l).
+ * w is rows x cols (layer l has cols units, layer l+1 rows), delta_next rows x n. */
+static void backprop_layer(const double *w, const double *delta_next, const double *a,
+                           double *delta, size_t rows, size_t cols, size_t n)
+{
+	for (size_t k = 0; k < cols; k++) {
+		for (size_t c = 0; c < n; c++) {
+			double s = 0.0;
+
+			for (size_t j = 0; j < rows; j++)
+				s += w[j * cols + k] * delta_next[j * n + c];
+			delta[k * n + c] = s * (a[k * n + c] * (1.0 - a[k * n + c]));
+		}
+	}
+}
+
+/* BP3: dC/db^l_j = sum over examples c of delta^l_jc.
+ * BP4: dC/dw^l_jk = sum over c of delta^l_jc a^{l-1}_kc, that is dw = delta (a^{l-1})^T.
+ * delta is rows x n, a_prev cols x n, dw rows x cols, db rows. */
+static void layer_gradients(const double *delta, const double *a_prev, double *dw,
+                            double *db, size_t rows, size_t cols, size_t n)
+{
+	for (size_t j = 0; j < rows; j++) {
+		double s = 0.0;
+
+		for (size_t c = 0; c < n; c++)
+			s += delta[j * n + c];
+		db[j] = s;
+		for (size_t k = 0; k < cols; k++) {
+			double g = 0.0;
+
+			for (size_t c = 0; c < n; c++)
+				g += delta[j * n + c] * a_prev[k * n + c];
+			dw[j * cols + k] = g;
+		}
+	}
+}
+
+/* Forward pass, then the errors from the output layer down, then the gradients. */
+static void run(const nb_mlp *net, size_t n, const double *y, struct bp_work *wk,
+                double *const *dw, double *const *db, double *cost)
+{
+	const size_t *sz = net->sizes;
+	size_t L = net->n_layers - 1;
+
+	for (size_t l = 1; l <= L; l++)
+		forward_layer(net->w[l - 1], net->b[l - 1], activation(wk, l - 1), wk->a[l],
+		              sz[l], sz[l - 1], n);
+	if (cost != NULL)
+		*cost = quadratic_cost(wk->a[L], y, sz[L], n);
+	output_error(wk->a[L], y, wk->delta[L], sz[L], n);
+	for (size_t l = L - 1; l >= 1; l--)
+		backprop_layer(net->w[l], wk->delta[l + 1], wk->a[l], wk->delta[l], sz[l + 1],
+		               sz[l], n);
+	for (size_t l = 1; l <= L; l++)
+		layer_gradients(wk->delta[l], activation(wk, l - 1), dw[l - 1], db[l - 1], sz[l],
+		                sz[l - 1], n);
+}
+
+int nb_bp_reference(const nb_mlp *net, size_t n, const double *x, const double *y,
+                    double *const *dw, double *const *db, double *const *delta, double *cost,
+                    char *msg)
+{
+	struct bp_work wk = { 0 };
+	int status = check_net(net, n, msg);
+
+	if (status == NB_OK)
+		status = check_io(net->n_layers, x, y, dw, db, msg);
+	if (status == NB_OK)
+		status = work_alloc(net, n, x, &wk, msg);
+	if (status != NB_OK)
+		return status;
+	run(net, n, y, &wk, dw, db, cost);
+	for (size_t l = 1; delta != NULL && l < net->n_layers; l++) {
+		if (delta[l - 1] != NULL)
+			memcpy(delta[l - 1], wk.delta[l],
+			       net->sizes[l] * n * sizeof *wk.delta[l]);
+	}
+	work_free(&wk);
+	return NB_OK;
+}
