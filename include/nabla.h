@@ -76,8 +76,9 @@ void nb_tape_free(nb_tape *t);
 /* NB_OK, or the status of the first error recorded on the tape. A NULL tape: NB_ENULL. */
 int nb_tape_status(const nb_tape *t);
 
-/* The message of the first error ("matmul: inner dimensions differ: (3x4) @ (5x2)"), or
- * "" when there is none. Borrowed until the next nb_tape_clear_error() or nb_tape_free(). */
+/* The message of the first error ("matmul: inner dimensions differ: (3x4) @ (5x2)"), ""
+ * when there is none, "tape is NULL" for a NULL tape. Borrowed until the next
+ * nb_tape_clear_error() or nb_tape_free(). */
 const char *nb_tape_message(const nb_tape *t);
 
 /* Forget the recorded error so that the tape can be used again. Nodes recorded before the

@@ -110,6 +110,8 @@ void nb__hashcons_free(nb_tape *t);
  * one. Shapes have been checked by the caller. */
 nb_tensor *nb__record(nb_tape *t, const struct nb_op *op, nb_tensor *const *in,
                       const struct nb_attr *attr, int rank, const size_t *dim);
+/* Check x and record the elementwise op of one input x, with x's shape. */
+nb_tensor *nb__record_unary(nb_tape *t, const struct nb_op *op, nb_tensor *x);
 /* Add g to x's gradient (dL/dx += g); nothing when x needs no gradient. */
 void nb__grad_add(nb_tape *t, nb_tensor *x, nb_tensor *g);
 /* Whether a backward rule should build the gradient of x at all. */

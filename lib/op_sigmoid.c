@@ -26,7 +26,5 @@ const struct nb_op nb__op_sigmoid = {
 
 nb_tensor *nb_sigmoid(nb_tape *t, nb_tensor *x)
 {
-	if (!nb__args_ok(t, "sigmoid", &x, 1))
-		return NULL;
-	return nb__record(t, &nb__op_sigmoid, &x, NULL, x->rank, x->dim);
+	return nb__record_unary(t, &nb__op_sigmoid, x);
 }

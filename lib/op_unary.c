@@ -58,24 +58,17 @@ const struct nb_op nb__op_log = {
 	.name = "log", .arity = 1, .forward = log_forward, .backward = log_backward,
 };
 
-static nb_tensor *unary(nb_tape *t, const struct nb_op *op, nb_tensor *x)
-{
-	if (!nb__args_ok(t, op->name, &x, 1))
-		return NULL;
-	return nb__record(t, op, &x, NULL, x->rank, x->dim);
-}
-
 nb_tensor *nb_tanh(nb_tape *t, nb_tensor *x)
 {
-	return unary(t, &nb__op_tanh, x);
+	return nb__record_unary(t, &nb__op_tanh, x);
 }
 
 nb_tensor *nb_exp(nb_tape *t, nb_tensor *x)
 {
-	return unary(t, &nb__op_exp, x);
+	return nb__record_unary(t, &nb__op_exp, x);
 }
 
 nb_tensor *nb_log(nb_tape *t, nb_tensor *x)
 {
-	return unary(t, &nb__op_log, x);
+	return nb__record_unary(t, &nb__op_log, x);
 }

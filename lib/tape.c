@@ -119,6 +119,13 @@ nb_tensor *nb__record(nb_tape *t, const struct nb_op *op, nb_tensor *const *in,
 	return nb__hashcons_insert(t, x, h) ? x : NULL;
 }
 
+nb_tensor *nb__record_unary(nb_tape *t, const struct nb_op *op, nb_tensor *x)
+{
+	if (!nb__args_ok(t, op->name, &x, 1))
+		return NULL;
+	return nb__record(t, op, &x, NULL, x->rank, x->dim);
+}
+
 static nb_tensor *leaf(nb_tape *t, const struct nb_op *op, int rank, const size_t *dim,
                        const double *data)
 {

@@ -1,4 +1,5 @@
 /* helpers.c -- shared test helpers (see helpers.h). */
+#include <check.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -81,4 +82,15 @@ void *count_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
 		c->bytes_in_use += nsize;
 	}
 	return ptr;
+}
+
+int run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -42,4 +42,8 @@ typedef struct count_alloc {
 
 void *count_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize);
 
+/* Run a Check suite (and free it): the exit status of a test program. */
+struct Suite;
+int run_suite(struct Suite *s);
+
 #endif

@@ -643,11 +643,5 @@ static Suite *bp_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(bp_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(bp_suite());
 }

@@ -328,6 +328,7 @@ START_TEST(test_leaves_reject_null_tape)
 	ck_assert_ptr_null(nb_fill(NULL, 0, NULL, 1.0));
 	ck_assert_ptr_null(nb_tape_new_alloc(NULL, NULL));
 	ck_assert_int_eq(nb_tape_status(NULL), NB_ENULL);
+	ck_assert_str_eq(nb_tape_message(NULL), "tape is NULL");
 	ck_assert_int_eq(nb_tape_replay(NULL), NB_ENULL);
 	ck_assert_int_eq(nb_backward(NULL, NULL, NULL), NB_ENULL);
 	ck_assert_uint_eq(nb_tape_size(NULL), 0);
@@ -437,11 +438,5 @@ static Suite *errors_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(errors_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(errors_suite());
 }
