@@ -106,6 +106,13 @@ nb_tensor *nb_scalar(nb_tape *t, double v);
 /* A literal tensor of the given shape with every element equal to v (hash-consed). */
 nb_tensor *nb_fill(nb_tape *t, int rank, const size_t *dim, double v);
 
+/* Give x a short name (at most NB_NAME_MAX - 1 bytes are kept) for graph pictures. A NULL
+ * x does nothing; a NULL name removes the name. */
+#define NB_NAME_MAX 24
+void nb_set_name(nb_tensor *x, const char *name);
+/* The name given with nb_set_name(), or "" (borrowed until nb_tape_free()). */
+const char *nb_name(const nb_tensor *x);
+
 /* Copy n doubles (n must be nb_size(x)) into the leaf x (constant or variable). Errors
  * (recorded on x's tape and returned): NB_ENULL, NB_EINVAL for a non-leaf or a literal,
  * NB_ESHAPE for a wrong n. Nodes computed from x keep their old values until
@@ -157,6 +164,15 @@ nb_tensor *nb_exp(nb_tape *t, nb_tensor *x);
 /* y = log(x), elementwise (NaN for x < 0, as the C library's log). */
 nb_tensor *nb_log(nb_tape *t, nb_tensor *x);
 
+/* y = max(x, 0), elementwise. */
+nb_tensor *nb_relu(nb_tape *t, nb_tensor *x);
+/* y = 1 where x > 0, else 0: the derivative of relu. Its own gradient is zero. */
+nb_tensor *nb_step(nb_tape *t, nb_tensor *x);
+/* y = exp(x) / sum exp(x) along axis (0 <= axis < rank, NB_EINVAL otherwise), computed
+ * with the maximum subtracted. For a (classes x n) matrix, axis 0 gives one distribution
+ * per column, that is per example. */
+nb_tensor *nb_softmax(nb_tape *t, nb_tensor *x, int axis);
+
 /* Flags of nb_matmul_t: use the transpose of an operand without copying it. */
 enum { NB_TRANS_A = 1, NB_TRANS_B = 2 };
 
@@ -187,6 +203,15 @@ nb_tensor *nb_reduce_to(nb_tape *t, nb_tensor *x, int rank, const size_t *dim);
  * Nielsen's matrix form; a tensor of rank 0 or 1 is one example (n = 1). */
 nb_tensor *nb_quadratic_cost(nb_tape *t, nb_tensor *a, nb_tensor *y);
 
+/* Cross-entropy cost of a sigmoid output layer, from its weighted input z (a = sigmoid(z)):
+ * C = -1/n sum [y ln a + (1 - y) ln(1 - a)] (Nielsen's equation 63), computed from z so
+ * that it is finite for every z; dC/dz = (a - y) / n. z and y have the same shape
+ * (NB_ESHAPE otherwise); n as for nb_quadratic_cost. */
+nb_tensor *nb_sigmoid_cross_entropy(nb_tape *t, nb_tensor *z, nb_tensor *y);
+/* Cross-entropy cost of a softmax output layer (softmax along axis 0), from z:
+ * C = -1/n sum y ln softmax(z); for targets summing to 1 per example, dC/dz = (a - y) / n. */
+nb_tensor *nb_softmax_cross_entropy(nb_tape *t, nb_tensor *z, nb_tensor *y);
+
 /* ---- Backward and replay ----------------------------------------------------------- */
 
 /* Reverse sweep from y: records the gradient of y with respect to every node y depends on
@@ -206,6 +231,12 @@ nb_tensor *nb_grad(const nb_tensor *x);
  * leaf values changed with nb_set(): forward values and recorded gradients alike. A replay
  * allocates nothing. Returns NB_OK, or the tape's error (and does nothing) after one. */
 int nb_tape_replay(nb_tape *t);
+
+/* Write the tape as a Graphviz DOT graph: one box per node labelled with its name (if
+ * any), op and shape; nodes recorded by nb_backward() (the gradient graph) are drawn
+ * apart from the forward ones, and the gradient node of a named node x from the last
+ * nb_backward() is labelled "dC/dx". Returns NB_OK, NB_ENULL, or NB_EIO on a write error. */
+int nb_tape_write_dot(const nb_tape *t, FILE *out);
 
 /* ---- Gradient check ---------------------------------------------------------------- */
 

@@ -42,6 +42,9 @@ struct nb_tensor {
 	nb_tensor *in[NB_MAX_ARITY];
 	nb_tensor *grad;                 /* dL/dx from the last backward, or NULL */
 	bool needs_grad;                 /* a variable, or computed from one */
+	bool in_gradient;                /* recorded by nb_backward() (for pictures) */
+	bool borrowed;                   /* value is the caller's memory, not the node's */
+	char name[NB_NAME_MAX];
 	double *value;
 };
 
@@ -58,6 +61,7 @@ struct nb_tape {
 	nb_tensor **node;                /* the Wengert list, in recording order */
 	size_t n, cap;
 	struct nb_hashcons hc;
+	bool in_backward;                /* nb_backward() is recording */
 	int status;
 	char message[NB_MSG_MAX];
 };
@@ -119,6 +123,16 @@ static inline bool nb__wants_grad(const nb_tensor *x)
 {
 	return x->needs_grad;
 }
+
+/* tape.c: a leaf whose value is the caller's memory (of nb__shape_size(rank, dim)
+ * doubles, outliving the tape): the network's parameters, shared by its tapes. */
+nb_tensor *nb__leaf_view(nb_tape *t, bool variable, int rank, const size_t *dim, double *data);
+
+/* op_cost.c: costs. The number of examples n of a cost's operand: the size of its last
+ * axis, or 1 for rank 0 and 1. */
+size_t nb__examples(const nb_tensor *a);
+/* Check the operands of cost op: same tape, not NULL, same shape. */
+bool nb__cost_args(nb_tape *t, const char *op, nb_tensor *a, nb_tensor *y);
 
 /* op_reduce.c: the gradient of a broadcast operand x from the gradient g of the result. */
 nb_tensor *nb__unbroadcast(nb_tape *t, nb_tensor *g, const nb_tensor *x);

@@ -3,7 +3,7 @@
  * or 1 is a single example. */
 #include "nabla_int.h"
 
-static size_t examples(const nb_tensor *a)
+size_t nb__examples(const nb_tensor *a)
 {
 	return a->rank >= 2 ? a->dim[a->rank - 1] : 1;
 }
@@ -15,7 +15,7 @@ static void quadratic_cost_forward(nb_tensor *c)
 
 	for (size_t i = 0; i < c->in[0]->size; i++)
 		s += (a[i] - y[i]) * (a[i] - y[i]);
-	c->value[0] = s / (2.0 * (double)examples(c->in[0]));
+	c->value[0] = s / (2.0 * (double)nb__examples(c->in[0]));
 }
 
 /* da = dC (a - y) / n: the nabla_a C of BP1, which sigmoid's rule then multiplies by
@@ -23,7 +23,7 @@ static void quadratic_cost_forward(nb_tensor *c)
 static void quadratic_cost_backward(nb_tape *t, nb_tensor *c, nb_tensor *dc)
 {
 	nb_tensor *a = c->in[0], *y = c->in[1];
-	double inv_n = 1.0 / (double)examples(a);
+	double inv_n = 1.0 / (double)nb__examples(a);
 	nb_tensor *da = nb_scale(t, nb_mul(t, dc, nb_sub(t, a, y)), inv_n);
 
 	nb__grad_add(t, a, da);
@@ -36,15 +36,26 @@ const struct nb_op nb__op_quadratic_cost = {
 	.forward = quadratic_cost_forward, .backward = quadratic_cost_backward,
 };
 
-nb_tensor *nb_quadratic_cost(nb_tape *t, nb_tensor *a, nb_tensor *y)
+bool nb__cost_args(nb_tape *t, const char *op, nb_tensor *a, nb_tensor *y)
 {
 	nb_tensor *in[2] = { a, y };
 	char sa[NB_MSG_MAX], sy[NB_MSG_MAX];
 
-	if (!nb__args_ok(t, "quadratic_cost", in, 2))
+	if (!nb__args_ok(t, op, in, 2))
+		return false;
+	if (!nb__same_shape(a, y)) {
+		nb__fail(t, NB_ESHAPE, "%s: output %s and target %s differ", op,
+		         nb__shape_str(a->rank, a->dim, sa), nb__shape_str(y->rank, y->dim, sy));
+		return false;
+	}
+	return true;
+}
+
+nb_tensor *nb_quadratic_cost(nb_tape *t, nb_tensor *a, nb_tensor *y)
+{
+	nb_tensor *in[2] = { a, y };
+
+	if (!nb__cost_args(t, "quadratic_cost", a, y))
 		return NULL;
-	if (!nb__same_shape(a, y))
-		return nb__fail(t, NB_ESHAPE, "quadratic_cost: output %s and target %s differ",
-		                nb__shape_str(a->rank, a->dim, sa), nb__shape_str(y->rank, y->dim, sy));
 	return nb__record(t, &nb__op_quadratic_cost, in, NULL, 0, NULL);
 }

@@ -1,5 +1,6 @@
 /* tape.c -- the Wengert list: recording nodes (with hash-consing), leaves, the reverse
  * sweep that records gradients as nodes, and replay. */
+#include <stdio.h>
 #include <string.h>
 
 #include "nabla_int.h"
@@ -28,9 +29,9 @@ nb_tape *nb_tape_new(void)
 	return nb_tape_new_alloc(nb__default_alloc, NULL);
 }
 
-static size_t node_bytes(size_t size)
+static size_t node_bytes(const nb_tensor *x)
 {
-	return sizeof(nb_tensor) + size * sizeof(double);
+	return sizeof(nb_tensor) + (x->borrowed ? 0 : x->size * sizeof(double));
 }
 
 void nb_tape_free(nb_tape *t)
@@ -38,7 +39,7 @@ void nb_tape_free(nb_tape *t)
 	if (!t)
 		return;
 	for (size_t i = 0; i < t->n; i++)
-		nb__free(t, t->node[i], node_bytes(t->node[i]->size));
+		nb__free(t, t->node[i], node_bytes(t->node[i]));
 	nb__free(t, t->node, t->cap * sizeof *t->node);
 	nb__hashcons_free(t);
 	t->alloc(t->ud, t, sizeof *t, 0);
@@ -69,15 +70,16 @@ static bool reserve_one(nb_tape *t)
 }
 
 /* A new node of the given shape appended to the tape, its value buffer allocated with it
- * (uninitialised) and every other field zero. */
-static nb_tensor *append_node(nb_tape *t, const struct nb_op *op, int rank, const size_t *dim)
+ * (uninitialised) unless the value is borrowed, and every other field zero. */
+static nb_tensor *append_node(nb_tape *t, const struct nb_op *op, int rank, const size_t *dim,
+                              double *borrowed)
 {
 	size_t size = nb__shape_size(rank, dim);
 	nb_tensor *x;
 
 	if (!reserve_one(t))
 		return NULL;
-	x = nb__alloc(t, node_bytes(size));
+	x = nb__alloc(t, sizeof *x + (borrowed ? 0 : size * sizeof(double)));
 	if (!x)
 		return NULL;
 	memset(x, 0, sizeof *x);
@@ -88,7 +90,9 @@ static nb_tensor *append_node(nb_tape *t, const struct nb_op *op, int rank, cons
 	if (rank)
 		memcpy(x->dim, dim, (size_t)rank * sizeof *dim);
 	x->size = size;
-	x->value = (double *)(x + 1);
+	x->borrowed = borrowed != NULL;
+	x->value = borrowed ? borrowed : (double *)(x + 1);
+	x->in_gradient = t->in_backward;
 	t->node[t->n++] = x;
 	return x;
 }
@@ -106,7 +110,7 @@ nb_tensor *nb__record(nb_tape *t, const struct nb_op *op, nb_tensor *const *in,
 	x = nb__hashcons_find(&t->hc, h, op, in, attr, rank, dim);
 	if (x)
 		return x;
-	x = append_node(t, op, rank, dim);
+	x = append_node(t, op, rank, dim, NULL);
 	if (!x)
 		return NULL;
 	x->attr = *attr;
@@ -126,32 +130,39 @@ nb_tensor *nb__record_unary(nb_tape *t, const struct nb_op *op, nb_tensor *x)
 	return nb__record(t, op, &x, NULL, x->rank, x->dim);
 }
 
+/* A leaf that owns its values (copied from data, zeros for NULL) or, with borrow, uses
+ * the memory at data in place. */
 static nb_tensor *leaf(nb_tape *t, const struct nb_op *op, int rank, const size_t *dim,
-                       const double *data)
+                       const double *data, double *borrow)
 {
 	nb_tensor *x;
 
 	if (!nb__args_ok(t, op->name, NULL, 0) || !nb__shape_ok(t, op->name, rank, dim))
 		return NULL;
-	x = append_node(t, op, rank, dim);
+	x = append_node(t, op, rank, dim, borrow);
 	if (!x)
 		return NULL;
-	if (data)
+	if (!borrow && data)
 		memcpy(x->value, data, x->size * sizeof *data);
-	else
+	else if (!borrow)
 		memset(x->value, 0, x->size * sizeof *x->value);
 	x->needs_grad = op == &nb__op_variable;
 	return x;
 }
 
+nb_tensor *nb__leaf_view(nb_tape *t, bool variable, int rank, const size_t *dim, double *data)
+{
+	return leaf(t, variable ? &nb__op_variable : &nb__op_constant, rank, dim, NULL, data);
+}
+
 nb_tensor *nb_constant(nb_tape *t, int rank, const size_t *dim, const double *data)
 {
-	return leaf(t, &nb__op_constant, rank, dim, data);
+	return leaf(t, &nb__op_constant, rank, dim, data, NULL);
 }
 
 nb_tensor *nb_variable(nb_tape *t, int rank, const size_t *dim, const double *data)
 {
-	return leaf(t, &nb__op_variable, rank, dim, data);
+	return leaf(t, &nb__op_variable, rank, dim, data, NULL);
 }
 
 int nb_set(nb_tensor *x, const double *data, size_t n)
@@ -174,6 +185,18 @@ int nb_set(nb_tensor *x, const double *data, size_t n)
 	else
 		memcpy(x->value, data, n * sizeof *data);
 	return t->status;
+}
+
+void nb_set_name(nb_tensor *x, const char *name)
+{
+	if (!x)
+		return;
+	snprintf(x->name, sizeof x->name, "%s", name ? name : "");
+}
+
+const char *nb_name(const nb_tensor *x)
+{
+	return x ? x->name : "";
 }
 
 void nb__grad_add(nb_tape *t, nb_tensor *x, nb_tensor *g)
@@ -217,16 +240,17 @@ int nb_backward(nb_tape *t, nb_tensor *y, nb_tensor *seed)
 		return t->status;
 	for (size_t i = 0; i < t->n; i++)
 		t->node[i]->grad = NULL;
+	t->in_backward = true;
 	seed = backward_seed(t, y, seed);
-	if (!seed)
-		return t->status;
-	y->grad = seed;
-	for (size_t i = y->id + 1; i-- > 0 && t->status == NB_OK;) {
+	if (seed)
+		y->grad = seed;
+	for (size_t i = y->id + 1; seed && i-- > 0 && t->status == NB_OK;) {
 		nb_tensor *x = t->node[i];
 
 		if (x->grad && x->needs_grad && x->op->backward)
 			x->op->backward(t, x, x->grad);
 	}
+	t->in_backward = false;
 	return t->status;
 }
 

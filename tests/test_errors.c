@@ -56,6 +56,7 @@ static nb_tensor *reduce_to1(nb_tape *t, nb_tensor *x)
 {
 	return nb_reduce_to(t, x, 1, (size_t[]){ 1 });
 }
+static nb_tensor *softmax0(nb_tape *t, nb_tensor *x) { return nb_softmax(t, x, 0); }
 static nb_tensor *matmul_tb(nb_tape *t, nb_tensor *a, nb_tensor *b)
 {
 	return nb_matmul_t(t, a, b, NB_TRANS_B);
@@ -68,7 +69,8 @@ static const struct {
 	{ "scale", scale2 }, { "neg", nb_neg }, { "sigmoid", nb_sigmoid }, { "tanh", nb_tanh },
 	{ "exp", nb_exp }, { "log", nb_log }, { "transpose", nb_transpose },
 	{ "reshape", reshape4 }, { "sum", nb_sum }, { "sum_axis", sum_axis0 },
-	{ "broadcast_to", broadcast_to4 }, { "reduce_to", reduce_to1 },
+	{ "broadcast_to", broadcast_to4 }, { "reduce_to", reduce_to1 }, { "relu", nb_relu },
+	{ "step", nb_step }, { "softmax", softmax0 },
 };
 
 static const struct {
@@ -77,6 +79,8 @@ static const struct {
 } binary_ops[] = {
 	{ "add", nb_add }, { "sub", nb_sub }, { "mul", nb_mul }, { "div", nb_div },
 	{ "matmul", nb_matmul }, { "matmul", matmul_tb }, { "quadratic_cost", nb_quadratic_cost },
+	{ "sigmoid_cross_entropy", nb_sigmoid_cross_entropy },
+	{ "softmax_cross_entropy", nb_softmax_cross_entropy },
 };
 
 #define N_UNARY (int)(sizeof unary_ops / sizeof unary_ops[0])
@@ -226,6 +230,42 @@ START_TEST(test_quadratic_cost_rejects_shape_mismatch)
 
 	expect_fail(&f, nb_quadratic_cost(f.t, f.m34, f.m52), NB_ESHAPE,
 	            "quadratic_cost: output (3x4) and target (5x2) differ");
+}
+END_TEST
+
+START_TEST(test_cross_entropies_reject_shape_mismatch)
+{
+	struct fixture f = setup();
+
+	ck_assert_ptr_null(nb_sigmoid_cross_entropy(f.t, f.m34, f.v4));
+	ck_assert_str_eq(nb_tape_message(f.t),
+	                 "sigmoid_cross_entropy: output (3x4) and target (4) differ");
+	nb_tape_free(f.t);
+	f = setup();
+	expect_fail(&f, nb_softmax_cross_entropy(f.t, f.m34, f.m52), NB_ESHAPE,
+	            "softmax_cross_entropy: output (3x4) and target (5x2) differ");
+}
+END_TEST
+
+START_TEST(test_softmax_cross_entropy_rejects_scalar)
+{
+	struct fixture f = setup();
+
+	expect_fail(&f, nb_softmax_cross_entropy(f.t, f.s, f.s), NB_ERANK,
+	            "softmax_cross_entropy: a scalar has no classes axis");
+}
+END_TEST
+
+START_TEST(test_softmax_rejects_bad_axis)
+{
+	struct fixture f = setup();
+
+	ck_assert_ptr_null(nb_softmax(f.t, f.m34, 2));
+	ck_assert_str_eq(nb_tape_message(f.t), "softmax: axis 2 is out of range for shape (3x4)");
+	nb_tape_free(f.t);
+	f = setup();
+	expect_fail(&f, nb_softmax(f.t, f.s, 0), NB_EINVAL,
+	            "softmax: axis 0 is out of range for shape ()");
 }
 END_TEST
 
@@ -418,6 +458,9 @@ static Suite *errors_suite(void)
 	tcase_add_test(shapes, test_elementwise_rejects_incompatible_shapes);
 	tcase_add_test(shapes, test_quadratic_cost_rejects_shape_mismatch);
 	tcase_add_test(shapes, test_transpose_rejects_rank_1);
+	tcase_add_test(shapes, test_cross_entropies_reject_shape_mismatch);
+	tcase_add_test(shapes, test_softmax_cross_entropy_rejects_scalar);
+	tcase_add_test(shapes, test_softmax_rejects_bad_axis);
 	tcase_add_test(shapes, test_reshape_rejects_other_size);
 	tcase_add_test(shapes, test_sum_axis_rejects_bad_axis);
 	tcase_add_test(shapes, test_broadcast_to_rejects_incompatible_shape);

@@ -112,6 +112,51 @@ START_TEST(test_reduction_values)
 }
 END_TEST
 
+START_TEST(test_relu_step_softmax_values)
+{
+	nb_tape *t = nb_tape_new();
+	nb_tensor *x = vec(t, 3, (double[]){ -1, 0, 2 });
+	nb_tensor *m = nb_constant(t, 2, (size_t[]){ 2, 2 }, (double[]){ 0, 1000, log(3.0), 1000 });
+	double e = exp(1.0);
+
+	assert_values(nb_relu(t, x), (double[]){ 0, 0, 2 }, 3);
+	assert_values(nb_step(t, x), (double[]){ 0, 0, 1 }, 3);
+	assert_values(nb_softmax(t, vec(t, 2, (double[]){ 0, 1 }), 0),
+	              (double[]){ 1 / (1 + e), e / (1 + e) }, 2);
+	/* per column, and no overflow at 1000 */
+	assert_values(nb_softmax(t, m, 0), (double[]){ 0.25, 0.5, 0.75, 0.5 }, 4);
+	assert_values(nb_softmax(t, m, 1), (double[]){ 0, 1, 0, 1 }, 4);
+	nb_tape_free(t);
+}
+END_TEST
+
+/* Both cross-entropies against the formulas written with a = sigmoid(z) or softmax(z),
+ * and finite where the activation rounds to 0 or 1. */
+START_TEST(test_cross_entropy_values)
+{
+	nb_tape *t = nb_tape_new();
+	double zv[4] = { 0.5, -1, 2, 0 }, yv[4] = { 1, 0, 0.25, 1 }, want = 0;
+	nb_tensor *z = nb_constant(t, 2, (size_t[]){ 2, 2 }, zv);
+	nb_tensor *y = nb_constant(t, 2, (size_t[]){ 2, 2 }, yv);
+	nb_tensor *big = vec(t, 2, (double[]){ 800, -800 });
+	nb_tensor *oh = vec(t, 2, (double[]){ 0, 1 });
+
+	for (int i = 0; i < 4; i++) {
+		double a = 1 / (1 + exp(-zv[i]));
+
+		want -= (yv[i] * log(a) + (1 - yv[i]) * log(1 - a)) / 2;
+	}
+	assert_values(nb_sigmoid_cross_entropy(t, z, y), &want, 1);
+	/* columns (0.5, -1) and (2, 0) as distributions */
+	want = -(1 * (0.5 - log(exp(0.5) + exp(2))) + 0.25 * (2 - log(exp(0.5) + exp(2))) +
+	         1 * (0 - log(exp(-1) + exp(0)))) / 2;
+	assert_values(nb_softmax_cross_entropy(t, z, y), &want, 1);
+	assert_values(nb_sigmoid_cross_entropy(t, big, oh), (double[]){ 1600 }, 1);
+	assert_values(nb_softmax_cross_entropy(t, big, oh), (double[]){ 1600 }, 1);
+	nb_tape_free(t);
+}
+END_TEST
+
 /* C = 1/(2n) sum ||y - a||^2 with n the number of columns. */
 START_TEST(test_quadratic_cost_value)
 {
@@ -174,6 +219,14 @@ EXPR(e_reduce_to, nb_reduce_to(t, x[0], 2, (size_t[]){ 3, 1 }))
 EXPR(e_quadratic_cost, nb_quadratic_cost(t, x[0], x[1]))
 EXPR(e_quadratic_cost_vec, nb_quadratic_cost(t, x[0], x[1]))
 EXPR(e_fill, nb_mul(t, x[0], nb_fill(t, 2, (size_t[]){ 2, 3 }, 1.5)))
+EXPR(e_relu, nb_relu(t, x[0]))
+EXPR(e_relu_nl, nb_relu(t, nb_mul(t, x[0], x[0])))
+EXPR(e_step, nb_mul(t, nb_step(t, x[0]), nb_exp(t, x[0])))
+EXPR(e_softmax0, nb_softmax(t, x[0], 0))
+EXPR(e_softmax1, nb_softmax(t, x[0], 1))
+EXPR(e_softmax_vec, nb_softmax(t, x[0], 0))
+EXPR(e_sigmoid_xent, nb_sigmoid_cross_entropy(t, x[0], x[1]))
+EXPR(e_softmax_xent, nb_softmax_cross_entropy(t, x[0], x[1]))
 /* Nonlinear compositions, so that the second-order check sees non-zero Hessians. */
 EXPR(e_mul_sigmoid, nb_mul(t, nb_sigmoid(t, x[0]), nb_tanh(t, x[1])))
 EXPR(e_layer, nb_sigmoid(t, nb_add(t, nb_matmul(t, x[0], x[1]), x[2])))
@@ -213,6 +266,14 @@ static const struct op_case cases[] = {
 	{ "quadratic_cost", e_quadratic_cost, 2, { 2, 2 }, { { 3, 5 }, { 3, 5 } }, -1, 1 },
 	{ "quadratic_cost", e_quadratic_cost_vec, 2, { 1, 1 }, { { 4 }, { 4 } }, -1, 1 },
 	{ "mul", e_fill, 1, { 2 }, { { 2, 3 } }, -1, 1 },
+	{ "relu", e_relu, 1, { 2 }, { { 3, 4 } }, -2, 2 },
+	{ "relu", e_relu_nl, 1, { 2 }, { { 2, 3 } }, -2, 2 },
+	{ "mul", e_step, 1, { 2 }, { { 2, 3 } }, -2, 2 },
+	{ "softmax", e_softmax0, 1, { 2 }, { { 4, 3 } }, -2, 2 },
+	{ "softmax", e_softmax1, 1, { 3 }, { { 2, 3, 2 } }, -2, 2 },
+	{ "softmax", e_softmax_vec, 1, { 1 }, { { 5 } }, -2, 2 },
+	{ "sigmoid_cross_entropy", e_sigmoid_xent, 2, { 2, 2 }, { { 3, 4 }, { 3, 4 } }, -2, 2 },
+	{ "softmax_cross_entropy", e_softmax_xent, 2, { 2, 2 }, { { 4, 3 }, { 4, 3 } }, -2, 2 },
 	{ "mul", e_mul_sigmoid, 2, { 2, 2 }, { { 2, 3 }, { 1, 3 } }, -2, 2 },
 	{ "sigmoid", e_layer, 3, { 2, 2, 2 }, { { 3, 4 }, { 4, 5 }, { 3, 1 } }, -1, 1 },
 	{ "exp", e_transpose_nl, 1, { 2 }, { { 3, 2 } }, -1, 1 },
@@ -292,7 +353,8 @@ START_TEST(test_every_op_has_a_gradcheck_case)
 
 		for (size_t i = 0; i < N_CASES && !found; i++)
 			found = !strcmp(cases[i].op, ops[k]) ||
-			        (!strcmp(ops[k], "fill") && cases[i].build == e_fill);
+			        (!strcmp(ops[k], "fill") && cases[i].build == e_fill) ||
+			        (!strcmp(ops[k], "step") && cases[i].build == e_step);
 		ck_assert_msg(found, "op %s has no gradient-check case", ops[k]);
 	}
 }
@@ -310,6 +372,8 @@ static Suite *ops_suite(void)
 	tcase_add_test(values, test_matmul_values_with_transposes);
 	tcase_add_test(values, test_reduction_values);
 	tcase_add_test(values, test_quadratic_cost_value);
+	tcase_add_test(values, test_relu_step_softmax_values);
+	tcase_add_test(values, test_cross_entropy_values);
 	tcase_add_loop_test(grads, test_op_gradcheck_elements, 0, (int)N_CASES);
 	tcase_add_loop_test(grads, test_op_gradcheck_direction, 0, (int)N_CASES);
 	tcase_add_test(grads, test_every_op_has_a_gradcheck_case);
