@@ -23,9 +23,9 @@ need_packages() {
 	command -v automake >/dev/null 2>&1 || missing="$missing automake"
 	command -v libtoolize >/dev/null 2>&1 || missing="$missing libtool"
 	command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
-	command -v git >/dev/null 2>&1 || true
 	if ! pkg-config --exists check 2>/dev/null; then missing="$missing check"; fi
 	if ! pkg-config --exists libxxhash 2>/dev/null; then missing="$missing libxxhash-dev"; fi
+	if ! pkg-config --exists zlib 2>/dev/null; then missing="$missing zlib1g-dev"; fi
 	if [ "$mode" = valgrind ] && ! command -v valgrind >/dev/null 2>&1; then
 		missing="$missing valgrind"
 	fi

@@ -32,7 +32,9 @@ extern "C" {
 	X(NB_ERANK, 3, "rank out of range")                           \
 	X(NB_EINVAL, 4, "invalid argument")                           \
 	X(NB_ETAPE, 5, "tensor belongs to another tape")              \
-	X(NB_ENOMEM, 6, "out of memory")
+	X(NB_ENOMEM, 6, "out of memory")                              \
+	X(NB_EIO, 7, "input/output error")                            \
+	X(NB_EFORMAT, 8, "bad file format")
 
 enum nb_status {
 #define NB_STATUS_ENUM(name, value, text) name = value,
@@ -328,6 +330,38 @@ typedef struct nb_mlp {
 int nb_bp_reference(const nb_mlp *net, size_t n, const double *x, const double *y,
                     double *const *dw, double *const *db, double *const *delta, double *cost,
                     char *msg);
+
+/* ---- Data sets: the IDX format of MNIST -------------------------------------------- */
+
+/* Images and labels in memory. x holds n rows of features = rows * cols pixels scaled to
+ * [0, 1]; y the same n examples' labels one-hot (n rows of classes); label the labels.
+ * Filled by nb_dataset_load*(); a caller may also build one by hand (for example a view
+ * of the first examples of another), but then must not pass it to nb_dataset_free(). */
+typedef struct nb_dataset {
+	size_t n;
+	size_t rows, cols;
+	size_t features;        /* rows * cols */
+	size_t classes;         /* 10 */
+	double *x;              /* n x features, row-major */
+	double *y;              /* n x classes, one-hot */
+	unsigned char *label;   /* n labels, each < classes */
+} nb_dataset;
+
+/* Load an IDX image file (magic 0x00000803) and an IDX label file (0x00000801), each
+ * plain or gzip-compressed. On error ds is left empty (all zero), nothing leaks, and msg
+ * (NB_MSG_MAX bytes, may be NULL) names the file and what is wrong, with the byte offset
+ * where it applies: NB_ENULL, NB_EIO (cannot open or read, gzip error), NB_EFORMAT (bad
+ * magic, truncated, counts that disagree, absurd dimensions, a label >= 10), NB_ENOMEM. */
+int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, char *msg);
+
+/* Load split "train" or "t10k" from directory dir in the standard MNIST layout:
+ * SPLIT-images-idx3-ubyte and SPLIT-labels-idx1-ubyte, each with or without ".gz"
+ * (the plain file is preferred when both exist). Errors as nb_dataset_load_idx(), and
+ * NB_EINVAL for another split. */
+int nb_dataset_load_dir(const char *dir, const char *split, nb_dataset *ds, char *msg);
+
+/* Free what a load allocated and zero ds. NULL does nothing. */
+void nb_dataset_free(nb_dataset *ds);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,383 @@
+/* idx.c -- load MNIST's IDX files into an nb_dataset.
+ *
+ * An IDX file is a big-endian header followed by unsigned bytes. Images: u32 magic
+ * 0x00000803, u32 count, u32 rows, u32 cols, then count * rows * cols pixels, row by row.
+ * Labels: u32 magic 0x00000801, u32 count, then count labels 0..9. Files may be gzip
+ * compressed; zlib's gzread() reads plain and gzip files alike, so offsets in messages
+ * are those of the uncompressed bytes. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "nabla.h"
+
+#define IDX_IMAGES 0x00000803u
+#define IDX_LABELS 0x00000801u
+#define IDX_IMAGE_HEADER 16     /* magic, count, rows, cols */
+#define IDX_LABEL_HEADER 8      /* magic, count */
+#define IDX_MAX_SIDE 4096u
+#define IDX_MAX_COUNT 100000000u
+#define IDX_CLASSES 10
+/* Bytes per gzread() call; on the stack, and zlib buffers its own reads besides. */
+#define IDX_CHUNK 16384
+
+/* An open IDX file: the path as given (for messages), the zlib handle, how many
+ * uncompressed bytes have been read, and where messages go (may be NULL). */
+struct idx_file {
+	const char *path;
+	gzFile gz;
+	size_t off;
+	char *msg;
+};
+
+/* Write a message into msg (NB_MSG_MAX bytes) when msg is not NULL; return status. */
+static int fail(char *msg, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!msg)
+		return status;
+	va_start(ap, fmt);
+	vsnprintf(msg, NB_MSG_MAX, fmt, ap);
+	va_end(ap);
+	return status;
+}
+
+/* As fail(), with "PATH: " in front: every message about a file names it first. */
+static int file_fail(struct idx_file *f, int status, const char *fmt, ...)
+{
+	char what[NB_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	return fail(f->msg, status, "%s: %s", f->path, what);
+}
+
+/* Report zlib's error on f. gzerror() puts the path in front, which we do already. */
+static int gz_fail(struct idx_file *f)
+{
+	int err;
+	const char *s = gzerror(f->gz, &err);
+	size_t len = strlen(f->path);
+
+	if (err == Z_MEM_ERROR)
+		return file_fail(f, NB_ENOMEM, "out of memory in zlib");
+	if (strncmp(s, f->path, len) == 0 && strncmp(s + len, ": ", 2) == 0)
+		s += len + 2;
+	if (err == Z_ERRNO)
+		return file_fail(f, NB_EIO, "cannot read: %s", s);
+	return file_fail(f, NB_EIO, "gzip error: %s", s);
+}
+
+static int idx_open(struct idx_file *f, const char *path, char *msg)
+{
+	f->path = path;
+	f->off = 0;
+	f->msg = msg;
+	errno = 0;
+	f->gz = gzopen(path, "rb");
+	if (f->gz)
+		return NB_OK;
+	if (errno == 0 || errno == ENOMEM)
+		return file_fail(f, NB_ENOMEM, "cannot open: out of memory");
+	return file_fail(f, NB_EIO, "cannot open: %s", strerror(errno));
+}
+
+static void idx_close(struct idx_file *f)
+{
+	if (f->gz)
+		gzclose(f->gz);
+	f->gz = NULL;
+}
+
+/* Read exactly n bytes into buf. A file that ends first is truncated: the message says
+ * where, and that what (a header, the data) needs need bytes in all. */
+static int idx_read(struct idx_file *f, unsigned char *buf, size_t n, const char *what,
+                    size_t need)
+{
+	while (n > 0) {
+		unsigned ask = n < IDX_CHUNK ? (unsigned)n : IDX_CHUNK;
+		int got = gzread(f->gz, buf, ask);
+
+		if (got < 0)
+			return gz_fail(f);
+		if (got == 0)
+			return file_fail(f, NB_EFORMAT,
+			                 "truncated at byte %zu (%s needs %zu bytes)", f->off,
+			                 what, need);
+		buf += got;
+		n -= (size_t)got;
+		f->off += (size_t)got;
+	}
+	return NB_OK;
+}
+
+/* The file must end where the data does. zlib reports a gzip stream cut short (its
+ * trailer missing, say) only as Z_BUF_ERROR once it runs out, so that is checked here. */
+static int idx_expect_end(struct idx_file *f)
+{
+	unsigned char buf[IDX_CHUNK];
+	size_t extra = 0;
+	int got, err;
+
+	while ((got = gzread(f->gz, buf, sizeof buf)) > 0)
+		extra += (size_t)got;
+	if (got < 0)
+		return gz_fail(f);
+	if (extra > 0)
+		return file_fail(f, NB_EFORMAT, "%zu unexpected byte%s after the data at byte %zu",
+		                 extra, extra == 1 ? "" : "s", f->off);
+	gzerror(f->gz, &err);
+	return err == Z_BUF_ERROR ? gz_fail(f) : NB_OK;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Read the magic number at byte 0 and check it, before the rest of the header, so that a
+ * short file of the other kind is reported as such rather than as truncated. */
+static int read_magic(struct idx_file *f, uint32_t magic, size_t header, const char *kind)
+{
+	unsigned char b[4];
+	int s = idx_read(f, b, 4, "header", header);
+
+	if (s != NB_OK)
+		return s;
+	if (be32(b) != magic)
+		return file_fail(f, NB_EFORMAT,
+		                 "bad magic 0x%08lx at byte 0 (expected 0x%08lx, an IDX %s file)",
+		                 (unsigned long)be32(b), (unsigned long)magic, kind);
+	return NB_OK;
+}
+
+/* Whether n x rows x cols is a plausible image set whose doubles can be counted in a
+ * size_t. */
+static int dims_ok(uint32_t n, uint32_t rows, uint32_t cols)
+{
+	if (n < 1 || n > IDX_MAX_COUNT || rows < 1 || rows > IDX_MAX_SIDE || cols < 1 ||
+	    cols > IDX_MAX_SIDE)
+		return 0;
+	return (size_t)rows * cols <= SIZE_MAX / sizeof(double) / n;
+}
+
+/* Read and check an image header; set ds's n, rows, cols, features and classes. */
+static int read_image_header(struct idx_file *f, nb_dataset *ds)
+{
+	unsigned char b[12];
+	uint32_t n, rows, cols;
+	int s = read_magic(f, IDX_IMAGES, IDX_IMAGE_HEADER, "image");
+
+	if (s == NB_OK)
+		s = idx_read(f, b, sizeof b, "header", IDX_IMAGE_HEADER);
+	if (s != NB_OK)
+		return s;
+	n = be32(b);
+	rows = be32(b + 4);
+	cols = be32(b + 8);
+	if (!dims_ok(n, rows, cols))
+		return file_fail(f, NB_EFORMAT, "absurd dimensions %lu x %lu x %lu at byte 4",
+		                 (unsigned long)n, (unsigned long)rows, (unsigned long)cols);
+	ds->n = n;
+	ds->rows = rows;
+	ds->cols = cols;
+	ds->features = (size_t)rows * cols;
+	ds->classes = IDX_CLASSES;
+	return NB_OK;
+}
+
+/* Read and check a label header: its count must be the images' n. */
+static int read_label_header(struct idx_file *f, size_t n)
+{
+	unsigned char b[4];
+	int s = read_magic(f, IDX_LABELS, IDX_LABEL_HEADER, "label");
+
+	if (s == NB_OK)
+		s = idx_read(f, b, sizeof b, "header", IDX_LABEL_HEADER);
+	if (s != NB_OK)
+		return s;
+	if (be32(b) != n)
+		return file_fail(f, NB_EFORMAT, "%zu images but %lu labels", n,
+		                 (unsigned long)be32(b));
+	return NB_OK;
+}
+
+/* Allocate ds's arrays for the n, features and classes set by the headers (whose
+ * product dims_ok() has bounded). y starts all zero: the one-hot rows are set later. */
+static int dataset_alloc(struct idx_file *f, nb_dataset *ds)
+{
+	size_t nx = ds->n * ds->features;
+
+	ds->x = malloc(nx * sizeof *ds->x);
+	ds->y = calloc(ds->n * ds->classes, sizeof *ds->y);
+	ds->label = malloc(ds->n);
+	if (ds->x && ds->y && ds->label)
+		return NB_OK;
+	return file_fail(f, NB_ENOMEM, "out of memory for %zu images of %zu x %zu", ds->n,
+	                 ds->rows, ds->cols);
+}
+
+/* Read the pixel bytes a chunk at a time and scale them to [0, 1] into ds->x. */
+static int read_pixels(struct idx_file *f, nb_dataset *ds)
+{
+	unsigned char buf[IDX_CHUNK];
+	size_t total = ds->n * ds->features;
+	size_t need = IDX_IMAGE_HEADER + total;
+
+	for (size_t done = 0; done < total;) {
+		size_t k = total - done < sizeof buf ? total - done : sizeof buf;
+		int s = idx_read(f, buf, k, "image data", need);
+
+		if (s != NB_OK)
+			return s;
+		for (size_t i = 0; i < k; i++)
+			ds->x[done + i] = buf[i] / 255.0;
+		done += k;
+	}
+	return idx_expect_end(f);
+}
+
+/* Read the labels into ds->label, check each, and set the one-hot rows of ds->y. */
+static int read_labels(struct idx_file *f, nb_dataset *ds)
+{
+	int s = idx_read(f, ds->label, ds->n, "label data", IDX_LABEL_HEADER + ds->n);
+
+	if (s != NB_OK)
+		return s;
+	for (size_t i = 0; i < ds->n; i++) {
+		unsigned c = ds->label[i];
+
+		if (c >= IDX_CLASSES)
+			return file_fail(f, NB_EFORMAT,
+			                 "label %u at byte %zu is not a digit (0..9)", c,
+			                 IDX_LABEL_HEADER + i);
+		ds->y[i * ds->classes + c] = 1.0;
+	}
+	return idx_expect_end(f);
+}
+
+/* Both headers first, so that files that do not match fail before the big allocation.
+ * The caller closes both files, whichever step fails. */
+static int load(struct idx_file *im, struct idx_file *lb, const char *labels, nb_dataset *ds)
+{
+	int s = read_image_header(im, ds);
+
+	if (s == NB_OK)
+		s = idx_open(lb, labels, im->msg);
+	if (s == NB_OK)
+		s = read_label_header(lb, ds->n);
+	if (s == NB_OK)
+		s = dataset_alloc(im, ds);
+	if (s == NB_OK)
+		s = read_pixels(im, ds);
+	if (s == NB_OK)
+		s = read_labels(lb, ds);
+	return s;
+}
+
+int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, char *msg)
+{
+	struct idx_file im = { 0 }, lb = { 0 };
+	int s;
+
+	if (ds)
+		memset(ds, 0, sizeof *ds);
+	if (!images)
+		return fail(msg, NB_ENULL, "load_idx: images is NULL");
+	if (!labels)
+		return fail(msg, NB_ENULL, "load_idx: labels is NULL");
+	if (!ds)
+		return fail(msg, NB_ENULL, "load_idx: ds is NULL");
+	s = idx_open(&im, images, msg);
+	if (s == NB_OK)
+		s = load(&im, &lb, labels, ds);
+	idx_close(&im);
+	idx_close(&lb);
+	if (s != NB_OK)
+		nb_dataset_free(ds);
+	return s;
+}
+
+/* Whether path can be opened for reading: 0, or the errno of the failure. */
+static int probe(const char *path)
+{
+	FILE *fp;
+
+	errno = 0;
+	fp = fopen(path, "rb");
+	if (fp) {
+		fclose(fp);
+		return 0;
+	}
+	return errno ? errno : ENOENT;
+}
+
+/* Write DIR/SPLIT-KIND into path (room for ".gz" included) and add ".gz" when only the
+ * compressed file exists. A file that exists but cannot be opened is kept, so that the
+ * loader reports why. */
+static int find_file(char *path, size_t size, const char *dir, const char *split,
+                     const char *kind, char *msg)
+{
+	size_t len = (size_t)snprintf(path, size, "%s/%s-%s", dir, split, kind);
+
+	if (probe(path) != ENOENT)
+		return NB_OK;
+	strcpy(path + len, ".gz");
+	if (probe(path) != ENOENT)
+		return NB_OK;
+	path[len] = '\0';
+	return fail(msg, NB_EIO, "%s[.gz]: cannot open: %s", path, strerror(ENOENT));
+}
+
+/* Find the two files of a split in dir and load them. */
+static int load_split(const char *dir, const char *split, nb_dataset *ds, char *msg)
+{
+	size_t size = strlen(dir) + sizeof "/train-images-idx3-ubyte.gz";
+	char *im = malloc(size), *lb = malloc(size);
+	int s = NB_OK;
+
+	if (!im || !lb)
+		s = fail(msg, NB_ENOMEM, "load_dir: out of memory");
+	if (s == NB_OK)
+		s = find_file(im, size, dir, split, "images-idx3-ubyte", msg);
+	if (s == NB_OK)
+		s = find_file(lb, size, dir, split, "labels-idx1-ubyte", msg);
+	if (s == NB_OK)
+		s = nb_dataset_load_idx(im, lb, ds, msg);
+	free(im);
+	free(lb);
+	return s;
+}
+
+int nb_dataset_load_dir(const char *dir, const char *split, nb_dataset *ds, char *msg)
+{
+	if (ds)
+		memset(ds, 0, sizeof *ds);
+	if (!dir)
+		return fail(msg, NB_ENULL, "load_dir: dir is NULL");
+	if (!split)
+		return fail(msg, NB_ENULL, "load_dir: split is NULL");
+	if (!ds)
+		return fail(msg, NB_ENULL, "load_dir: ds is NULL");
+	if (strcmp(split, "train") != 0 && strcmp(split, "t10k") != 0)
+		return fail(msg, NB_EINVAL,
+		            "load_dir: split must be \"train\" or \"t10k\", not \"%s\"", split);
+	return load_split(dir, split, ds, msg);
+}
+
+void nb_dataset_free(nb_dataset *ds)
+{
+	if (!ds)
+		return;
+	free(ds->x);
+	free(ds->y);
+	free(ds->label);
+	memset(ds, 0, sizeof *ds);
+}

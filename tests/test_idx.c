@@ -1,0 +1,751 @@
+/* test_idx.c -- the IDX loader: small files written here (plain and gzip) load exactly,
+ * every bad file gives its status and exact message and leaves the data set empty, and
+ * the bundled digits (NABLA_DATA_DIR) load with the expected counts. */
+#define _POSIX_C_SOURCE 200809L /* mkdir, rmdir */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "helpers.h"
+
+/* Files are written in the current directory (the build tree) and removed afterwards. */
+#define TMP(name) "test_idx_" name ".tmp"
+
+/* The small data set most tests use: 3 images of 2 rows x 3 columns. */
+#define N 3
+#define ROWS 2
+#define COLS 3
+#define IMAGES_LEN (16 + N * ROWS * COLS)
+#define LABELS_LEN (8 + N)
+#define BLOB_MAX 256
+
+static const unsigned char pixels[N * ROWS * COLS] = {
+	0, 255, 51, 102, 153, 204,
+	1, 2, 3, 4, 5, 6,
+	250, 251, 252, 253, 254, 255,
+};
+static const unsigned char labels[N] = { 3, 0, 9 };
+
+/* ---- Writing files ------------------------------------------------------------------- */
+
+static size_t put_be32(unsigned char *b, uint32_t v)
+{
+	b[0] = (unsigned char)(v >> 24);
+	b[1] = (unsigned char)(v >> 16);
+	b[2] = (unsigned char)(v >> 8);
+	b[3] = (unsigned char)v;
+	return 4;
+}
+
+/* An image file's bytes: the header, then n * rows * cols pixels unless px is NULL. */
+static size_t image_bytes(unsigned char *b, uint32_t magic, uint32_t n, uint32_t rows,
+                          uint32_t cols, const unsigned char *px)
+{
+	size_t len = put_be32(b, magic);
+
+	len += put_be32(b + len, n);
+	len += put_be32(b + len, rows);
+	len += put_be32(b + len, cols);
+	if (px) {
+		memcpy(b + len, px, (size_t)n * rows * cols);
+		len += (size_t)n * rows * cols;
+	}
+	return len;
+}
+
+static size_t label_bytes(unsigned char *b, uint32_t magic, uint32_t n, const unsigned char *lab)
+{
+	size_t len = put_be32(b, magic);
+
+	len += put_be32(b + len, n);
+	memcpy(b + len, lab, n);
+	return len + n;
+}
+
+static void write_plain(const char *name, const void *p, size_t n)
+{
+	FILE *f = fopen(name, "wb");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(p, 1, n, f), n);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static void write_gzip(const char *name, const void *p, size_t n)
+{
+	gzFile gz = gzopen(name, "wb");
+
+	ck_assert_ptr_nonnull(gz);
+	ck_assert_int_eq(gzwrite(gz, p, (unsigned)n), (int)n);
+	ck_assert_int_eq(gzclose(gz), Z_OK);
+}
+
+static void write_file(const char *name, const void *p, size_t n, int gz)
+{
+	if (gz)
+		write_gzip(name, p, n);
+	else
+		write_plain(name, p, n);
+}
+
+/* The good images and labels, plain or gzip. */
+static void write_good(const char *im, int im_gz, const char *lb, int lb_gz)
+{
+	unsigned char b[BLOB_MAX];
+
+	write_file(im, b, image_bytes(b, 0x803, N, ROWS, COLS, pixels), im_gz);
+	write_file(lb, b, label_bytes(b, 0x801, N, labels), lb_gz);
+}
+
+/* Read a whole (small) file back, for cutting compressed files short. */
+static size_t read_back(const char *name, unsigned char *b, size_t cap)
+{
+	FILE *f = fopen(name, "rb");
+	size_t n;
+
+	ck_assert_ptr_nonnull(f);
+	n = fread(b, 1, cap, f);
+	ck_assert_uint_lt(n, cap);
+	fclose(f);
+	return n;
+}
+
+/* ---- Expectations -------------------------------------------------------------------- */
+
+static void expect_zeroed(const nb_dataset *ds)
+{
+	ck_assert_uint_eq(ds->n, 0);
+	ck_assert_uint_eq(ds->rows, 0);
+	ck_assert_uint_eq(ds->cols, 0);
+	ck_assert_uint_eq(ds->features, 0);
+	ck_assert_uint_eq(ds->classes, 0);
+	ck_assert_ptr_null(ds->x);
+	ck_assert_ptr_null(ds->y);
+	ck_assert_ptr_null(ds->label);
+}
+
+/* ds filled with garbage, so that a loader that forgets to clear it is caught. */
+static void scribble(nb_dataset *ds)
+{
+	memset(ds, 0xa5, sizeof *ds);
+}
+
+/* Loading fails with this status and message, ds is left empty, and a NULL msg is fine. */
+static void expect_fail(const char *im, const char *lb, int status, const char *text)
+{
+	nb_dataset ds;
+	char msg[NB_MSG_MAX] = "";
+
+	scribble(&ds);
+	ck_assert_str_eq(nb_status_name(nb_dataset_load_idx(im, lb, &ds, msg)),
+	                 nb_status_name(status));
+	ck_assert_str_eq(msg, text);
+	expect_zeroed(&ds);
+	scribble(&ds);
+	ck_assert_int_eq(nb_dataset_load_idx(im, lb, &ds, NULL), status);
+	expect_zeroed(&ds);
+}
+
+static void expect_dir_fail(const char *dir, const char *split, int status, const char *text)
+{
+	nb_dataset ds;
+	char msg[NB_MSG_MAX] = "";
+
+	scribble(&ds);
+	ck_assert_str_eq(nb_status_name(nb_dataset_load_dir(dir, split, &ds, msg)),
+	                 nb_status_name(status));
+	ck_assert_str_eq(msg, text);
+	expect_zeroed(&ds);
+	scribble(&ds);
+	ck_assert_int_eq(nb_dataset_load_dir(dir, split, &ds, NULL), status);
+	expect_zeroed(&ds);
+}
+
+/* ds holds the small data set: shape, scaled pixels, one-hot rows and labels. */
+static void expect_good(const nb_dataset *ds)
+{
+	ck_assert_uint_eq(ds->n, N);
+	ck_assert_uint_eq(ds->rows, ROWS);
+	ck_assert_uint_eq(ds->cols, COLS);
+	ck_assert_uint_eq(ds->features, ROWS * COLS);
+	ck_assert_uint_eq(ds->classes, 10);
+	/* 0 -> 0, 255 -> 1 and 51 -> 0.2 exactly: division by 255 is correctly rounded. */
+	ck_assert_double_eq(ds->x[0], 0.0);
+	ck_assert_double_eq(ds->x[1], 1.0);
+	ck_assert_double_eq(ds->x[2], 0.2);
+	for (size_t i = 0; i < N * ROWS * COLS; i++)
+		ck_assert_double_eq(ds->x[i], pixels[i] / 255.0);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_uint_eq(ds->label[i], labels[i]);
+		for (size_t c = 0; c < 10; c++)
+			ck_assert_double_eq(ds->y[i * 10 + c], c == labels[i] ? 1.0 : 0.0);
+	}
+}
+
+static void remove2(const char *a, const char *b)
+{
+	remove(a);
+	remove(b);
+}
+
+/* ---- Good files ---------------------------------------------------------------------- */
+
+/* _i: bit 0 compresses the images, bit 1 the labels. */
+START_TEST(test_good_pair_loads)
+{
+	const char *im = TMP("good_images"), *lb = TMP("good_labels");
+	nb_dataset ds;
+	char msg[NB_MSG_MAX] = "untouched";
+
+	write_good(im, _i & 1, lb, _i & 2);
+	scribble(&ds);
+	ck_assert_int_eq(nb_dataset_load_idx(im, lb, &ds, msg), NB_OK);
+	ck_assert_str_eq(msg, "untouched");
+	expect_good(&ds);
+	nb_dataset_free(&ds);
+	expect_zeroed(&ds);
+	remove2(im, lb);
+}
+END_TEST
+
+/* The index of the first of n pixels that is not bytes[i] / 255, or n: one assertion for
+ * many pixels, as each Check assertion reports to the parent process. */
+static size_t first_bad_pixel(const double *x, const unsigned char *bytes, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && x[i] == bytes[i] / 255.0)
+		i++;
+	return i;
+}
+
+/* More pixels than one read chunk, so chunk boundaries are crossed (plain and gzip). */
+START_TEST(test_large_image_crosses_chunks)
+{
+	const char *im = TMP("large_images"), *lb = TMP("large_labels");
+	const uint32_t n = 2, side = 150;
+	size_t len = 16 + (size_t)n * side * side;
+	unsigned char *b = malloc(len), lab[16];
+	nb_dataset ds;
+
+	ck_assert_ptr_nonnull(b);
+	image_bytes(b, 0x803, n, side, side, NULL);
+	for (size_t i = 16; i < len; i++)
+		b[i] = (unsigned char)(i * 7 % 256);
+	write_file(im, b, len, _i);
+	write_file(lb, lab, label_bytes(lab, 0x801, n, (const unsigned char[]){ 7, 1 }), _i);
+	ck_assert_int_eq(nb_dataset_load_idx(im, lb, &ds, NULL), NB_OK);
+	ck_assert_uint_eq(ds.features, side * side);
+	ck_assert_uint_eq(first_bad_pixel(ds.x, b + 16, len - 16), len - 16);
+	ck_assert_double_eq(ds.y[7], 1.0);
+	ck_assert_double_eq(ds.y[11], 1.0);
+	nb_dataset_free(&ds);
+	free(b);
+	remove2(im, lb);
+}
+END_TEST
+
+/* 4096 rows (or columns) is the largest side allowed. */
+START_TEST(test_largest_side_loads)
+{
+	const char *im = TMP("side_images"), *lb = TMP("side_labels");
+	unsigned char *b = calloc(16 + 4096, 1), lab[16];
+	nb_dataset ds;
+
+	ck_assert_ptr_nonnull(b);
+	image_bytes(b, 0x803, 1, _i ? 1 : 4096, _i ? 4096 : 1, NULL);
+	write_plain(im, b, 16 + 4096);
+	write_plain(lb, lab, label_bytes(lab, 0x801, 1, (const unsigned char[]){ 5 }));
+	ck_assert_int_eq(nb_dataset_load_idx(im, lb, &ds, NULL), NB_OK);
+	ck_assert_uint_eq(ds.features, 4096);
+	ck_assert_uint_eq(ds.rows, _i ? 1 : 4096);
+	nb_dataset_free(&ds);
+	free(b);
+	remove2(im, lb);
+}
+END_TEST
+
+START_TEST(test_free_null_and_zeroed_is_safe)
+{
+	nb_dataset ds;
+
+	nb_dataset_free(NULL);
+	memset(&ds, 0, sizeof ds);
+	nb_dataset_free(&ds);
+	expect_zeroed(&ds);
+	nb_dataset_free(&ds);
+	expect_zeroed(&ds);
+}
+END_TEST
+
+/* ---- Bad headers --------------------------------------------------------------------- */
+
+START_TEST(test_images_bad_magic)
+{
+	const char *im = TMP("magic_images"), *lb = TMP("magic_labels");
+	unsigned char b[BLOB_MAX];
+
+	write_good(im, 0, lb, 0);
+	write_plain(im, b, image_bytes(b, 0x804, N, ROWS, COLS, pixels));
+	expect_fail(im, lb, NB_EFORMAT, TMP("magic_images") ": bad magic 0x00000804 at byte 0 "
+	            "(expected 0x00000803, an IDX image file)");
+	remove2(im, lb);
+}
+END_TEST
+
+START_TEST(test_labels_bad_magic)
+{
+	const char *im = TMP("magic2_images"), *lb = TMP("magic2_labels");
+	unsigned char b[BLOB_MAX];
+
+	write_good(im, 0, lb, 1);
+	write_gzip(lb, b, label_bytes(b, 0x08030000, N, labels));
+	expect_fail(im, lb, NB_EFORMAT, TMP("magic2_labels") ": bad magic 0x08030000 at byte 0 "
+	            "(expected 0x00000801, an IDX label file)");
+	remove2(im, lb);
+}
+END_TEST
+
+/* Labels given as images: the first file is named, whatever the second holds. */
+START_TEST(test_swapped_files)
+{
+	const char *im = TMP("swap_images"), *lb = TMP("swap_labels");
+
+	write_good(im, 0, lb, 0);
+	expect_fail(lb, im, NB_EFORMAT, TMP("swap_labels") ": bad magic 0x00000801 at byte 0 "
+	            "(expected 0x00000803, an IDX image file)");
+	expect_fail(im, im, NB_EFORMAT, TMP("swap_images") ": bad magic 0x00000803 at byte 0 "
+	            "(expected 0x00000801, an IDX label file)");
+	remove2(im, lb);
+}
+END_TEST
+
+/* _i is the length of the image file, cut anywhere short of its 34 bytes. */
+START_TEST(test_images_truncated_at_every_length)
+{
+	const char *im = TMP("cut_images"), *lb = TMP("cut_labels");
+	unsigned char b[BLOB_MAX];
+	char text[NB_MSG_MAX];
+
+	write_good(im, 0, lb, 0);
+	image_bytes(b, 0x803, N, ROWS, COLS, pixels);
+	write_plain(im, b, (size_t)_i);
+	snprintf(text, sizeof text, "%s: truncated at byte %d (%s)", im, _i,
+	         _i < 16 ? "header needs 16 bytes" : "image data needs 34 bytes");
+	expect_fail(im, lb, NB_EFORMAT, text);
+	remove2(im, lb);
+}
+END_TEST
+
+START_TEST(test_labels_truncated_at_every_length)
+{
+	const char *im = TMP("cut2_images"), *lb = TMP("cut2_labels");
+	unsigned char b[BLOB_MAX];
+	char text[NB_MSG_MAX];
+
+	write_good(im, 0, lb, 0);
+	label_bytes(b, 0x801, N, labels);
+	write_plain(lb, b, (size_t)_i);
+	snprintf(text, sizeof text, "%s: truncated at byte %d (%s)", lb, _i,
+	         _i < 8 ? "header needs 8 bytes" : "label data needs 11 bytes");
+	expect_fail(im, lb, NB_EFORMAT, text);
+	remove2(im, lb);
+}
+END_TEST
+
+/* Data cut short inside a gzip stream: truncated at the last byte zlib could inflate. */
+START_TEST(test_gzip_data_truncated)
+{
+	const char *im = TMP("gzcut_images"), *lb = TMP("gzcut_labels");
+	unsigned char b[BLOB_MAX];
+
+	write_good(im, 0, lb, 0);
+	write_gzip(im, b, image_bytes(b, 0x803, N, ROWS, COLS, pixels) - 4);
+	expect_fail(im, lb, NB_EFORMAT,
+	            TMP("gzcut_images") ": truncated at byte 30 (image data needs 34 bytes)");
+	remove2(im, lb);
+}
+END_TEST
+
+/* A gzip file cut anywhere never loads, and the message names the file. Cut inside the
+ * 8-byte trailer (CRC and length), all the data inflates: zlib's complaint is the error. */
+START_TEST(test_gzip_file_cut_anywhere)
+{
+	const char *im = TMP("gzshort_images"), *lb = TMP("gzshort_labels");
+	unsigned char b[BLOB_MAX];
+	char msg[NB_MSG_MAX];
+	size_t len;
+	nb_dataset ds;
+
+	write_good(im, 1, lb, 0);
+	len = read_back(im, b, sizeof b);
+	for (size_t cut = 1; cut < len; cut++) {
+		int s;
+
+		write_plain(im, b, len - cut);
+		scribble(&ds);
+		msg[0] = '\0';
+		s = nb_dataset_load_idx(im, lb, &ds, msg);
+		ck_assert_msg(s == NB_EFORMAT || s == NB_EIO, "cut %zu: %s", cut, msg);
+		ck_assert_msg(strncmp(msg, TMP("gzshort_images") ": ", strlen(im) + 2) == 0,
+		              "cut %zu: %s", cut, msg);
+		if (cut <= 8)
+			ck_assert_str_eq(msg, TMP("gzshort_images")
+			                 ": gzip error: unexpected end of file");
+		expect_zeroed(&ds);
+	}
+	remove2(im, lb);
+}
+END_TEST
+
+START_TEST(test_counts_disagree)
+{
+	const char *im = TMP("count_images"), *lb = TMP("count_labels");
+	unsigned char b[BLOB_MAX];
+	size_t len;
+
+	write_good(im, 0, lb, 0);
+	write_plain(lb, b, label_bytes(b, 0x801, N - 1, labels));
+	expect_fail(im, lb, NB_EFORMAT, TMP("count_labels") ": 3 images but 2 labels");
+	len = label_bytes(b, 0x801, N, labels);
+	put_be32(b + 4, 70000);
+	write_plain(lb, b, len);
+	expect_fail(im, lb, NB_EFORMAT, TMP("count_labels") ": 3 images but 70000 labels");
+	remove2(im, lb);
+}
+END_TEST
+
+static const struct {
+	uint32_t n, rows, cols;
+	const char *text;
+} absurd[] = {
+	{ 0, 28, 28, "absurd dimensions 0 x 28 x 28 at byte 4" },
+	{ 70000, 0, 28, "absurd dimensions 70000 x 0 x 28 at byte 4" },
+	{ 70000, 28, 0, "absurd dimensions 70000 x 28 x 0 at byte 4" },
+	{ 3, 4097, 28, "absurd dimensions 3 x 4097 x 28 at byte 4" },
+	{ 3, 28, 4097, "absurd dimensions 3 x 28 x 4097 at byte 4" },
+	{ 100000001, 1, 1, "absurd dimensions 100000001 x 1 x 1 at byte 4" },
+	{ 0xffffffff, 0xffffffff, 0xffffffff,
+	  "absurd dimensions 4294967295 x 4294967295 x 4294967295 at byte 4" },
+};
+
+START_TEST(test_absurd_dimensions)
+{
+	const char *im = TMP("absurd_images"), *lb = TMP("absurd_labels");
+	unsigned char b[BLOB_MAX];
+	char text[NB_MSG_MAX];
+
+	write_good(im, 0, lb, 0);
+	write_plain(im, b, image_bytes(b, 0x803, absurd[_i].n, absurd[_i].rows, absurd[_i].cols,
+	                               NULL));
+	snprintf(text, sizeof text, "%s: %s", im, absurd[_i].text);
+	expect_fail(im, lb, NB_EFORMAT, text);
+	remove2(im, lb);
+}
+END_TEST
+
+/* ---- Bad data ------------------------------------------------------------------------ */
+
+START_TEST(test_label_not_a_digit)
+{
+	const char *im = TMP("digit_images"), *lb = TMP("digit_labels");
+	unsigned char b[BLOB_MAX];
+
+	write_good(im, 0, lb, 0);
+	write_plain(lb, b, label_bytes(b, 0x801, N, (const unsigned char[]){ 3, 10, 9 }));
+	expect_fail(im, lb, NB_EFORMAT,
+	            TMP("digit_labels") ": label 10 at byte 9 is not a digit (0..9)");
+	write_gzip(lb, b, label_bytes(b, 0x801, N, (const unsigned char[]){ 3, 0, 255 }));
+	expect_fail(im, lb, NB_EFORMAT,
+	            TMP("digit_labels") ": label 255 at byte 10 is not a digit (0..9)");
+	remove2(im, lb);
+}
+END_TEST
+
+/* _i: 0 plain, 1 gzip (the extra bytes inside the compressed stream). */
+START_TEST(test_trailing_bytes)
+{
+	const char *im = TMP("trail_images"), *lb = TMP("trail_labels");
+	unsigned char b[BLOB_MAX];
+	size_t len;
+
+	write_good(im, _i, lb, _i);
+	len = image_bytes(b, 0x803, N, ROWS, COLS, pixels);
+	memcpy(b + len, "abc", 3);
+	write_file(im, b, len + 3, _i);
+	expect_fail(im, lb, NB_EFORMAT,
+	            TMP("trail_images") ": 3 unexpected bytes after the data at byte 34");
+	write_good(im, _i, lb, _i);
+	len = label_bytes(b, 0x801, N, labels);
+	b[len] = 0;
+	write_file(lb, b, len + 1, _i);
+	expect_fail(im, lb, NB_EFORMAT,
+	            TMP("trail_labels") ": 1 unexpected byte after the data at byte 11");
+	remove2(im, lb);
+}
+END_TEST
+
+/* A valid gzip header, then a deflate block of the reserved type 3. */
+START_TEST(test_corrupt_gzip_stream)
+{
+	const char *im = TMP("corrupt_images"), *lb = TMP("corrupt_labels");
+	const unsigned char bad[] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff };
+
+	write_good(im, 0, lb, 0);
+	write_plain(im, bad, sizeof bad);
+	expect_fail(im, lb, NB_EIO, TMP("corrupt_images") ": gzip error: invalid block type");
+	write_good(im, 0, lb, 0);
+	write_plain(lb, bad, sizeof bad);
+	expect_fail(im, lb, NB_EIO, TMP("corrupt_labels") ": gzip error: invalid block type");
+	remove2(im, lb);
+}
+END_TEST
+
+/* ---- Files that cannot be read, arguments -------------------------------------------- */
+
+START_TEST(test_missing_file)
+{
+	const char *im = TMP("missing_images"), *lb = TMP("missing_labels");
+	char text[NB_MSG_MAX];
+
+	remove2(im, lb);
+	snprintf(text, sizeof text, "%s: cannot open: %s", im, strerror(ENOENT));
+	expect_fail(im, lb, NB_EIO, text);
+	write_good(im, 0, lb, 0);
+	remove(lb);
+	snprintf(text, sizeof text, "%s: cannot open: %s", lb, strerror(ENOENT));
+	expect_fail(im, lb, NB_EIO, text);
+	remove(im);
+}
+END_TEST
+
+/* A directory opens, but reading it fails. */
+START_TEST(test_directory_is_not_a_file)
+{
+	const char *lb = TMP("isdir_labels");
+	char text[NB_MSG_MAX];
+
+	write_good(TMP("isdir_images"), 0, lb, 0);
+	snprintf(text, sizeof text, ".: cannot read: %s", strerror(EISDIR));
+	expect_fail(".", lb, NB_EIO, text);
+	remove2(TMP("isdir_images"), lb);
+}
+END_TEST
+
+/* A long path is cut to NB_MSG_MAX - 1 bytes, never overflowing msg. */
+START_TEST(test_long_path_message_is_cut)
+{
+	char path[3 * NB_MSG_MAX], msg[NB_MSG_MAX + 1];
+	nb_dataset ds;
+
+	memset(path, 'a', sizeof path - 1);
+	path[sizeof path - 1] = '\0';
+	msg[NB_MSG_MAX] = 'X';
+	ck_assert_int_eq(nb_dataset_load_idx(path, path, &ds, msg), NB_EIO);
+	ck_assert_uint_eq(strlen(msg), NB_MSG_MAX - 1);
+	ck_assert_int_eq(msg[NB_MSG_MAX], 'X');
+	expect_zeroed(&ds);
+}
+END_TEST
+
+START_TEST(test_null_arguments)
+{
+	nb_dataset ds;
+	char msg[NB_MSG_MAX];
+
+	expect_fail(NULL, "l", NB_ENULL, "load_idx: images is NULL");
+	expect_fail("i", NULL, NB_ENULL, "load_idx: labels is NULL");
+	ck_assert_int_eq(nb_dataset_load_idx("i", "l", NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "load_idx: ds is NULL");
+	ck_assert_int_eq(nb_dataset_load_idx("i", "l", NULL, NULL), NB_ENULL);
+	expect_dir_fail(NULL, "train", NB_ENULL, "load_dir: dir is NULL");
+	expect_dir_fail(".", NULL, NB_ENULL, "load_dir: split is NULL");
+	ck_assert_int_eq(nb_dataset_load_dir(".", "train", NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "load_dir: ds is NULL");
+	scribble(&ds);
+	ck_assert_int_eq(nb_dataset_load_idx(NULL, NULL, &ds, NULL), NB_ENULL);
+	expect_zeroed(&ds);
+}
+END_TEST
+
+START_TEST(test_bad_split)
+{
+	expect_dir_fail(".", "xyz", NB_EINVAL,
+	                "load_dir: split must be \"train\" or \"t10k\", not \"xyz\"");
+	expect_dir_fail(".", "", NB_EINVAL,
+	                "load_dir: split must be \"train\" or \"t10k\", not \"\"");
+	expect_dir_fail(".", "Train", NB_EINVAL,
+	                "load_dir: split must be \"train\" or \"t10k\", not \"Train\"");
+}
+END_TEST
+
+/* ---- Directories --------------------------------------------------------------------- */
+
+#define DIR TMP("dir")
+#define DIR_IM(split, ext) DIR "/" split "-images-idx3-ubyte" ext
+#define DIR_LB(split, ext) DIR "/" split "-labels-idx1-ubyte" ext
+
+static void remove_dir(void)
+{
+	remove2(DIR_IM("train", ""), DIR_LB("train", ""));
+	remove2(DIR_IM("train", ".gz"), DIR_LB("train", ".gz"));
+	remove2(DIR_IM("t10k", ""), DIR_LB("t10k", ""));
+	rmdir(DIR);
+}
+
+START_TEST(test_dir_missing_files)
+{
+	char text[NB_MSG_MAX];
+
+	remove_dir();
+	snprintf(text, sizeof text, "%s[.gz]: cannot open: %s", DIR_IM("train", ""),
+	         strerror(ENOENT));
+	expect_dir_fail(DIR, "train", NB_EIO, text);
+	ck_assert_int_eq(mkdir(DIR, 0755), 0);
+	expect_dir_fail(DIR, "train", NB_EIO, text);
+	write_plain(DIR_IM("train", ".gz"), "", 0);
+	snprintf(text, sizeof text, "%s[.gz]: cannot open: %s", DIR_LB("train", ""),
+	         strerror(ENOENT));
+	expect_dir_fail(DIR, "train", NB_EIO, text);
+	remove_dir();
+}
+END_TEST
+
+/* Plain files are preferred over gzip ones; either kind alone is found, for each split. */
+START_TEST(test_dir_finds_plain_then_gzip)
+{
+	unsigned char b[BLOB_MAX];
+	nb_dataset ds;
+
+	remove_dir();
+	ck_assert_int_eq(mkdir(DIR, 0755), 0);
+	write_good(DIR_IM("train", ".gz"), 1, DIR_LB("train", ".gz"), 1);
+	write_plain(DIR_IM("train", ""), "bad", 3);
+	expect_dir_fail(DIR, "train", NB_EFORMAT,
+	                DIR_IM("train", "") ": truncated at byte 3 (header needs 16 bytes)");
+	remove(DIR_IM("train", ""));
+	ck_assert_int_eq(nb_dataset_load_dir(DIR, "train", &ds, NULL), NB_OK);
+	expect_good(&ds);
+	nb_dataset_free(&ds);
+	write_good(DIR_IM("t10k", ""), 0, DIR_LB("t10k", ""), 0);
+	write_plain(DIR_LB("train", ""), b, label_bytes(b, 0x801, 1, labels));
+	expect_dir_fail(DIR, "train", NB_EFORMAT,
+	                DIR_LB("train", "") ": 3 images but 1 labels");
+	ck_assert_int_eq(nb_dataset_load_dir(DIR, "t10k", &ds, NULL), NB_OK);
+	expect_good(&ds);
+	nb_dataset_free(&ds);
+	remove_dir();
+}
+END_TEST
+
+/* ---- The bundled digits -------------------------------------------------------------- */
+
+static const size_t train_counts[10] = { 799, 913, 801, 813, 781, 689, 809, 865, 747, 783 };
+static const size_t t10k_counts[10] = { 202, 214, 190, 219, 199, 174, 205, 205, 197, 195 };
+
+static const struct {
+	const char *split;
+	size_t n;
+	const size_t *counts;
+	unsigned char first[4];   /* the first labels, as in the files */
+} bundled[] = {
+	{ "train", 8000, train_counts, { 6, 6, 8, 1 } },
+	{ "t10k", 2000, t10k_counts, { 3, 4, 9, 7 } },
+};
+
+/* Labels are digits, each row of y is one-hot at its label, the label counts are the
+ * known ones and pixels lie in [0, 1]. Each Check assertion reports to the parent process,
+ * too slow for millions of values, so the loops count what is wrong and assert once. */
+static void expect_digits(const nb_dataset *ds, const size_t *counts)
+{
+	size_t seen[10] = { 0 }, bad_label = 0, bad_y = 0, bad_x = 0;
+
+	for (size_t i = 0; i < ds->n; i++) {
+		if (ds->label[i] >= 10) {
+			bad_label++;
+			continue;
+		}
+		seen[ds->label[i]]++;
+		for (size_t c = 0; c < 10; c++)
+			bad_y += ds->y[i * 10 + c] != (c == ds->label[i]);
+	}
+	for (size_t i = 0; i < ds->n * ds->features; i++)
+		bad_x += !(ds->x[i] >= 0.0 && ds->x[i] <= 1.0);
+	ck_assert_uint_eq(bad_label, 0);
+	ck_assert_uint_eq(bad_y, 0);
+	ck_assert_uint_eq(bad_x, 0);
+	for (size_t c = 0; c < 10; c++)
+		ck_assert_uint_eq(seen[c], counts[c]);
+}
+
+START_TEST(test_bundled_data_loads)
+{
+	const char *dir = getenv("NABLA_DATA_DIR");
+	char msg[NB_MSG_MAX] = "";
+	nb_dataset ds;
+
+	ck_assert_msg(dir != NULL, "NABLA_DATA_DIR is unset: run through make check, or set it "
+	              "to the data/mnist-10k directory of the source tree");
+	ck_assert_msg(nb_dataset_load_dir(dir, bundled[_i].split, &ds, msg) == NB_OK, "%s", msg);
+	ck_assert_uint_eq(ds.n, bundled[_i].n);
+	ck_assert_uint_eq(ds.rows, 28);
+	ck_assert_uint_eq(ds.cols, 28);
+	ck_assert_uint_eq(ds.features, 784);
+	ck_assert_uint_eq(ds.classes, 10);
+	ck_assert_mem_eq(ds.label, bundled[_i].first, 4);
+	expect_digits(&ds, bundled[_i].counts);
+	nb_dataset_free(&ds);
+	expect_zeroed(&ds);
+}
+END_TEST
+
+static Suite *idx_suite(void)
+{
+	Suite *s = suite_create("idx");
+	TCase *good = tcase_create("good files");
+	TCase *bad = tcase_create("bad files");
+	TCase *args = tcase_create("arguments and directories");
+	TCase *data = tcase_create("bundled data");
+
+	tcase_add_loop_test(good, test_good_pair_loads, 0, 4);
+	tcase_add_loop_test(good, test_large_image_crosses_chunks, 0, 2);
+	tcase_add_loop_test(good, test_largest_side_loads, 0, 2);
+	tcase_add_test(good, test_free_null_and_zeroed_is_safe);
+	tcase_add_test(bad, test_images_bad_magic);
+	tcase_add_test(bad, test_labels_bad_magic);
+	tcase_add_test(bad, test_swapped_files);
+	tcase_add_loop_test(bad, test_images_truncated_at_every_length, 0, IMAGES_LEN);
+	tcase_add_loop_test(bad, test_labels_truncated_at_every_length, 0, LABELS_LEN);
+	tcase_add_test(bad, test_gzip_data_truncated);
+	tcase_add_test(bad, test_gzip_file_cut_anywhere);
+	tcase_add_test(bad, test_counts_disagree);
+	tcase_add_loop_test(bad, test_absurd_dimensions, 0, (int)(sizeof absurd / sizeof *absurd));
+	tcase_add_test(bad, test_label_not_a_digit);
+	tcase_add_loop_test(bad, test_trailing_bytes, 0, 2);
+	tcase_add_test(bad, test_corrupt_gzip_stream);
+	tcase_add_test(args, test_missing_file);
+	tcase_add_test(args, test_directory_is_not_a_file);
+	tcase_add_test(args, test_long_path_message_is_cut);
+	tcase_add_test(args, test_null_arguments);
+	tcase_add_test(args, test_bad_split);
+	tcase_add_test(args, test_dir_missing_files);
+	tcase_add_test(args, test_dir_finds_plain_then_gzip);
+	/* 10,000 digits through zlib are slow under valgrind only. */
+	tcase_set_timeout(data, 120);
+	tcase_add_loop_test(data, test_bundled_data_loads, 0, 2);
+	suite_add_tcase(s, good);
+	suite_add_tcase(s, bad);
+	suite_add_tcase(s, args);
+	suite_add_tcase(s, data);
+	return s;
+}
+
+int main(void)
+{
+	return run_suite(idx_suite());
+}
