@@ -363,6 +363,103 @@ int nb_dataset_load_dir(const char *dir, const char *split, nb_dataset *ds, char
 /* Free what a load allocated and zero ds. NULL does nothing. */
 void nb_dataset_free(nb_dataset *ds);
 
+/* ---- Networks: a multilayer perceptron as an op graph, trained by replaying its tape - */
+
+typedef struct nb_net nb_net;
+
+enum nb_activation { NB_SIGMOID = 0, NB_TANH = 1, NB_RELU = 2, NB_SOFTMAX = 3 };
+enum nb_cost { NB_QUADRATIC = 0, NB_CROSS_ENTROPY = 1 };
+enum nb_init {
+	NB_INIT_NORMAL = 0,  /* weights and biases standard normal (Nielsen, chapter 1) */
+	NB_INIT_SCALED = 1   /* weights normal with deviation 1/sqrt(n_in), biases standard
+	                      * normal (Nielsen, chapter 3) */
+};
+
+/* A network's shape and choices; zero fields take the defaults (sigmoid, quadratic cost,
+ * standard normal initialisation, seed 0, malloc). */
+typedef struct nb_net_config {
+	size_t n_layers;        /* >= 2, input layer included */
+	const size_t *sizes;    /* n_layers sizes, each >= 1 */
+	int hidden;             /* activation of hidden layers: NB_SIGMOID, NB_TANH, NB_RELU */
+	int output;             /* of the output layer: those or NB_SOFTMAX */
+	int cost;               /* NB_QUADRATIC, or NB_CROSS_ENTROPY (needs a sigmoid or
+	                         * softmax output) */
+	int init;               /* enum nb_init */
+	unsigned long long seed;/* initialisation and shuffling: same seed, same run, bit for bit */
+	nb_alloc_fn alloc;      /* every allocation of the network and its tapes (NULL: malloc) */
+	void *alloc_ud;         /* passed to alloc */
+} nb_net_config;
+
+/* Stochastic gradient descent: for each weight, v = momentum v - eta (dC/dw + weight_decay
+ * w), w += v (biases the same without weight decay). Nielsen's L2 regularisation with
+ * parameter lambda over a training set of N examples is weight_decay = lambda / N. */
+typedef struct nb_sgd {
+	size_t batch;           /* mini-batch size, >= 1 */
+	double eta;             /* learning rate, > 0 */
+	double momentum;        /* 0 <= momentum < 1; 0: plain SGD */
+	double weight_decay;    /* >= 0 */
+} nb_sgd;
+
+/* Create a network with freshly initialised parameters. Returns NB_OK and *out, or
+ * NB_ENULL / NB_EINVAL (a bad size or choice; msg says which) / NB_ENOMEM with *out NULL. */
+int nb_net_new(const nb_net_config *cfg, nb_net **out, char *msg);
+
+/* Free the network. NULL does nothing. */
+void nb_net_free(nb_net *net);
+
+/* The first error of a training or evaluation call on net (sticky, as a tape's), its
+ * message, and a way to clear it. A NULL net: NB_ENULL and "net is NULL". */
+int nb_net_status(const nb_net *net);
+const char *nb_net_message(const nb_net *net);
+void nb_net_clear_error(nb_net *net);
+
+/* The configuration (sizes borrowed from net, seed as given) and the parameters: weights
+ * of layer l (0 <= l < n_layers - 1) are sizes[l+1] x sizes[l], row-major; biases
+ * sizes[l+1]. The pointers are writable and valid until nb_net_free(); NULL for a bad l. */
+nb_net_config nb_net_get_config(const nb_net *net);
+double *nb_net_weights(nb_net *net, size_t l);
+double *nb_net_biases(nb_net *net, size_t l);
+/* The network as nb_bp_reference() takes it (pointers borrowed from net). */
+nb_mlp nb_net_mlp(const nb_net *net);
+
+/* One SGD step on the mini-batch of n examples x (n x sizes[0], row-major) with targets y
+ * (n x sizes[L]): record (once per batch size) and replay the tape, then update the
+ * parameters. *cost (may be NULL) receives the mini-batch's cost before the update.
+ * After the first step of a batch size, a step allocates nothing. */
+int nb_net_sgd_step(nb_net *net, const double *x, const double *y, size_t n,
+                    const nb_sgd *opt, double *cost);
+
+/* Called during an epoch after each mini-batch with the examples done so far. */
+typedef void (*nb_progress_fn)(void *ud, size_t done, size_t total);
+
+/* One epoch: shuffle the examples (with the network's generator), then one SGD step per
+ * mini-batch (the last one may be smaller). *mean_cost (may be NULL) receives the mean
+ * over the examples of the cost before each step. progress may be NULL. */
+int nb_net_sgd_epoch(nb_net *net, const nb_dataset *train, const nb_sgd *opt,
+                     double *mean_cost, nb_progress_fn progress, void *ud);
+
+/* Feed n examples forward: out (n x sizes[L], row-major) gets the output activations. */
+int nb_net_predict(nb_net *net, const double *x, size_t n, double *out);
+
+/* Classify every example of ds (arg-max of the output): *correct (may be NULL) gets the
+ * number right, *mean_cost (may be NULL) the mean cost per example. */
+int nb_net_evaluate(nb_net *net, const nb_dataset *ds, size_t *correct, double *mean_cost);
+
+/* The tape of the training graph for mini-batches of the given size (recorded if
+ * needed), for pictures: nodes are named x, y, w1, b1, z1, a1, ..., C. NULL on error. */
+nb_tape *nb_net_tape(nb_net *net, size_t batch);
+
+/* Save the network to path in nabla's model format (docs/model-format.md): written to a
+ * temporary file in the same directory, then renamed over path, so that a failure never
+ * destroys an existing file. Returns NB_OK, NB_ENULL, NB_EIO (msg names the file),
+ * NB_ENOMEM, or NB_EINVAL for a network whose file would exceed the 1 GiB a load accepts. */
+int nb_net_save(const nb_net *net, const char *path, char *msg);
+
+/* Load a network saved by nb_net_save(). Returns NB_OK and *out, or NB_ENULL, NB_EIO,
+ * NB_EFORMAT (wrong magic, unsupported version, truncated, checksum mismatch, bad
+ * contents: msg says which, with the byte offset), NB_ENOMEM; *out is NULL on error. */
+int nb_net_load(const char *path, nb_net **out, char *msg);
+
 #ifdef __cplusplus
 }
 #endif

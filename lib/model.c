@@ -1,0 +1,557 @@
+/* model.c -- nb_net_save() and nb_net_load(): nabla's model file, docs/model-format.md.
+ *
+ * Written against the public API only, as a user would. A file is built whole in memory,
+ * little-endian byte by byte whatever the host, checksummed with XXH3-64, and written to a
+ * temporary file renamed over the target, so that a failed save never harms an old file.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "nabla.h"
+
+#define MODEL_MAGIC "NABLAMLP"
+#define MODEL_VERSION 1
+#define FIXED_HEADER 20         /* magic, version, header length, n_layers */
+#define CHECKSUM_BYTES 8
+/* The largest file we read: a bound on memory for any input, and on the parameter count
+ * (each is 8 bytes), which in turn bounds every layer size. */
+#define MODEL_MAX_BYTES ((uint64_t)1 << 30)
+#define MAX_PARAMS (MODEL_MAX_BYTES / 8)
+
+/* Byte offsets of the fields (docs/model-format.md, "Layout"). */
+#define OFF_VERSION 8
+#define OFF_HEADER_LEN 12
+#define OFF_N_LAYERS 16
+#define OFF_SIZES 20
+
+/* Offset of the field after the sizes, of the seed, and of the first parameter. */
+static uint64_t off_config(uint64_t n) { return OFF_SIZES + 8 * n; }
+static uint64_t off_seed(uint64_t n) { return off_config(n) + 16; }
+static uint64_t header_len(uint64_t n) { return off_seed(n) + 8; }
+
+/* Write a message into msg (NB_MSG_MAX bytes) when msg is not NULL; return status. */
+static int fail(char *msg, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (msg == NULL)
+		return status;
+	va_start(ap, fmt);
+	vsnprintf(msg, NB_MSG_MAX, fmt, ap);
+	va_end(ap);
+	return status;
+}
+
+/* ---- Little-endian bytes ----------------------------------------------------------- */
+
+static unsigned char *put_u32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+	return p + 4;
+}
+
+static unsigned char *put_u64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+	return p + 8;
+}
+
+/* A double as the little-endian u64 of its bits: exact, NaN payloads and -0 included. */
+static unsigned char *put_f64(unsigned char *p, double v)
+{
+	uint64_t bits;
+
+	memcpy(&bits, &v, sizeof bits);
+	return put_u64(p, bits);
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static double get_f64(const unsigned char *p)
+{
+	uint64_t bits = get_u64(p);
+	double v;
+
+	memcpy(&v, &bits, sizeof v);
+	return v;
+}
+
+/* ---- Sizes ------------------------------------------------------------------------- */
+
+/* P = sum over l of sizes[l+1] (sizes[l] + 1), for n sizes read by size(ud, l); UINT64_MAX
+ * when P exceeds MAX_PARAMS. Bounding each factor first keeps the products from
+ * overflowing, whatever a corrupt file says. */
+static uint64_t param_count(uint64_t (*size)(const void *, uint64_t), const void *ud,
+                            uint64_t n)
+{
+	uint64_t count = 0;
+
+	for (uint64_t l = 0; l + 1 < n; l++) {
+		uint64_t in = size(ud, l), out = size(ud, l + 1);
+
+		if (in > MAX_PARAMS || out > MAX_PARAMS)
+			return UINT64_MAX;
+		count += out * (in + 1);
+		if (count > MAX_PARAMS)
+			return UINT64_MAX;
+	}
+	return count;
+}
+
+static uint64_t file_size_at(const void *file, uint64_t l)
+{
+	return get_u64((const unsigned char *)file + OFF_SIZES + 8 * l);
+}
+
+static uint64_t config_size_at(const void *sizes, uint64_t l)
+{
+	return ((const size_t *)sizes)[l];
+}
+
+/* ---- Saving ------------------------------------------------------------------------ */
+
+/* Serialise the parameters of every layer, weights then biases, from p on. The API wants
+ * a mutable net to hand out its arrays; they are only read here. */
+static unsigned char *put_params(unsigned char *p, const nb_net *net, nb_net_config cfg)
+{
+	for (size_t l = 0; l + 1 < cfg.n_layers; l++) {
+		const double *w = nb_net_weights((nb_net *)net, l);
+		const double *b = nb_net_biases((nb_net *)net, l);
+		size_t out = cfg.sizes[l + 1], in = cfg.sizes[l];
+
+		assert(w != NULL && b != NULL);
+		for (size_t i = 0; i < out * in; i++)
+			p = put_f64(p, w[i]);
+		for (size_t i = 0; i < out; i++)
+			p = put_f64(p, b[i]);
+	}
+	return p;
+}
+
+/* Build the whole file in memory: *file (the caller frees it) of *len bytes. */
+static int encode(const nb_net *net, const char *path, unsigned char **file, size_t *len,
+                  char *msg)
+{
+	nb_net_config cfg = nb_net_get_config(net);
+	uint64_t n = cfg.n_layers;
+	uint64_t count = param_count(config_size_at, cfg.sizes, n);
+	unsigned char *buf, *p;
+
+	if (count == UINT64_MAX || header_len(n) + 8 * count + CHECKSUM_BYTES > MODEL_MAX_BYTES)
+		return fail(msg, NB_EINVAL, "%s: network too large for a model file (over %" PRIu64
+		            " bytes)", path, MODEL_MAX_BYTES);
+	/* Bounded by MODEL_MAX_BYTES, the length and n fit in size_t and in the u32 fields. */
+	*len = (size_t)(header_len(n) + 8 * count + CHECKSUM_BYTES);
+	buf = malloc(*len);
+	if (buf == NULL)
+		return fail(msg, NB_ENOMEM, "%s: out of memory allocating %zu bytes", path, *len);
+	memcpy(buf, MODEL_MAGIC, 8);
+	p = put_u32(buf + OFF_VERSION, MODEL_VERSION);
+	p = put_u32(p, (uint32_t)header_len(n));
+	p = put_u32(p, (uint32_t)n);
+	for (size_t l = 0; l < n; l++)
+		p = put_u64(p, cfg.sizes[l]);
+	p = put_u32(p, (uint32_t)cfg.hidden);
+	p = put_u32(p, (uint32_t)cfg.output);
+	p = put_u32(p, (uint32_t)cfg.cost);
+	p = put_u32(p, (uint32_t)cfg.init);
+	p = put_u64(p, cfg.seed);
+	p = put_params(p, net, cfg);
+	put_u64(p, XXH3_64bits(buf, (size_t)(p - buf)));
+	*file = buf;
+	return NB_OK;
+}
+
+/* Write len bytes to the fresh temporary file fd, flush them to the disk, and close fd
+ * whatever happens. A write error may only show at fflush, fsync or even close. */
+static int write_all(int fd, const char *path, const unsigned char *buf, size_t len,
+                     char *msg)
+{
+	FILE *f = fdopen(fd, "wb");
+	int err;
+
+	if (f == NULL) {
+		err = errno;
+		close(fd);
+		return fail(msg, NB_EIO, "%s: cannot write: %s", path, strerror(err));
+	}
+	if (fwrite(buf, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		err = errno;
+		fclose(f);
+		return fail(msg, NB_EIO, "%s: cannot write: %s", path, strerror(err));
+	}
+	if (fclose(f) != 0)
+		return fail(msg, NB_EIO, "%s: cannot write: %s", path, strerror(errno));
+	return NB_OK;
+}
+
+/* mkstemp creates the file 0600; give it the mode of the file it replaces, or 0644. A
+ * failure here is cosmetic (some file systems have no modes), so it is ignored. */
+static void set_mode(int fd, const char *path)
+{
+	struct stat st;
+	mode_t mode = 0644;
+
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+		mode = st.st_mode & 07777;
+	(void)fchmod(fd, mode);
+}
+
+/* Write buf to a temporary file beside path, then rename it over path. On any failure the
+ * temporary file is removed and path is left as it was. */
+static int replace_file(const char *path, const unsigned char *buf, size_t len, char *msg)
+{
+	size_t n = strlen(path);
+	char *tmp = malloc(n + sizeof ".XXXXXX");
+	int fd, status;
+
+	if (tmp == NULL)
+		return fail(msg, NB_ENOMEM, "%s: out of memory", path);
+	memcpy(tmp, path, n);
+	memcpy(tmp + n, ".XXXXXX", sizeof ".XXXXXX");
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		status = fail(msg, NB_EIO, "%s: cannot create a temporary file: %s", path,
+		              strerror(errno));
+		free(tmp);
+		return status;
+	}
+	set_mode(fd, path);
+	status = write_all(fd, path, buf, len, msg);
+	if (status == NB_OK && rename(tmp, path) != 0)
+		status = fail(msg, NB_EIO, "%s: cannot replace: %s", path, strerror(errno));
+	if (status != NB_OK)
+		unlink(tmp);
+	free(tmp);
+	return status;
+}
+
+int nb_net_save(const nb_net *net, const char *path, char *msg)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	int status;
+
+	if (net == NULL)
+		return fail(msg, NB_ENULL, "nb_net_save: net is NULL");
+	if (path == NULL)
+		return fail(msg, NB_ENULL, "nb_net_save: path is NULL");
+	status = encode(net, path, &buf, &len, msg);
+	if (status != NB_OK)
+		return status;
+	status = replace_file(path, buf, len, msg);
+	free(buf);
+	return status;
+}
+
+/* ---- Reading ----------------------------------------------------------------------- */
+
+static int too_large(const char *path, char *msg)
+{
+	return fail(msg, NB_EFORMAT, "%s: larger than %" PRIu64 " bytes: not a nabla model "
+	            "file", path, MODEL_MAX_BYTES);
+}
+
+/* Make room in *buf for more bytes: double its capacity, up to one byte more than the
+ * largest model so that a larger file (a pipe, say, whose size fstat cannot tell) is
+ * noticed without reading it all. */
+static int grow(unsigned char **buf, size_t *cap, const char *path, char *msg)
+{
+	size_t want = *cap ? 2 * *cap : 4096;
+	unsigned char *p;
+
+	if (*cap == MODEL_MAX_BYTES + 1)
+		return too_large(path, msg);
+	if (want > MODEL_MAX_BYTES + 1)
+		want = (size_t)(MODEL_MAX_BYTES + 1);
+	p = realloc(*buf, want);
+	if (p == NULL)
+		return fail(msg, NB_ENOMEM, "%s: out of memory reading the file", path);
+	*buf = p;
+	*cap = want;
+	return NB_OK;
+}
+
+/* Read the whole file into *data (the caller frees it; set only on success). */
+static int read_all(const char *path, unsigned char **data, size_t *len, char *msg)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *buf = NULL;
+	size_t n = 0, cap = 0;
+	struct stat st;
+	int status = NB_OK;
+
+	if (f == NULL)
+		return fail(msg, NB_EIO, "%s: cannot open: %s", path, strerror(errno));
+	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_size > MODEL_MAX_BYTES) {
+		fclose(f);
+		return too_large(path, msg);
+	}
+	for (;;) {
+		if (n == cap && (status = grow(&buf, &cap, path, msg)) != NB_OK)
+			break;
+		n += fread(buf + n, 1, cap - n, f);
+		if (n < cap) {  /* fread stops short only at the end of the file or an error */
+			if (ferror(f))
+				status = fail(msg, NB_EIO, "%s: cannot read: %s", path,
+				              strerror(errno));
+			break;
+		}
+	}
+	fclose(f);
+	if (status != NB_OK) {
+		free(buf);
+		return status;
+	}
+	*data = buf;
+	*len = n;
+	return NB_OK;
+}
+
+/* ---- Loading: the checks of docs/model-format.md, in order ------------------------- */
+
+/* Steps 2 to 5: fixed header, magic, version, and a file size equal to the size T the
+ * header implies (*total). */
+static int check_layout(const char *path, const unsigned char *f, size_t len,
+                        uint64_t *total, char *msg)
+{
+	uint64_t n, count;
+
+	if (len < FIXED_HEADER)
+		return fail(msg, NB_EFORMAT, "%s: truncated: %zu bytes, shorter than the %d-byte "
+		            "fixed header", path, len, FIXED_HEADER);
+	if (memcmp(f, MODEL_MAGIC, 8) != 0)
+		return fail(msg, NB_EFORMAT, "%s: bad magic at byte 0 (not a nabla model file)",
+		            path);
+	if (get_u32(f + OFF_VERSION) != MODEL_VERSION)
+		return fail(msg, NB_EFORMAT, "%s: unsupported version %" PRIu32 " at byte %d "
+		            "(this nabla reads version %d)", path, get_u32(f + OFF_VERSION),
+		            OFF_VERSION, MODEL_VERSION);
+	n = get_u32(f + OFF_N_LAYERS);
+	if (len < off_config(n))  /* the sizes are not all there: T is unknown */
+		return fail(msg, NB_EFORMAT, "%s: truncated: %zu bytes, the header says at least "
+		            "%" PRIu64, path, len, header_len(n) + CHECKSUM_BYTES);
+	count = param_count(file_size_at, f, n);
+	if (count == UINT64_MAX)
+		return fail(msg, NB_EFORMAT, "%s: truncated: %zu bytes, the header says more "
+		            "than %" PRIu64, path, len, MODEL_MAX_BYTES);
+	*total = header_len(n) + 8 * count + CHECKSUM_BYTES;
+	if (len < *total)
+		return fail(msg, NB_EFORMAT, "%s: truncated: %zu bytes, the header says %" PRIu64,
+		            path, len, *total);
+	if (len > *total)
+		return fail(msg, NB_EFORMAT, "%s: %" PRIu64 " bytes after the end of the model "
+		            "(byte %" PRIu64 ")", path, len - *total, *total);
+	return NB_OK;
+}
+
+/* Step 6: the XXH3-64 of everything before the checksum. */
+static int check_sum(const char *path, const unsigned char *f, uint64_t total, char *msg)
+{
+	uint64_t at = total - CHECKSUM_BYTES;
+	uint64_t stored = get_u64(f + at), computed = XXH3_64bits(f, (size_t)at);
+
+	if (stored != computed)
+		return fail(msg, NB_EFORMAT, "%s: checksum mismatch at byte %" PRIu64 " (stored "
+		            "0x%016" PRIx64 ", computed 0x%016" PRIx64 "): the file is corrupt",
+		            path, at, stored, computed);
+	return NB_OK;
+}
+
+static const char *activation_name(uint32_t a)
+{
+	static const char *const names[] = { "sigmoid", "tanh", "relu", "softmax" };
+
+	return a < 4 ? names[a] : "unknown";
+}
+
+/* Step 7, the structure: header length, layer count and sizes. */
+static int check_shape(const char *path, const unsigned char *f, char *msg)
+{
+	uint64_t n = get_u32(f + OFF_N_LAYERS);
+	uint32_t h = get_u32(f + OFF_HEADER_LEN);
+
+	if (h != header_len(n))
+		return fail(msg, NB_EFORMAT, "%s: header length %" PRIu32 " at byte %d, %" PRIu64
+		            " expected for %" PRIu64 " layers", path, h, OFF_HEADER_LEN,
+		            header_len(n), n);
+	if (n < 2)
+		return fail(msg, NB_EFORMAT, "%s: n_layers is %" PRIu64 " at byte %d (a network "
+		            "has at least 2)", path, n, OFF_N_LAYERS);
+	for (uint64_t l = 0; l < n; l++) {
+		if (file_size_at(f, l) == 0)
+			return fail(msg, NB_EFORMAT, "%s: layer %" PRIu64 " has size 0 at byte %"
+			            PRIu64, path, l, OFF_SIZES + 8 * l);
+	}
+	return NB_OK;
+}
+
+/* Step 7, the choices: each enum in range, and cross-entropy only where nb_net_new()
+ * allows it. */
+static int check_choices(const char *path, const unsigned char *f, char *msg)
+{
+	uint64_t at = off_config(get_u32(f + OFF_N_LAYERS));
+	uint32_t hidden = get_u32(f + at), output = get_u32(f + at + 4);
+	uint32_t cost = get_u32(f + at + 8), init = get_u32(f + at + 12);
+
+	if (hidden > NB_RELU)
+		return fail(msg, NB_EFORMAT, "%s: hidden activation %" PRIu32 " at byte %" PRIu64
+		            " (0 sigmoid, 1 tanh or 2 relu expected)", path, hidden, at);
+	if (output > NB_SOFTMAX)
+		return fail(msg, NB_EFORMAT, "%s: output activation %" PRIu32 " at byte %" PRIu64
+		            " (0 to 3 expected)", path, output, at + 4);
+	if (cost > NB_CROSS_ENTROPY)
+		return fail(msg, NB_EFORMAT, "%s: cost %" PRIu32 " at byte %" PRIu64 " (0 "
+		            "quadratic or 1 cross-entropy expected)", path, cost, at + 8);
+	if (init > NB_INIT_SCALED)
+		return fail(msg, NB_EFORMAT, "%s: initialisation %" PRIu32 " at byte %" PRIu64
+		            " (0 normal or 1 scaled expected)", path, init, at + 12);
+	if (cost == NB_CROSS_ENTROPY && output != NB_SIGMOID && output != NB_SOFTMAX)
+		return fail(msg, NB_EFORMAT, "%s: cross-entropy cost at byte %" PRIu64 " needs a "
+		            "sigmoid or softmax output, not %s", path, at + 8,
+		            activation_name(output));
+	return NB_OK;
+}
+
+/* Step 7, the parameters: every one finite. */
+static int check_params(const char *path, const unsigned char *f, char *msg)
+{
+	uint64_t n = get_u32(f + OFF_N_LAYERS), at = header_len(n);
+
+	for (uint64_t l = 0; l + 1 < n; l++) {
+		uint64_t in = file_size_at(f, l), out = file_size_at(f, l + 1);
+
+		for (uint64_t i = 0; i < out * (in + 1); i++, at += 8) {
+			double v = get_f64(f + at);
+			int bias = i >= out * in;  /* the biases follow the weights */
+
+			if (isfinite(v))
+				continue;
+			return fail(msg, NB_EFORMAT, "%s: %s %" PRIu64 " of layer %" PRIu64
+			            " is %g at byte %" PRIu64, path, bias ? "bias" : "weight",
+			            bias ? i - out * in : i, l, v, at);
+		}
+	}
+	return NB_OK;
+}
+
+/* Copy the stored parameters over the fresh random ones of net. */
+static void copy_params(nb_net *net, const unsigned char *f, const nb_net_config *cfg)
+{
+	const unsigned char *p = f + header_len(cfg->n_layers);
+
+	for (size_t l = 0; l + 1 < cfg->n_layers; l++) {
+		double *w = nb_net_weights(net, l), *b = nb_net_biases(net, l);
+		size_t out = cfg->sizes[l + 1], in = cfg->sizes[l];
+
+		assert(w != NULL && b != NULL);
+		for (size_t i = 0; i < out * in; i++, p += 8)
+			w[i] = get_f64(p);
+		for (size_t i = 0; i < out; i++, p += 8)
+			b[i] = get_f64(p);
+	}
+}
+
+/* Step 8: a network of the checked configuration, with the stored parameters. */
+static int build(const char *path, const unsigned char *f, nb_net **out, char *msg)
+{
+	size_t n = get_u32(f + OFF_N_LAYERS);
+	uint64_t at = off_config(n);
+	size_t *sizes = malloc(n * sizeof *sizes);
+	nb_net_config cfg;
+	char why[NB_MSG_MAX] = "";
+	int status;
+
+	if (sizes == NULL)
+		return fail(msg, NB_ENOMEM, "%s: out of memory", path);
+	for (size_t l = 0; l < n; l++)
+		sizes[l] = (size_t)file_size_at(f, l);  /* at most MAX_PARAMS (step 5) */
+	cfg = (nb_net_config){
+		.n_layers = n, .sizes = sizes,
+		.hidden = (int)get_u32(f + at), .output = (int)get_u32(f + at + 4),
+		.cost = (int)get_u32(f + at + 8), .init = (int)get_u32(f + at + 12),
+		.seed = get_u64(f + off_seed(n)),
+	};
+	status = nb_net_new(&cfg, out, why);
+	if (status == NB_OK)
+		copy_params(*out, f, &cfg);
+	else
+		/* Our checks mirror nb_net_new()'s; anything it still refuses is the file's. */
+		status = fail(msg, status == NB_EINVAL ? NB_EFORMAT : status, "%s: %s", path,
+		              why);
+	free(sizes);
+	return status;
+}
+
+/* Check the file's bytes in the documented order, then build the network. */
+static int decode(const char *path, const unsigned char *f, size_t len, nb_net **out,
+                  char *msg)
+{
+	uint64_t total = 0;
+	int status;
+
+	status = check_layout(path, f, len, &total, msg);
+	if (status == NB_OK)
+		status = check_sum(path, f, total, msg);
+	if (status == NB_OK)
+		status = check_shape(path, f, msg);
+	if (status == NB_OK)
+		status = check_choices(path, f, msg);
+	if (status == NB_OK)
+		status = check_params(path, f, msg);
+	return status == NB_OK ? build(path, f, out, msg) : status;
+}
+
+int nb_net_load(const char *path, nb_net **out, char *msg)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	int status;
+
+	if (out != NULL)
+		*out = NULL;
+	if (path == NULL)
+		return fail(msg, NB_ENULL, "nb_net_load: path is NULL");
+	if (out == NULL)
+		return fail(msg, NB_ENULL, "nb_net_load: out is NULL");
+	status = read_all(path, &buf, &len, msg);
+	if (status != NB_OK)
+		return status;
+	status = decode(path, buf, len, out, msg);
+	free(buf);
+	if (status != NB_OK)
+		*out = NULL;
+	return status;
+}
