@@ -1,7 +1,8 @@
 #!/bin/sh
 # build.sh -- install what is missing, build nabla, and run something with it.
 #
-#   ./build.sh example    build, then run the main example (examples/bp_equations)
+#   ./build.sh example    build, then train Nielsen's network on the bundled digits
+#                         (examples/mnist, 10 epochs)
 #   ./build.sh check      build, then run the whole test suite (make check)
 #   ./build.sh sanitize   the test suite built with AddressSanitizer and UBSan
 #   ./build.sh valgrind   the test suite under valgrind's memcheck, leaks included
@@ -77,7 +78,7 @@ install_missing
 case $mode in
 example)
 	build_in build
-	./build/examples/bp_equations
+	./build/examples/mnist --epochs 10
 	;;
 check)
 	build_in build
