@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nabla.h"
+#include "nabla_int.h"
 
 /* Scratch space: activations a^l and errors delta^l = dC/dz^l for l = 1..L, in one block.
  * z^l itself is not kept: sigma'(z) = sigma(z) (1 - sigma(z)) is derived from a^l. */
@@ -24,44 +24,31 @@ struct bp_work {
 	double *block;
 };
 
-/* Write a message into msg (NB_MSG_MAX bytes) when msg is not NULL; return status. */
-static int bp_fail(char *msg, int status, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (msg == NULL)
-		return status;
-	va_start(ap, fmt);
-	vsnprintf(msg, NB_MSG_MAX, fmt, ap);
-	va_end(ap);
-	return status;
-}
-
 /* Check the network: its fields, the layer count, every size, the batch size. */
 static int check_net(const nb_mlp *net, size_t n, char *msg)
 {
 	if (net == NULL)
-		return bp_fail(msg, NB_ENULL, "bp_reference: net is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "bp_reference: net is NULL");
 	if (net->n_layers < 2)
-		return bp_fail(msg, NB_EINVAL, "bp_reference: need at least 2 layers, got %zu",
+		return nb__msg_fail(msg, NB_EINVAL, "bp_reference: need at least 2 layers, got %zu",
 		               net->n_layers);
 	if (net->sizes == NULL)
-		return bp_fail(msg, NB_ENULL, "bp_reference: net->sizes is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "bp_reference: net->sizes is NULL");
 	for (size_t l = 0; l < net->n_layers; l++) {
 		if (net->sizes[l] == 0)
-			return bp_fail(msg, NB_EINVAL, "bp_reference: layer %zu has size 0", l);
+			return nb__msg_fail(msg, NB_EINVAL, "bp_reference: layer %zu has size 0", l);
 	}
 	if (n == 0)
-		return bp_fail(msg, NB_EINVAL, "bp_reference: batch size n is 0");
+		return nb__msg_fail(msg, NB_EINVAL, "bp_reference: batch size n is 0");
 	if (net->w == NULL)
-		return bp_fail(msg, NB_ENULL, "bp_reference: net->w is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "bp_reference: net->w is NULL");
 	if (net->b == NULL)
-		return bp_fail(msg, NB_ENULL, "bp_reference: net->b is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "bp_reference: net->b is NULL");
 	for (size_t l = 0; l + 1 < net->n_layers; l++) {
 		if (net->w[l] == NULL)
-			return bp_fail(msg, NB_ENULL, "bp_reference: w[%zu] is NULL", l);
+			return nb__msg_fail(msg, NB_ENULL, "bp_reference: w[%zu] is NULL", l);
 		if (net->b[l] == NULL)
-			return bp_fail(msg, NB_ENULL, "bp_reference: b[%zu] is NULL", l);
+			return nb__msg_fail(msg, NB_ENULL, "bp_reference: b[%zu] is NULL", l);
 	}
 	return NB_OK;
 }
@@ -71,18 +58,18 @@ static int check_io(size_t n_layers, const double *x, const double *y, double *c
                     double *const *db, char *msg)
 {
 	if (x == NULL)
-		return bp_fail(msg, NB_ENULL, "bp_reference: x is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "bp_reference: x is NULL");
 	if (y == NULL)
-		return bp_fail(msg, NB_ENULL, "bp_reference: y is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "bp_reference: y is NULL");
 	if (dw == NULL)
-		return bp_fail(msg, NB_ENULL, "bp_reference: dw is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "bp_reference: dw is NULL");
 	if (db == NULL)
-		return bp_fail(msg, NB_ENULL, "bp_reference: db is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "bp_reference: db is NULL");
 	for (size_t l = 0; l + 1 < n_layers; l++) {
 		if (dw[l] == NULL)
-			return bp_fail(msg, NB_ENULL, "bp_reference: dw[%zu] is NULL", l);
+			return nb__msg_fail(msg, NB_ENULL, "bp_reference: dw[%zu] is NULL", l);
 		if (db[l] == NULL)
-			return bp_fail(msg, NB_ENULL, "bp_reference: db[%zu] is NULL", l);
+			return nb__msg_fail(msg, NB_ENULL, "bp_reference: db[%zu] is NULL", l);
 	}
 	return NB_OK;
 }
@@ -106,7 +93,7 @@ static int work_alloc(const nb_mlp *net, size_t n, const double *x, struct bp_wo
 		size_t s = net->sizes[l];
 
 		if (s > limit / n || s * n > limit - total)
-			return bp_fail(msg, NB_ENOMEM, "bp_reference: out of memory");
+			return nb__msg_fail(msg, NB_ENOMEM, "bp_reference: out of memory");
 		total += s * n;
 	}
 	wk->x = x;
@@ -115,7 +102,7 @@ static int work_alloc(const nb_mlp *net, size_t n, const double *x, struct bp_wo
 	wk->block = malloc(2 * total * sizeof *wk->block);
 	if (wk->a == NULL || wk->delta == NULL || wk->block == NULL) {
 		work_free(wk);
-		return bp_fail(msg, NB_ENOMEM, "bp_reference: out of memory");
+		return nb__msg_fail(msg, NB_ENOMEM, "bp_reference: out of memory");
 	}
 	wk->a[0] = NULL;
 	wk->delta[0] = NULL;

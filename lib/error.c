@@ -38,6 +38,18 @@ void *nb__fail(nb_tape *t, int status, const char *fmt, ...)
 	return NULL;
 }
 
+int nb__msg_fail(char *msg, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!msg)
+		return status;
+	va_start(ap, fmt);
+	vsnprintf(msg, NB_MSG_MAX, fmt, ap);
+	va_end(ap);
+	return status;
+}
+
 bool nb__args_ok(nb_tape *t, const char *op, nb_tensor *const *in, int n)
 {
 	if (!t || t->status != NB_OK)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "nabla.h"
+#include "rng.h"
 
 /* Defaults for zero option fields. A central difference has truncation error O(h^2),
  * ~1e-12 at h = 1e-6, and roundoff ~eps/h, ~1e-10: both far below atol + rtol |numeric|,
@@ -34,35 +35,16 @@ struct check {
 	double *grad;      /* analytic gradient (first order, then Hessian-vector product) */
 	double *again;     /* gradient of the second sweep, for the repeatability check */
 	double *dir;       /* direction u (direction mode) */
-	uint64_t rng;
+	struct nb_rng rng;
 };
 
-/* ---- Random numbers: xorshift64*, private so the check does not depend on rand() ---- */
-
-/* Seed through splitmix64 so that small seeds (0, 1, 2) give unrelated, nonzero states. */
-static uint64_t rng_init(unsigned long seed)
-{
-	uint64_t z = (uint64_t)seed + 0x9e3779b97f4a7c15ULL;
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	z ^= z >> 31;
-	return z ? z : 1;
-}
+/* ---- Random numbers: the library's generator, so a check is the same on every run ---- */
 
 /* Uniform in [-1, 1). */
-static double rng_next(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return (double)((*s * 0x2545f4914f6cdd1dULL) >> 11) * 0x1.0p-52 - 1.0;
-}
-
-static void rng_fill(uint64_t *s, double *x, size_t n)
+static void rng_fill(struct nb_rng *r, double *x, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		x[i] = rng_next(s);
+		x[i] = 2.0 * nb__rng_uniform(r) - 1.0;
 }
 
 /* ---- Errors ------------------------------------------------------------------------ */
@@ -512,7 +494,7 @@ int nb_gradcheck(nb_expr_fn f, void *ud, const nb_gradcheck_input *inputs, size_
 	memset(rep, 0, sizeof(*rep));
 	if (read_opts(rep, opts) || check_args(f, inputs, n, rep))
 		return rep->status;
-	c.rng = rng_init(opts && opts->seed ? opts->seed : DEFAULT_SEED);
+	nb__rng_seed(&c.rng, opts && opts->seed ? opts->seed : DEFAULT_SEED);
 	run(&c, f, ud, inputs, n, opts && opts->first_order_only);
 	check_free(&c);
 	rep->passed = rep->status == NB_OK && rep->first.passed && rep->repeatable &&

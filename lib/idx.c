@@ -13,7 +13,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "nabla.h"
+#include "nabla_int.h"
 
 #define IDX_IMAGES 0x00000803u
 #define IDX_LABELS 0x00000801u
@@ -34,20 +34,7 @@ struct idx_file {
 	char *msg;
 };
 
-/* Write a message into msg (NB_MSG_MAX bytes) when msg is not NULL; return status. */
-static int fail(char *msg, int status, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!msg)
-		return status;
-	va_start(ap, fmt);
-	vsnprintf(msg, NB_MSG_MAX, fmt, ap);
-	va_end(ap);
-	return status;
-}
-
-/* As fail(), with "PATH: " in front: every message about a file names it first. */
+/* As nb__msg_fail(), with "PATH: " in front: every message about a file names it first. */
 static int file_fail(struct idx_file *f, int status, const char *fmt, ...)
 {
 	char what[NB_MSG_MAX];
@@ -56,7 +43,7 @@ static int file_fail(struct idx_file *f, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	return fail(f->msg, status, "%s: %s", f->path, what);
+	return nb__msg_fail(f->msg, status, "%s: %s", f->path, what);
 }
 
 /* Report zlib's error on f. gzerror() puts the path in front, which we do already. */
@@ -290,11 +277,11 @@ int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, 
 	if (ds)
 		memset(ds, 0, sizeof *ds);
 	if (!images)
-		return fail(msg, NB_ENULL, "load_idx: images is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "load_idx: images is NULL");
 	if (!labels)
-		return fail(msg, NB_ENULL, "load_idx: labels is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "load_idx: labels is NULL");
 	if (!ds)
-		return fail(msg, NB_ENULL, "load_idx: ds is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "load_idx: ds is NULL");
 	s = idx_open(&im, images, msg);
 	if (s == NB_OK)
 		s = load(&im, &lb, labels, ds);
@@ -333,7 +320,7 @@ static int find_file(char *path, size_t size, const char *dir, const char *split
 	if (probe(path) != ENOENT)
 		return NB_OK;
 	path[len] = '\0';
-	return fail(msg, NB_EIO, "%s[.gz]: cannot open: %s", path, strerror(ENOENT));
+	return nb__msg_fail(msg, NB_EIO, "%s[.gz]: cannot open: %s", path, strerror(ENOENT));
 }
 
 /* Find the two files of a split in dir and load them. */
@@ -344,7 +331,7 @@ static int load_split(const char *dir, const char *split, nb_dataset *ds, char *
 	int s = NB_OK;
 
 	if (!im || !lb)
-		s = fail(msg, NB_ENOMEM, "load_dir: out of memory");
+		s = nb__msg_fail(msg, NB_ENOMEM, "load_dir: out of memory");
 	if (s == NB_OK)
 		s = find_file(im, size, dir, split, "images-idx3-ubyte", msg);
 	if (s == NB_OK)
@@ -361,13 +348,13 @@ int nb_dataset_load_dir(const char *dir, const char *split, nb_dataset *ds, char
 	if (ds)
 		memset(ds, 0, sizeof *ds);
 	if (!dir)
-		return fail(msg, NB_ENULL, "load_dir: dir is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "load_dir: dir is NULL");
 	if (!split)
-		return fail(msg, NB_ENULL, "load_dir: split is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "load_dir: split is NULL");
 	if (!ds)
-		return fail(msg, NB_ENULL, "load_dir: ds is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "load_dir: ds is NULL");
 	if (strcmp(split, "train") != 0 && strcmp(split, "t10k") != 0)
-		return fail(msg, NB_EINVAL,
+		return nb__msg_fail(msg, NB_EINVAL,
 		            "load_dir: split must be \"train\" or \"t10k\", not \"%s\"", split);
 	return load_split(dir, split, ds, msg);
 }

@@ -20,7 +20,7 @@
 
 #include <xxhash.h>
 
-#include "nabla.h"
+#include "nabla_int.h"
 
 #define MODEL_MAGIC "NABLAMLP"
 #define MODEL_VERSION 1
@@ -41,19 +41,6 @@
 static uint64_t off_config(uint64_t n) { return OFF_SIZES + 8 * n; }
 static uint64_t off_seed(uint64_t n) { return off_config(n) + 16; }
 static uint64_t header_len(uint64_t n) { return off_seed(n) + 8; }
-
-/* Write a message into msg (NB_MSG_MAX bytes) when msg is not NULL; return status. */
-static int fail(char *msg, int status, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (msg == NULL)
-		return status;
-	va_start(ap, fmt);
-	vsnprintf(msg, NB_MSG_MAX, fmt, ap);
-	va_end(ap);
-	return status;
-}
 
 /* ---- Little-endian bytes ----------------------------------------------------------- */
 
@@ -169,13 +156,13 @@ static int encode(const nb_net *net, const char *path, unsigned char **file, siz
 	unsigned char *buf, *p;
 
 	if (count == UINT64_MAX || header_len(n) + 8 * count + CHECKSUM_BYTES > MODEL_MAX_BYTES)
-		return fail(msg, NB_EINVAL, "%s: network too large for a model file (over %" PRIu64
+		return nb__msg_fail(msg, NB_EINVAL, "%s: network too large for a model file (over %" PRIu64
 		            " bytes)", path, MODEL_MAX_BYTES);
 	/* Bounded by MODEL_MAX_BYTES, the length and n fit in size_t and in the u32 fields. */
 	*len = (size_t)(header_len(n) + 8 * count + CHECKSUM_BYTES);
 	buf = malloc(*len);
 	if (buf == NULL)
-		return fail(msg, NB_ENOMEM, "%s: out of memory allocating %zu bytes", path, *len);
+		return nb__msg_fail(msg, NB_ENOMEM, "%s: out of memory allocating %zu bytes", path, *len);
 	memcpy(buf, MODEL_MAGIC, 8);
 	p = put_u32(buf + OFF_VERSION, MODEL_VERSION);
 	p = put_u32(p, (uint32_t)header_len(n));
@@ -204,15 +191,15 @@ static int write_all(int fd, const char *path, const unsigned char *buf, size_t 
 	if (f == NULL) {
 		err = errno;
 		close(fd);
-		return fail(msg, NB_EIO, "%s: cannot write: %s", path, strerror(err));
+		return nb__msg_fail(msg, NB_EIO, "%s: cannot write: %s", path, strerror(err));
 	}
 	if (fwrite(buf, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		err = errno;
 		fclose(f);
-		return fail(msg, NB_EIO, "%s: cannot write: %s", path, strerror(err));
+		return nb__msg_fail(msg, NB_EIO, "%s: cannot write: %s", path, strerror(err));
 	}
 	if (fclose(f) != 0)
-		return fail(msg, NB_EIO, "%s: cannot write: %s", path, strerror(errno));
+		return nb__msg_fail(msg, NB_EIO, "%s: cannot write: %s", path, strerror(errno));
 	return NB_OK;
 }
 
@@ -237,12 +224,12 @@ static int replace_file(const char *path, const unsigned char *buf, size_t len, 
 	int fd, status;
 
 	if (tmp == NULL)
-		return fail(msg, NB_ENOMEM, "%s: out of memory", path);
+		return nb__msg_fail(msg, NB_ENOMEM, "%s: out of memory", path);
 	memcpy(tmp, path, n);
 	memcpy(tmp + n, ".XXXXXX", sizeof ".XXXXXX");
 	fd = mkstemp(tmp);
 	if (fd < 0) {
-		status = fail(msg, NB_EIO, "%s: cannot create a temporary file: %s", path,
+		status = nb__msg_fail(msg, NB_EIO, "%s: cannot create a temporary file: %s", path,
 		              strerror(errno));
 		free(tmp);
 		return status;
@@ -250,7 +237,7 @@ static int replace_file(const char *path, const unsigned char *buf, size_t len, 
 	set_mode(fd, path);
 	status = write_all(fd, path, buf, len, msg);
 	if (status == NB_OK && rename(tmp, path) != 0)
-		status = fail(msg, NB_EIO, "%s: cannot replace: %s", path, strerror(errno));
+		status = nb__msg_fail(msg, NB_EIO, "%s: cannot replace: %s", path, strerror(errno));
 	if (status != NB_OK)
 		unlink(tmp);
 	free(tmp);
@@ -264,9 +251,9 @@ int nb_net_save(const nb_net *net, const char *path, char *msg)
 	int status;
 
 	if (net == NULL)
-		return fail(msg, NB_ENULL, "nb_net_save: net is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "nb_net_save: net is NULL");
 	if (path == NULL)
-		return fail(msg, NB_ENULL, "nb_net_save: path is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "nb_net_save: path is NULL");
 	status = encode(net, path, &buf, &len, msg);
 	if (status != NB_OK)
 		return status;
@@ -279,7 +266,7 @@ int nb_net_save(const nb_net *net, const char *path, char *msg)
 
 static int too_large(const char *path, char *msg)
 {
-	return fail(msg, NB_EFORMAT, "%s: larger than %" PRIu64 " bytes: not a nabla model "
+	return nb__msg_fail(msg, NB_EFORMAT, "%s: larger than %" PRIu64 " bytes: not a nabla model "
 	            "file", path, MODEL_MAX_BYTES);
 }
 
@@ -297,7 +284,7 @@ static int grow(unsigned char **buf, size_t *cap, const char *path, char *msg)
 		want = (size_t)(MODEL_MAX_BYTES + 1);
 	p = realloc(*buf, want);
 	if (p == NULL)
-		return fail(msg, NB_ENOMEM, "%s: out of memory reading the file", path);
+		return nb__msg_fail(msg, NB_ENOMEM, "%s: out of memory reading the file", path);
 	*buf = p;
 	*cap = want;
 	return NB_OK;
@@ -313,7 +300,7 @@ static int read_all(const char *path, unsigned char **data, size_t *len, char *m
 	int status = NB_OK;
 
 	if (f == NULL)
-		return fail(msg, NB_EIO, "%s: cannot open: %s", path, strerror(errno));
+		return nb__msg_fail(msg, NB_EIO, "%s: cannot open: %s", path, strerror(errno));
 	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
 	    (uint64_t)st.st_size > MODEL_MAX_BYTES) {
 		fclose(f);
@@ -325,7 +312,7 @@ static int read_all(const char *path, unsigned char **data, size_t *len, char *m
 		n += fread(buf + n, 1, cap - n, f);
 		if (n < cap) {  /* fread stops short only at the end of the file or an error */
 			if (ferror(f))
-				status = fail(msg, NB_EIO, "%s: cannot read: %s", path,
+				status = nb__msg_fail(msg, NB_EIO, "%s: cannot read: %s", path,
 				              strerror(errno));
 			break;
 		}
@@ -350,29 +337,29 @@ static int check_layout(const char *path, const unsigned char *f, size_t len,
 	uint64_t n, count;
 
 	if (len < FIXED_HEADER)
-		return fail(msg, NB_EFORMAT, "%s: truncated: %zu bytes, shorter than the %d-byte "
+		return nb__msg_fail(msg, NB_EFORMAT, "%s: truncated: %zu bytes, shorter than the %d-byte "
 		            "fixed header", path, len, FIXED_HEADER);
 	if (memcmp(f, MODEL_MAGIC, 8) != 0)
-		return fail(msg, NB_EFORMAT, "%s: bad magic at byte 0 (not a nabla model file)",
+		return nb__msg_fail(msg, NB_EFORMAT, "%s: bad magic at byte 0 (not a nabla model file)",
 		            path);
 	if (get_u32(f + OFF_VERSION) != MODEL_VERSION)
-		return fail(msg, NB_EFORMAT, "%s: unsupported version %" PRIu32 " at byte %d "
+		return nb__msg_fail(msg, NB_EFORMAT, "%s: unsupported version %" PRIu32 " at byte %d "
 		            "(this nabla reads version %d)", path, get_u32(f + OFF_VERSION),
 		            OFF_VERSION, MODEL_VERSION);
 	n = get_u32(f + OFF_N_LAYERS);
 	if (len < off_config(n))  /* the sizes are not all there: T is unknown */
-		return fail(msg, NB_EFORMAT, "%s: truncated: %zu bytes, the header says at least "
+		return nb__msg_fail(msg, NB_EFORMAT, "%s: truncated: %zu bytes, the header says at least "
 		            "%" PRIu64, path, len, header_len(n) + CHECKSUM_BYTES);
 	count = param_count(file_size_at, f, n);
 	if (count == UINT64_MAX)
-		return fail(msg, NB_EFORMAT, "%s: truncated: %zu bytes, the header says more "
+		return nb__msg_fail(msg, NB_EFORMAT, "%s: truncated: %zu bytes, the header says more "
 		            "than %" PRIu64, path, len, MODEL_MAX_BYTES);
 	*total = header_len(n) + 8 * count + CHECKSUM_BYTES;
 	if (len < *total)
-		return fail(msg, NB_EFORMAT, "%s: truncated: %zu bytes, the header says %" PRIu64,
+		return nb__msg_fail(msg, NB_EFORMAT, "%s: truncated: %zu bytes, the header says %" PRIu64,
 		            path, len, *total);
 	if (len > *total)
-		return fail(msg, NB_EFORMAT, "%s: %" PRIu64 " bytes after the end of the model "
+		return nb__msg_fail(msg, NB_EFORMAT, "%s: %" PRIu64 " bytes after the end of the model "
 		            "(byte %" PRIu64 ")", path, len - *total, *total);
 	return NB_OK;
 }
@@ -384,7 +371,7 @@ static int check_sum(const char *path, const unsigned char *f, uint64_t total, c
 	uint64_t stored = get_u64(f + at), computed = XXH3_64bits(f, (size_t)at);
 
 	if (stored != computed)
-		return fail(msg, NB_EFORMAT, "%s: checksum mismatch at byte %" PRIu64 " (stored "
+		return nb__msg_fail(msg, NB_EFORMAT, "%s: checksum mismatch at byte %" PRIu64 " (stored "
 		            "0x%016" PRIx64 ", computed 0x%016" PRIx64 "): the file is corrupt",
 		            path, at, stored, computed);
 	return NB_OK;
@@ -404,15 +391,15 @@ static int check_shape(const char *path, const unsigned char *f, char *msg)
 	uint32_t h = get_u32(f + OFF_HEADER_LEN);
 
 	if (h != header_len(n))
-		return fail(msg, NB_EFORMAT, "%s: header length %" PRIu32 " at byte %d, %" PRIu64
+		return nb__msg_fail(msg, NB_EFORMAT, "%s: header length %" PRIu32 " at byte %d, %" PRIu64
 		            " expected for %" PRIu64 " layers", path, h, OFF_HEADER_LEN,
 		            header_len(n), n);
 	if (n < 2)
-		return fail(msg, NB_EFORMAT, "%s: n_layers is %" PRIu64 " at byte %d (a network "
+		return nb__msg_fail(msg, NB_EFORMAT, "%s: n_layers is %" PRIu64 " at byte %d (a network "
 		            "has at least 2)", path, n, OFF_N_LAYERS);
 	for (uint64_t l = 0; l < n; l++) {
 		if (file_size_at(f, l) == 0)
-			return fail(msg, NB_EFORMAT, "%s: layer %" PRIu64 " has size 0 at byte %"
+			return nb__msg_fail(msg, NB_EFORMAT, "%s: layer %" PRIu64 " has size 0 at byte %"
 			            PRIu64, path, l, OFF_SIZES + 8 * l);
 	}
 	return NB_OK;
@@ -427,19 +414,19 @@ static int check_choices(const char *path, const unsigned char *f, char *msg)
 	uint32_t cost = get_u32(f + at + 8), init = get_u32(f + at + 12);
 
 	if (hidden > NB_RELU)
-		return fail(msg, NB_EFORMAT, "%s: hidden activation %" PRIu32 " at byte %" PRIu64
+		return nb__msg_fail(msg, NB_EFORMAT, "%s: hidden activation %" PRIu32 " at byte %" PRIu64
 		            " (0 sigmoid, 1 tanh or 2 relu expected)", path, hidden, at);
 	if (output > NB_SOFTMAX)
-		return fail(msg, NB_EFORMAT, "%s: output activation %" PRIu32 " at byte %" PRIu64
+		return nb__msg_fail(msg, NB_EFORMAT, "%s: output activation %" PRIu32 " at byte %" PRIu64
 		            " (0 to 3 expected)", path, output, at + 4);
 	if (cost > NB_CROSS_ENTROPY)
-		return fail(msg, NB_EFORMAT, "%s: cost %" PRIu32 " at byte %" PRIu64 " (0 "
+		return nb__msg_fail(msg, NB_EFORMAT, "%s: cost %" PRIu32 " at byte %" PRIu64 " (0 "
 		            "quadratic or 1 cross-entropy expected)", path, cost, at + 8);
 	if (init > NB_INIT_SCALED)
-		return fail(msg, NB_EFORMAT, "%s: initialisation %" PRIu32 " at byte %" PRIu64
+		return nb__msg_fail(msg, NB_EFORMAT, "%s: initialisation %" PRIu32 " at byte %" PRIu64
 		            " (0 normal or 1 scaled expected)", path, init, at + 12);
 	if (cost == NB_CROSS_ENTROPY && output != NB_SIGMOID && output != NB_SOFTMAX)
-		return fail(msg, NB_EFORMAT, "%s: cross-entropy cost at byte %" PRIu64 " needs a "
+		return nb__msg_fail(msg, NB_EFORMAT, "%s: cross-entropy cost at byte %" PRIu64 " needs a "
 		            "sigmoid or softmax output, not %s", path, at + 8,
 		            activation_name(output));
 	return NB_OK;
@@ -459,7 +446,7 @@ static int check_params(const char *path, const unsigned char *f, char *msg)
 
 			if (isfinite(v))
 				continue;
-			return fail(msg, NB_EFORMAT, "%s: %s %" PRIu64 " of layer %" PRIu64
+			return nb__msg_fail(msg, NB_EFORMAT, "%s: %s %" PRIu64 " of layer %" PRIu64
 			            " is %g at byte %" PRIu64, path, bias ? "bias" : "weight",
 			            bias ? i - out * in : i, l, v, at);
 		}
@@ -495,7 +482,7 @@ static int build(const char *path, const unsigned char *f, nb_net **out, char *m
 	int status;
 
 	if (sizes == NULL)
-		return fail(msg, NB_ENOMEM, "%s: out of memory", path);
+		return nb__msg_fail(msg, NB_ENOMEM, "%s: out of memory", path);
 	for (size_t l = 0; l < n; l++)
 		sizes[l] = (size_t)file_size_at(f, l);  /* at most MAX_PARAMS (step 5) */
 	cfg = (nb_net_config){
@@ -509,7 +496,7 @@ static int build(const char *path, const unsigned char *f, nb_net **out, char *m
 		copy_params(*out, f, &cfg);
 	else
 		/* Our checks mirror nb_net_new()'s; anything it still refuses is the file's. */
-		status = fail(msg, status == NB_EINVAL ? NB_EFORMAT : status, "%s: %s", path,
+		status = nb__msg_fail(msg, status == NB_EINVAL ? NB_EFORMAT : status, "%s: %s", path,
 		              why);
 	free(sizes);
 	return status;
@@ -543,9 +530,9 @@ int nb_net_load(const char *path, nb_net **out, char *msg)
 	if (out != NULL)
 		*out = NULL;
 	if (path == NULL)
-		return fail(msg, NB_ENULL, "nb_net_load: path is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "nb_net_load: path is NULL");
 	if (out == NULL)
-		return fail(msg, NB_ENULL, "nb_net_load: out is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "nb_net_load: out is NULL");
 	status = read_all(path, &buf, &len, msg);
 	if (status != NB_OK)
 		return status;

@@ -81,6 +81,12 @@ void *nb__default_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 __attribute__((format(printf, 3, 4)))
 #endif
 void *nb__fail(nb_tape *t, int status, const char *fmt, ...);
+/* For calls that report through a caller's buffer rather than a tape: write the message
+ * into msg (NB_MSG_MAX bytes) unless msg is NULL, and return status. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+int nb__msg_fail(char *msg, int status, const char *fmt, ...);
 /* Check that t is usable and the n inputs are non-NULL tensors of t; record an error
  * naming op otherwise. */
 bool nb__args_ok(nb_tape *t, const char *op, nb_tensor *const *in, int n);

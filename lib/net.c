@@ -67,21 +67,6 @@ static int net_fail(nb_net *net, int status, const char *fmt, ...)
 	return status;
 }
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int msg_fail(char *msg, int status, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (msg) {
-		va_start(ap, fmt);
-		vsnprintf(msg, NB_MSG_MAX, fmt, ap);
-		va_end(ap);
-	}
-	return status;
-}
-
 int nb_net_status(const nb_net *net)
 {
 	return net ? net->status : NB_ENULL;
@@ -105,29 +90,29 @@ void nb_net_clear_error(nb_net *net)
 static int check_config(const nb_net_config *cfg, char *msg)
 {
 	if (!cfg)
-		return msg_fail(msg, NB_ENULL, "net: config is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "net: config is NULL");
 	if (cfg->n_layers < 2)
-		return msg_fail(msg, NB_EINVAL, "net: need at least 2 layers, got %zu",
+		return nb__msg_fail(msg, NB_EINVAL, "net: need at least 2 layers, got %zu",
 		                cfg->n_layers);
 	if (!cfg->sizes)
-		return msg_fail(msg, NB_ENULL, "net: sizes is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "net: sizes is NULL");
 	for (size_t l = 0; l < cfg->n_layers; l++)
 		if (cfg->sizes[l] == 0 || cfg->sizes[l] > (1u << 24))
-			return msg_fail(msg, NB_EINVAL, "net: layer %zu has size %zu (1..%u)", l,
+			return nb__msg_fail(msg, NB_EINVAL, "net: layer %zu has size %zu (1..%u)", l,
 			                cfg->sizes[l], 1u << 24);
 	if (cfg->hidden != NB_SIGMOID && cfg->hidden != NB_TANH && cfg->hidden != NB_RELU)
-		return msg_fail(msg, NB_EINVAL, "net: hidden activation %d is not sigmoid, tanh "
+		return nb__msg_fail(msg, NB_EINVAL, "net: hidden activation %d is not sigmoid, tanh "
 		                "or relu", cfg->hidden);
 	if (cfg->output < NB_SIGMOID || cfg->output > NB_SOFTMAX)
-		return msg_fail(msg, NB_EINVAL, "net: unknown output activation %d", cfg->output);
+		return nb__msg_fail(msg, NB_EINVAL, "net: unknown output activation %d", cfg->output);
 	if (cfg->cost != NB_QUADRATIC && cfg->cost != NB_CROSS_ENTROPY)
-		return msg_fail(msg, NB_EINVAL, "net: unknown cost %d", cfg->cost);
+		return nb__msg_fail(msg, NB_EINVAL, "net: unknown cost %d", cfg->cost);
 	if (cfg->cost == NB_CROSS_ENTROPY && cfg->output != NB_SIGMOID &&
 	    cfg->output != NB_SOFTMAX)
-		return msg_fail(msg, NB_EINVAL, "net: cross-entropy cost needs a sigmoid or "
+		return nb__msg_fail(msg, NB_EINVAL, "net: cross-entropy cost needs a sigmoid or "
 		                "softmax output layer, not %s", act_names[cfg->output]);
 	if (cfg->init != NB_INIT_NORMAL && cfg->init != NB_INIT_SCALED)
-		return msg_fail(msg, NB_EINVAL, "net: unknown initialisation %d", cfg->init);
+		return nb__msg_fail(msg, NB_EINVAL, "net: unknown initialisation %d", cfg->init);
 	return NB_OK;
 }
 
@@ -225,7 +210,7 @@ int nb_net_new(const nb_net_config *cfg, nb_net **out, char *msg)
 	int status;
 
 	if (!out)
-		return msg_fail(msg, NB_ENULL, "net: out is NULL");
+		return nb__msg_fail(msg, NB_ENULL, "net: out is NULL");
 	*out = NULL;
 	status = check_config(cfg, msg);
 	if (status != NB_OK)
@@ -233,7 +218,7 @@ int nb_net_new(const nb_net_config *cfg, nb_net **out, char *msg)
 	alloc = cfg->alloc ? cfg->alloc : nb__default_alloc;
 	net = alloc(cfg->alloc_ud, NULL, 0, sizeof *net);
 	if (!net)
-		return msg_fail(msg, NB_ENOMEM, "net: out of memory");
+		return nb__msg_fail(msg, NB_ENOMEM, "net: out of memory");
 	memset(net, 0, sizeof *net);
 	net->cfg = *cfg;
 	net->cfg.alloc = alloc;
@@ -246,7 +231,7 @@ int nb_net_new(const nb_net_config *cfg, nb_net **out, char *msg)
 	net->b = net->w ? layer_arrays(net, false) : NULL;
 	if (!net->w || !net->b) {
 		nb_net_free(net);
-		return msg_fail(msg, NB_ENOMEM, "net: out of memory");
+		return nb__msg_fail(msg, NB_ENOMEM, "net: out of memory");
 	}
 	nb__rng_seed(&net->rng, cfg->seed);
 	initialise(net);
