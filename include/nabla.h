@@ -214,6 +214,11 @@ nb_tensor *nb_sigmoid_cross_entropy(nb_tape *t, nb_tensor *z, nb_tensor *y);
  * C = -1/n sum y ln softmax(z); for targets summing to 1 per example, dC/dz = (a - y) / n. */
 nb_tensor *nb_softmax_cross_entropy(nb_tape *t, nb_tensor *z, nb_tensor *y);
 
+/* Let the matrix kernels use up to n threads (default 1; values below 1 mean 1). Has an
+ * effect only when nabla was built with OpenMP (./configure --enable-openmp, the default
+ * where the compiler supports it). Results are identical for any number of threads. */
+void nb_set_threads(int n);
+
 /* ---- Backward and replay ----------------------------------------------------------- */
 
 /* Reverse sweep from y: records the gradient of y with respect to every node y depends on

@@ -7,19 +7,21 @@
  * per column, so element (j, c) of a layer of the batch is at j * n + c. */
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernel.h"
 #include "nabla_int.h"
 
 /* Scratch space: activations a^l and errors delta^l = dC/dz^l for l = 1..L, in one block.
  * z^l itself is not kept: sigma'(z) = sigma(z) (1 - sigma(z)) is derived from a^l. */
 struct bp_work {
-	const double *x;  /* a^0, the caller's input */
-	double **a;       /* a[1..L] point into block; a[0] is unused (see activation()) */
+	double *xr;       /* a^0, the caller's input, transposed: one example per row */
+	double **a;       /* a[1..L] point into block; a[0] is unused (a^0 is xr) */
 	double **delta;   /* delta[1..L] point into block; delta[0] is unused */
 	double *block;
 };
@@ -96,10 +98,11 @@ static int work_alloc(const nb_mlp *net, size_t n, const double *x, struct bp_wo
 			return nb__msg_fail(msg, NB_ENOMEM, "bp_reference: out of memory");
 		total += s * n;
 	}
-	wk->x = x;
+	if (net->sizes[0] > limit / n || net->sizes[0] * n > limit - 2 * total)
+		return nb__msg_fail(msg, NB_ENOMEM, "bp_reference: out of memory");
 	wk->a = malloc((L + 1) * sizeof *wk->a);
 	wk->delta = malloc((L + 1) * sizeof *wk->delta);
-	wk->block = malloc(2 * total * sizeof *wk->block);
+	wk->block = malloc((2 * total + net->sizes[0] * n) * sizeof *wk->block);
 	if (wk->a == NULL || wk->delta == NULL || wk->block == NULL) {
 		work_free(wk);
 		return nb__msg_fail(msg, NB_ENOMEM, "bp_reference: out of memory");
@@ -111,13 +114,13 @@ static int work_alloc(const nb_mlp *net, size_t n, const double *x, struct bp_wo
 		wk->delta[l] = wk->block + total + off;
 		off += net->sizes[l] * n;
 	}
+	/* Examples as rows, as data sets hold them and nb_net feeds them: then both compute
+	 * with the same kernels. */
+	wk->xr = wk->block + 2 * total;
+	for (size_t i = 0; i < net->sizes[0]; i++)
+		for (size_t c = 0; c < n; c++)
+			wk->xr[c * net->sizes[0] + i] = x[i * n + c];
 	return NB_OK;
-}
-
-/* a^l for l = 0..L: the input x for l = 0. */
-static const double *activation(const struct bp_work *wk, size_t l)
-{
-	return l == 0 ? wk->x : wk->a[l];
 }
 
 static double sigmoid(double z)
@@ -125,21 +128,17 @@ static double sigmoid(double z)
 	return 1.0 / (1.0 + exp(-z));
 }
 
-/* One layer of the forward pass: z = w a_in + b, a_out = sigma(z). w is rows x cols,
- * a_in cols x n, a_out rows x n. The product is summed first and b added after it, the
- * order in which the op graph z = add(matmul(w, a), b) evaluates it. */
-static void forward_layer(const double *w, const double *b, const double *a_in,
+/* One layer of the forward pass: z = w a_in + b, a_out = sigma(z). w is rows x cols, a_in
+ * cols x n (or n x cols, one example per row, when in_rows), a_out rows x n. The product is
+ * the library's matrix kernel, then b is added, the order in which the op graph
+ * z = add(matmul(w, a), b) evaluates it. */
+static void forward_layer(const double *w, const double *b, const double *a_in, bool in_rows,
                           double *a_out, size_t rows, size_t cols, size_t n)
 {
-	for (size_t j = 0; j < rows; j++) {
-		for (size_t c = 0; c < n; c++) {
-			double s = 0.0;
-
-			for (size_t k = 0; k < cols; k++)
-				s += w[j * cols + k] * a_in[k * n + c];
-			a_out[j * n + c] = sigmoid(s + b[j]);
-		}
-	}
+	nb__gemm(false, in_rows, rows, n, cols, w, a_in, a_out);
+	for (size_t j = 0; j < rows; j++)
+		for (size_t c = 0; c < n; c++)
+			a_out[j * n + c] = sigmoid(a_out[j * n + c] + b[j]);
 }
 
 /* C = 1/(2n) sum over the batch of ||y - a^L||^2, for m outputs and n examples. */
@@ -158,33 +157,29 @@ static void output_error(const double *aL, const double *y, double *delta, size_
                          size_t n)
 {
 	for (size_t i = 0; i < m * n; i++) {
-		double dc_da = (aL[i] - y[i]) / (double)n;
+		double dc_da = (aL[i] - y[i]) * (1.0 / (double)n);
 
 		delta[i] = dc_da * (aL[i] * (1.0 - aL[i]));
 	}
 }
 
 /* BP2: delta^l = ((w^{l+1})^T delta^{l+1}) ⊙ sigma'(z^l), with sigma'(z^l) = a^l (1 - a^l).
- * w is rows x cols (layer l has cols units, layer l+1 rows), delta_next rows x n. */
+ * w is rows x cols (layer l has cols units, layer l+1 rows), delta_next rows x n; w^T is
+ * read in place by the matrix kernel. */
 static void backprop_layer(const double *w, const double *delta_next, const double *a,
                            double *delta, size_t rows, size_t cols, size_t n)
 {
-	for (size_t k = 0; k < cols; k++) {
-		for (size_t c = 0; c < n; c++) {
-			double s = 0.0;
-
-			for (size_t j = 0; j < rows; j++)
-				s += w[j * cols + k] * delta_next[j * n + c];
-			delta[k * n + c] = s * (a[k * n + c] * (1.0 - a[k * n + c]));
-		}
-	}
+	nb__gemm(true, false, cols, n, rows, w, delta_next, delta);
+	for (size_t i = 0; i < cols * n; i++)
+		delta[i] *= a[i] * (1.0 - a[i]);
 }
 
 /* BP3: dC/db^l_j = sum over examples c of delta^l_jc.
- * BP4: dC/dw^l_jk = sum over c of delta^l_jc a^{l-1}_kc, that is dw = delta (a^{l-1})^T.
- * delta is rows x n, a_prev cols x n, dw rows x cols, db rows. */
-static void layer_gradients(const double *delta, const double *a_prev, double *dw,
-                            double *db, size_t rows, size_t cols, size_t n)
+ * BP4: dC/dw^l_jk = sum over c of delta^l_jc a^{l-1}_kc, that is dw = delta (a^{l-1})^T,
+ * with (a^{l-1})^T read in place by the matrix kernel.
+ * delta is rows x n, a_prev cols x n (n x cols when prev_rows), dw rows x cols, db rows. */
+static void layer_gradients(const double *delta, const double *a_prev, bool prev_rows,
+                            double *dw, double *db, size_t rows, size_t cols, size_t n)
 {
 	for (size_t j = 0; j < rows; j++) {
 		double s = 0.0;
@@ -192,14 +187,8 @@ static void layer_gradients(const double *delta, const double *a_prev, double *d
 		for (size_t c = 0; c < n; c++)
 			s += delta[j * n + c];
 		db[j] = s;
-		for (size_t k = 0; k < cols; k++) {
-			double g = 0.0;
-
-			for (size_t c = 0; c < n; c++)
-				g += delta[j * n + c] * a_prev[k * n + c];
-			dw[j * cols + k] = g;
-		}
 	}
+	nb__gemm(false, !prev_rows, rows, cols, n, delta, a_prev, dw);
 }
 
 /* Forward pass, then the errors from the output layer down, then the gradients. */
@@ -210,8 +199,8 @@ static void run(const nb_mlp *net, size_t n, const double *y, struct bp_work *wk
 	size_t L = net->n_layers - 1;
 
 	for (size_t l = 1; l <= L; l++)
-		forward_layer(net->w[l - 1], net->b[l - 1], activation(wk, l - 1), wk->a[l],
-		              sz[l], sz[l - 1], n);
+		forward_layer(net->w[l - 1], net->b[l - 1], l == 1 ? wk->xr : wk->a[l - 1], l == 1,
+		              wk->a[l], sz[l], sz[l - 1], n);
 	if (cost != NULL)
 		*cost = quadratic_cost(wk->a[L], y, sz[L], n);
 	output_error(wk->a[L], y, wk->delta[L], sz[L], n);
@@ -219,8 +208,8 @@ static void run(const nb_mlp *net, size_t n, const double *y, struct bp_work *wk
 		backprop_layer(net->w[l], wk->delta[l + 1], wk->a[l], wk->delta[l], sz[l + 1],
 		               sz[l], n);
 	for (size_t l = 1; l <= L; l++)
-		layer_gradients(wk->delta[l], activation(wk, l - 1), dw[l - 1], db[l - 1], sz[l],
-		                sz[l - 1], n);
+		layer_gradients(wk->delta[l], l == 1 ? wk->xr : wk->a[l - 1], l == 1, dw[l - 1],
+		                db[l - 1], sz[l], sz[l - 1], n);
 }
 
 int nb_bp_reference(const nb_mlp *net, size_t n, const double *x, const double *y,

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kernel.h"
 #include "nabla_int.h"
 #include "rng.h"
 
@@ -465,23 +466,6 @@ static int check_sgd(nb_net *net, const nb_sgd *opt)
 	return NB_OK;
 }
 
-/* Plain SGD: w -= eta (g + decay w). */
-static void descend(double *w, const double *g, size_t n, double eta, double decay)
-{
-	for (size_t i = 0; i < n; i++)
-		w[i] -= eta * (g[i] + decay * w[i]);
-}
-
-/* Momentum (Nielsen, chapter 3): v = mu v - eta (g + decay w), w += v. */
-static void descend_momentum(double *w, double *v, const double *g, size_t n,
-                             const nb_sgd *opt, double decay)
-{
-	for (size_t i = 0; i < n; i++) {
-		v[i] = opt->momentum * v[i] - opt->eta * (g[i] + decay * w[i]);
-		w[i] += v[i];
-	}
-}
-
 static int ensure_velocity(nb_net *net)
 {
 	if (net->vw)
@@ -505,17 +489,14 @@ static int step(nb_net *net, struct nb_graph *g, const nb_sgd *opt, double *cost
 		*cost = g->cost->value[0];
 	if (opt->momentum > 0.0 && ensure_velocity(net))
 		return net->status;
+	/* Biases get no weight decay (Nielsen, chapter 3). */
 	for (size_t l = 0; l < net->L; l++) {
-		size_t nw = net->sizes[l + 1] * net->sizes[l], nb = net->sizes[l + 1];
+		bool mom = opt->momentum > 0.0;
 
-		if (opt->momentum > 0.0) {
-			descend_momentum(net->w[l], net->vw[l], g->gw[l]->value, nw, opt,
-			                 opt->weight_decay);
-			descend_momentum(net->b[l], net->vb[l], g->gb[l]->value, nb, opt, 0.0);
-		} else {
-			descend(net->w[l], g->gw[l]->value, nw, opt->eta, opt->weight_decay);
-			descend(net->b[l], g->gb[l]->value, nb, opt->eta, 0.0);
-		}
+		nb__sgd_update(net->w[l], mom ? net->vw[l] : NULL, g->gw[l]->value,
+		               layer_size(net, l, true), opt->eta, opt->momentum, opt->weight_decay);
+		nb__sgd_update(net->b[l], mom ? net->vb[l] : NULL, g->gb[l]->value,
+		               layer_size(net, l, false), opt->eta, opt->momentum, 0.0);
 	}
 	return NB_OK;
 }

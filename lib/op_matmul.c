@@ -2,56 +2,17 @@
  * place, never copied, so the backward rule can use a^T and b^T for free. */
 #include <string.h>
 
+#include "kernel.h"
 #include "nabla_int.h"
 
-/* Where element (i, p) of op(x) lies for a stored rank-2 x: at i * row + p * col. */
-struct view {
-	const double *v;
-	size_t row, col;
-};
-
-static struct view view_of(const nb_tensor *x, bool trans)
-{
-	struct view w = { x->value, x->dim[1], 1 };
-
-	if (trans) {
-		w.row = 1;
-		w.col = x->dim[1];
-	}
-	return w;
-}
-
-/* The loop order keeps the innermost loop on contiguous memory where it can: row-wise
- * updates c[i,:] += a[i,p] b[p,:] when b's rows are contiguous, dot products otherwise. */
+/* The kernel reads transposed operands in place (lib/kernel.c). */
 static void matmul_forward(nb_tensor *y)
 {
 	const nb_tensor *a = y->in[0], *b = y->in[1];
 	bool ta = y->attr.trans & NB_TRANS_A, tb = y->attr.trans & NB_TRANS_B;
-	struct view va = view_of(a, ta), vb = view_of(b, tb);
-	size_t m = y->dim[0], n = y->dim[1], k = ta ? a->dim[0] : a->dim[1];
-	double *c = y->value;
 
-	if (!tb) {
-		memset(c, 0, m * n * sizeof *c);
-		for (size_t i = 0; i < m; i++)
-			for (size_t p = 0; p < k; p++) {
-				double aip = va.v[i * va.row + p * va.col];
-				const double *brow = vb.v + p * vb.row;
-
-				for (size_t j = 0; j < n; j++)
-					c[i * n + j] += aip * brow[j];
-			}
-		return;
-	}
-	for (size_t i = 0; i < m; i++)
-		for (size_t j = 0; j < n; j++) {
-			const double *bcol = vb.v + j * vb.col;
-			double s = 0.0;
-
-			for (size_t p = 0; p < k; p++)
-				s += va.v[i * va.row + p * va.col] * bcol[p];
-			c[i * n + j] = s;
-		}
+	nb__gemm(ta, tb, y->dim[0], y->dim[1], ta ? a->dim[0] : a->dim[1], a->value, b->value,
+	         y->value);
 }
 
 /* With c = op(a) op(b) and dc = dL/dc:

@@ -215,17 +215,18 @@ static void magnitude_bp3_bp4(struct bp_fixture *f, size_t l)
 /* The floor of each comparison: the magnitude of the terms the entry sums.
  *
  * Gradients are sums of terms of both signs: over the batch in BP3 and BP4, over the units
- * of the next layer in BP2. The engine rounds some terms differently from the reference
- * (it scales a - y by 1/n where the reference divides by n), and a one-ulp change of a
- * term moves a sum by about eps times the magnitude of its terms, not of the sum. An entry
- * that cancels to far below its terms then shows a relative difference far above eps: at
- * [784,30,10] with n = 10, an entry of dC/dw^1 216 times smaller than its terms differed
- * by 1.2e-12 relative to itself, 5e-15 relative to its terms. So each entry is compared to
+ * of the next layer in BP2. Where the engine and the reference round a term differently
+ * (another summation order, 1/n applied another way: both are legitimate), a one-ulp
+ * change of a term moves a sum by about eps times the magnitude of its terms, not of the
+ * sum. An entry that cancels to far below its terms then shows a relative difference far
+ * above eps: when the reference divided by n and the engine multiplied by 1/n, an entry
+ * of dC/dw^1 at [784,30,10], n = 10, 216 times smaller than its terms, differed by 1.2e-12
+ * relative to itself, 5e-15 relative to its terms. So each entry is compared to
  * max(|entry|, magnitude of its terms): the entry itself wherever nothing cancels, and a
  * larger floor only as far as cancellation actually happened. TOL_EXACT is not loosened.
  *
  * The magnitudes are BP1-BP4 run on absolute values, where nothing can cancel:
- *   BP1 |delta^L|                   (a product: no sum)
+ *   BP1 (|a^L| + |y|) ⊙ sigma'(z^L) / n   (a^L - y cancels where the network is right)
  *   BP2 m^l = (|w^{l+1}|^T m^{l+1}) ⊙ sigma'(z^l)
  *   BP3 sum over examples of m^l    BP4 m^l |a^{l-1}|^T
  * Activations come from the tape's forward values. */
@@ -233,8 +234,11 @@ static void term_magnitudes(struct bp_fixture *f)
 {
 	size_t L = N_W;
 
-	for (size_t i = 0; i < f->sizes[L] * f->n; i++)
-		f->mag_delta[L - 1][i] = fabs(f->delta[L - 1][i]);  /* BP1 */
+	const double *a = nb_value(f->ta[L - 1]), *y = nb_value(f->ty);
+
+	for (size_t i = 0; i < f->sizes[L] * f->n; i++)  /* BP1 */
+		f->mag_delta[L - 1][i] = (fabs(a[i]) + fabs(y[i])) * (a[i] * (1.0 - a[i])) /
+		                         (double)f->n;
 	for (size_t l = L - 1; l >= 1; l--)
 		magnitude_bp2(f, l);
 	for (size_t l = 0; l < L; l++)

@@ -87,6 +87,81 @@ START_TEST(test_matmul_values_with_transposes)
 }
 END_TEST
 
+/* The kernels tile C in 4 x 4 and 6 x 16 blocks, eight lanes at a time: shapes around
+ * those sizes, every transpose, against a plain triple loop. */
+static void naive(int flags, size_t m, size_t n, size_t k, const double *a, const double *b,
+                  double *c)
+{
+	for (size_t i = 0; i < m; i++)
+		for (size_t j = 0; j < n; j++) {
+			double s = 0.0;
+
+			for (size_t p = 0; p < k; p++)
+				s += (flags & NB_TRANS_A ? a[p * m + i] : a[i * k + p]) *
+				     (flags & NB_TRANS_B ? b[j * k + p] : b[p * n + j]);
+			c[i * n + j] = s;
+		}
+}
+
+START_TEST(test_matmul_matches_plain_loops)
+{
+	static const size_t sizes[] = { 1, 3, 4, 7, 8, 13, 16, 17, 25 };
+	double a[25 * 25], b[25 * 25], want[25 * 25];
+	test_rng r;
+
+	rng_seed(&r, 21);
+	rng_fill(&r, a, 625, -1, 1);
+	rng_fill(&r, b, 625, -1, 1);
+	for (int flags = 0; flags < 4; flags++)
+		for (size_t im = 0; im < 9; im++)
+			for (size_t in = 0; in < 9; in++)
+				for (size_t ik = 0; ik < 9; ik += 2) {
+					size_t m = sizes[im], n = sizes[in], k = sizes[ik];
+					nb_tape *t = nb_tape_new();
+					size_t da[2] = { flags & NB_TRANS_A ? k : m, flags & NB_TRANS_A ? m : k };
+					size_t db[2] = { flags & NB_TRANS_B ? n : k, flags & NB_TRANS_B ? k : n };
+					nb_tensor *c = nb_matmul_t(t, nb_constant(t, 2, da, a),
+					                           nb_constant(t, 2, db, b), flags);
+
+					naive(flags, m, n, k, a, b, want);
+					ck_assert_ptr_nonnull(c);
+					/* sums of k terms of size < 1 in another order: k ulps at most */
+					for (size_t e = 0; e < m * n; e++)
+						ck_assert_msg(fabs(nb_value(c)[e] - want[e]) <= 1e-15 * (double)k,
+						              "%zux%zux%zu flags %d element %zu", m, n, k,
+						              flags, e);
+					nb_tape_free(t);
+				}
+}
+END_TEST
+
+/* Threads split C by rows; every element is summed in the same order either way. */
+START_TEST(test_threads_give_identical_products)
+{
+	size_t m = 96, n = 80, k = 300;
+	double *a = malloc(m * k * sizeof *a), *b = malloc(k * n * sizeof *b);
+	nb_tape *t = nb_tape_new();
+	nb_tensor *c;
+	double *one = malloc(m * n * sizeof *one);
+	test_rng r;
+
+	rng_seed(&r, 5);
+	rng_fill(&r, a, m * k, -1, 1);
+	rng_fill(&r, b, k * n, -1, 1);
+	c = nb_matmul(t, nb_constant(t, 2, (size_t[]){ m, k }, a),
+	              nb_constant(t, 2, (size_t[]){ k, n }, b));
+	memcpy(one, nb_value(c), m * n * sizeof *one);
+	nb_set_threads(2);
+	ck_assert_int_eq(nb_tape_replay(t), NB_OK);
+	nb_set_threads(1);
+	ck_assert_mem_eq(nb_value(c), one, m * n * sizeof *one);
+	nb_tape_free(t);
+	free(a);
+	free(b);
+	free(one);
+}
+END_TEST
+
 START_TEST(test_reduction_values)
 {
 	nb_tape *t = nb_tape_new();
@@ -370,6 +445,8 @@ static Suite *ops_suite(void)
 	tcase_add_test(values, test_arith_broadcast_values);
 	tcase_add_test(values, test_unary_values);
 	tcase_add_test(values, test_matmul_values_with_transposes);
+	tcase_add_test(values, test_matmul_matches_plain_loops);
+	tcase_add_test(values, test_threads_give_identical_products);
 	tcase_add_test(values, test_reduction_values);
 	tcase_add_test(values, test_quadratic_cost_value);
 	tcase_add_test(values, test_relu_step_softmax_values);

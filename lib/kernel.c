@@ -1,0 +1,291 @@
+/* kernel.c -- matrix products. Two register-tiled kernels cover the cases training
+ * needs, each reading its operands where they lie:
+ *   dot:   C = A B^T   -- rows of A and of B are contiguous along k, so each C element
+ *                         is a dot product, accumulated eight lanes at a time;
+ *   axpy:  C = op(A) B -- rows of B are contiguous along n, so each row of C is a sum of
+ *                         rows of B scaled by elements of A, broadcast.
+ * A^T B^T, which only higher-order gradients of transposed products meet, takes a plain
+ * loop. The compiler builds each kernel for AVX-512, AVX2 and plain x86-64 and the
+ * loader picks the best one the processor has (function multiversioning). */
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "kernel.h"
+#include "nabla.h"
+
+/* Eight doubles; aligned(8) lets a pointer to one read unaligned memory. */
+typedef double v8 __attribute__((vector_size(64), aligned(8)));
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MULTIVERSION
+#endif
+
+/* The small functions below are written once and compiled into each version of the
+ * kernel that calls them: they must be inlined there, not called in their plain x86-64
+ * form. */
+#define INLINE static inline __attribute__((always_inline))
+
+/* Products smaller than this many multiply-adds stay on one thread: below it, waking a
+ * second one costs more than it saves. */
+#define PARALLEL_MIN_MACS 2000000.0
+
+static int max_threads = 1;
+
+void nb_set_threads(int n)
+{
+	max_threads = n < 1 ? 1 : n;
+}
+
+int nb__threads(void)
+{
+#ifdef _OPENMP
+	return max_threads;
+#else
+	return 1;
+#endif
+}
+
+/* Eight doubles from p (a macro: a function returning a vector would have an ABI that
+ * depends on the instruction set). */
+#define load(p) (*(const v8 *)(p))
+
+/* The sum of the lanes of vector v, in a fixed order (a macro, as load). */
+#define hsum(v) ((((v)[0] + (v)[4]) + ((v)[1] + (v)[5])) + (((v)[2] + (v)[6]) + ((v)[3] + (v)[7])))
+
+/* ---- dot: C = A B^T, A m x k, B n x k ------------------------------------------------ */
+
+/* An mr x nr tile of C (mr, nr <= 4): mr nr dot products sharing mr + nr loads per eight
+ * steps of k. Called with constant mr and nr, so that the accumulators live in registers. */
+INLINE void dot_tile(const double *a, const double *b, size_t k, double *c, size_t ldc,
+                     int mr, int nr)
+{
+	v8 s[4][4] = { { { 0 } } };
+	size_t p = 0;
+
+	for (; p + 8 <= k; p += 8) {
+		v8 av[4], bv[4];
+
+#pragma GCC unroll 4
+		for (int r = 0; r < mr; r++)
+			av[r] = load(a + r * k + p);
+#pragma GCC unroll 4
+		for (int j = 0; j < nr; j++)
+			bv[j] = load(b + j * k + p);
+#pragma GCC unroll 4
+		for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+			for (int j = 0; j < nr; j++)
+				s[r][j] += av[r] * bv[j];
+	}
+	for (int r = 0; r < mr; r++)
+		for (int j = 0; j < nr; j++) {
+			double t = 0.0;
+
+			for (size_t q = p; q < k; q++)
+				t += a[r * k + q] * b[j * k + q];
+			c[r * ldc + j] = hsum(s[r][j]) + t;
+		}
+}
+
+/* Tiles of mr rows (4 or 1) across all n columns: 4 at a time, then the rest. */
+INLINE void dot_strip(const double *a, const double *b, size_t n, size_t k, double *c,
+                      int mr)
+{
+	size_t j = 0;
+
+	for (; j + 4 <= n; j += 4)
+		dot_tile(a, b + j * k, k, c + j, n, mr, 4);
+	switch (n - j) {
+	case 3:
+		dot_tile(a, b + j * k, k, c + j, n, mr, 3);
+		break;
+	case 2:
+		dot_tile(a, b + j * k, k, c + j, n, mr, 2);
+		break;
+	case 1:
+		dot_tile(a, b + j * k, k, c + j, n, mr, 1);
+		break;
+	}
+}
+
+/* Rows [i0, i1) of C. (Blocking k for the first-level cache was measured slower on the
+ * shapes of training: rows of a few thousand doubles stream well from the second.) */
+MULTIVERSION
+static void dot_rows(size_t i0, size_t i1, size_t n, size_t k, const double *a,
+                     const double *b, double *c)
+{
+	size_t i = i0;
+
+	for (; i + 4 <= i1; i += 4)
+		dot_strip(a + i * k, b, n, k, c + i * n, 4);
+	for (; i < i1; i++)
+		dot_strip(a + i * k, b, n, k, c + i * n, 1);
+}
+
+/* ---- axpy: C = op(A) B, B k x n ---------------------------------------------------- */
+
+/* Element (i, p) of op(A) lies at a[i * ai + p * ap]. */
+struct amat {
+	const double *a;
+	size_t ai, ap;
+};
+
+INLINE double at(struct amat A, size_t i, size_t p)
+{
+	return A.a[i * A.ai + p * A.ap];
+}
+
+/* A 6 x 16 tile of C: per p, two rows of B (eight lanes each) times six broadcast
+ * elements of A, in twelve accumulators. */
+INLINE void axpy_tile(struct amat A, size_t i, const double *b, size_t n, size_t k,
+                             double *c)
+{
+	v8 s[6][2] = { { { 0 } } };
+
+	for (size_t p = 0; p < k; p++) {
+		v8 b0 = load(b + p * n), b1 = load(b + p * n + 8);
+
+#pragma GCC unroll 6
+		for (int r = 0; r < 6; r++) {
+			double ar = at(A, i + r, p);
+
+			s[r][0] += ar * b0;
+			s[r][1] += ar * b1;
+		}
+	}
+	for (int r = 0; r < 6; r++) {
+		memcpy(c + r * n, &s[r][0], sizeof s[r][0]);
+		memcpy(c + r * n + 8, &s[r][1], sizeof s[r][1]);
+	}
+}
+
+/* One row of C, columns [j0, n): eight lanes at a time, then one by one. */
+INLINE void axpy_row(struct amat A, size_t i, const double *b, size_t n, size_t k,
+                            size_t j0, double *c)
+{
+	size_t j = j0;
+
+	for (; j + 8 <= n; j += 8) {
+		v8 s = { 0 };
+
+		for (size_t p = 0; p < k; p++)
+			s += at(A, i, p) * load(b + p * n + j);
+		memcpy(c + j, &s, sizeof s);
+	}
+	for (; j < n; j++) {
+		double t = 0.0;
+
+		for (size_t p = 0; p < k; p++)
+			t += at(A, i, p) * b[p * n + j];
+		c[j] = t;
+	}
+}
+
+/* Rows [i0, i1) of C. */
+MULTIVERSION
+static void axpy_rows(size_t i0, size_t i1, size_t n, size_t k, struct amat A, const double *b,
+                      double *c)
+{
+	size_t i = i0;
+
+	for (; i + 6 <= i1; i += 6) {
+		size_t j = 0;
+
+		for (; j + 16 <= n; j += 16)
+			axpy_tile(A, i, b + j, n, k, c + i * n + j);
+		for (size_t r = 0; r < 6; r++)
+			axpy_row(A, i + r, b, n, k, j, c + (i + r) * n);
+	}
+	for (; i < i1; i++)
+		axpy_row(A, i, b, n, k, 0, c + i * n);
+}
+
+/* ---- A^T B^T: plain loops -------------------------------------------------------- */
+
+static void tt_rows(size_t i0, size_t i1, size_t m, size_t n, size_t k, const double *a,
+                    const double *b, double *c)
+{
+	for (size_t i = i0; i < i1; i++)
+		for (size_t j = 0; j < n; j++) {
+			double t = 0.0;
+
+			for (size_t p = 0; p < k; p++)
+				t += a[p * m + i] * b[j * k + p];
+			c[i * n + j] = t;
+		}
+}
+
+/* ---- Gradient descent -------------------------------------------------------------- */
+
+/* n parameters w with gradient g: w -= eta (g + decay w), or with velocity v (not NULL):
+ * v = mu v - eta (g + decay w), w += v. */
+MULTIVERSION
+void nb__sgd_update(double *w, double *v, const double *g, size_t n, double eta, double mu,
+                    double decay)
+{
+	size_t i = 0;
+
+	if (!v) {
+		for (; i + 8 <= n; i += 8) {
+			v8 wi = load(w + i), d = eta * (load(g + i) + decay * wi);
+
+			wi -= d;
+			memcpy(w + i, &wi, sizeof wi);
+		}
+		for (; i < n; i++)
+			w[i] -= eta * (g[i] + decay * w[i]);
+		return;
+	}
+	for (; i + 8 <= n; i += 8) {
+		v8 wi = load(w + i), vi = mu * load(v + i) - eta * (load(g + i) + decay * wi);
+
+		wi += vi;
+		memcpy(v + i, &vi, sizeof vi);
+		memcpy(w + i, &wi, sizeof wi);
+	}
+	for (; i < n; i++) {
+		v[i] = mu * v[i] - eta * (g[i] + decay * w[i]);
+		w[i] += v[i];
+	}
+}
+
+/* ---- Dispatch ---------------------------------------------------------------------- */
+
+static void gemm_rows(bool ta, bool tb, size_t i0, size_t i1, size_t m, size_t n, size_t k,
+                      const double *a, const double *b, double *c)
+{
+	if (!ta && tb)
+		dot_rows(i0, i1, n, k, a, b, c);
+	else if (!tb)
+		axpy_rows(i0, i1, n, k, (struct amat){ a, ta ? 1 : k, ta ? m : 1 }, b, c);
+	else
+		tt_rows(i0, i1, m, n, k, a, b, c);
+}
+
+void nb__gemm(bool ta, bool tb, size_t m, size_t n, size_t k, const double *a,
+              const double *b, double *c)
+{
+	int threads = nb__threads();
+
+	if (threads > 1 && (double)m * (double)n * (double)k >= PARALLEL_MIN_MACS && m >= 24) {
+#ifdef _OPENMP
+		/* Row blocks of 12, a multiple of both kernels' tile heights, so that every
+		 * thread's rows are tiled as one thread's would be. */
+		size_t blocks = (m + 11) / 12;
+
+#pragma omp parallel for schedule(static) num_threads(threads)
+		for (size_t blk = 0; blk < blocks; blk++) {
+			size_t i0 = blk * 12, i1 = i0 + 12 < m ? i0 + 12 : m;
+
+			gemm_rows(ta, tb, i0, i1, m, n, k, a, b, c);
+		}
+		return;
+#endif
+	}
+	gemm_rows(ta, tb, 0, m, m, n, k, a, b, c);
+}

@@ -1,0 +1,24 @@
+/* kernel.h -- the numeric kernels under the ops: matrix products for the shapes that
+ * training meets (tall-skinny, small batches, transposed operands read in place). */
+#ifndef NB_KERNEL_H
+#define NB_KERNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* C = op(A) op(B), with C m x n, op(A) m x k, op(B) k x n, all row-major and dense: A is
+ * stored m x k, or k x m when ta (op(A) = A^T); B is stored k x n, or n x k when tb. C may
+ * not overlap A or B. k may be 0 (C = 0). The arithmetic order of every element is fixed,
+ * so results do not depend on the number of threads. */
+void nb__gemm(bool ta, bool tb, size_t m, size_t n, size_t k, const double *a,
+              const double *b, double *c);
+
+/* One step of gradient descent on n parameters w with gradient g: w -= eta (g + decay w);
+ * with a velocity v (not NULL): v = mu v - eta (g + decay w), w += v. */
+void nb__sgd_update(double *w, double *v, const double *g, size_t n, double eta, double mu,
+                    double decay);
+
+/* Threads the kernels may use (1 without OpenMP). */
+int nb__threads(void);
+
+#endif
