@@ -95,7 +95,7 @@ sanitize)
 valgrind)
 	build_in build-valgrind --disable-shared CFLAGS="-g -O1"
 	vg="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all"
-	vg="$vg --show-leak-kinds=all"
+	vg="$vg --show-leak-kinds=all --suppressions=$(pwd)/tests/valgrind.supp"
 	CK_FORK=no check_in build-valgrind LOG_COMPILER="$vg"
 	;;
 distcheck)
