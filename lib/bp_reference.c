@@ -21,6 +21,7 @@
  * z^l itself is not kept: sigma'(z) = sigma(z) (1 - sigma(z)) is derived from a^l. */
 struct bp_work {
 	double *xr;       /* a^0, the caller's input, transposed: one example per row */
+	double *scratch;  /* the matrix kernel's work space */
 	double **a;       /* a[1..L] point into block; a[0] is unused (a^0 is xr) */
 	double **delta;   /* delta[1..L] point into block; delta[0] is unused */
 	double *block;
@@ -78,9 +79,26 @@ static int check_io(size_t n_layers, const double *x, const double *y, double *c
 
 static void work_free(struct bp_work *wk)
 {
+	free(wk->scratch);
 	free(wk->a);
 	free(wk->delta);
 	free(wk->block);
+}
+
+/* The largest work space the matrix kernel asks for in run(). */
+static size_t scratch_size(const nb_mlp *net, size_t n)
+{
+	size_t most = 0;
+
+	for (size_t l = 1; l < net->n_layers; l++) {
+		size_t rows = net->sizes[l], cols = net->sizes[l - 1];
+		size_t f = nb__gemm_work(false, l == 1, rows, n, cols);
+		size_t g = nb__gemm_work(false, l != 1, rows, cols, n);
+
+		most = f > most ? f : most;
+		most = g > most ? g : most;
+	}
+	return most;
 }
 
 /* Allocate a^l and delta^l for l = 1..L (2 sizes[l] n doubles each layer) and point
@@ -100,10 +118,11 @@ static int work_alloc(const nb_mlp *net, size_t n, const double *x, struct bp_wo
 	}
 	if (net->sizes[0] > limit / n || net->sizes[0] * n > limit - 2 * total)
 		return nb__msg_fail(msg, NB_ENOMEM, "bp_reference: out of memory");
+	wk->scratch = malloc((scratch_size(net, n) + 1) * sizeof *wk->scratch);
 	wk->a = malloc((L + 1) * sizeof *wk->a);
 	wk->delta = malloc((L + 1) * sizeof *wk->delta);
 	wk->block = malloc((2 * total + net->sizes[0] * n) * sizeof *wk->block);
-	if (wk->a == NULL || wk->delta == NULL || wk->block == NULL) {
+	if (!wk->scratch || !wk->a || !wk->delta || !wk->block) {
 		work_free(wk);
 		return nb__msg_fail(msg, NB_ENOMEM, "bp_reference: out of memory");
 	}
@@ -133,9 +152,9 @@ static double sigmoid(double z)
  * the library's matrix kernel, then b is added, the order in which the op graph
  * z = add(matmul(w, a), b) evaluates it. */
 static void forward_layer(const double *w, const double *b, const double *a_in, bool in_rows,
-                          double *a_out, size_t rows, size_t cols, size_t n)
+                          double *a_out, size_t rows, size_t cols, size_t n, double *scratch)
 {
-	nb__gemm(false, in_rows, rows, n, cols, w, a_in, a_out);
+	nb__gemm(false, in_rows, rows, n, cols, w, a_in, a_out, scratch);
 	for (size_t j = 0; j < rows; j++)
 		for (size_t c = 0; c < n; c++)
 			a_out[j * n + c] = sigmoid(a_out[j * n + c] + b[j]);
@@ -169,7 +188,7 @@ static void output_error(const double *aL, const double *y, double *delta, size_
 static void backprop_layer(const double *w, const double *delta_next, const double *a,
                            double *delta, size_t rows, size_t cols, size_t n)
 {
-	nb__gemm(true, false, cols, n, rows, w, delta_next, delta);
+	nb__gemm(true, false, cols, n, rows, w, delta_next, delta, NULL);
 	for (size_t i = 0; i < cols * n; i++)
 		delta[i] *= a[i] * (1.0 - a[i]);
 }
@@ -179,7 +198,8 @@ static void backprop_layer(const double *w, const double *delta_next, const doub
  * with (a^{l-1})^T read in place by the matrix kernel.
  * delta is rows x n, a_prev cols x n (n x cols when prev_rows), dw rows x cols, db rows. */
 static void layer_gradients(const double *delta, const double *a_prev, bool prev_rows,
-                            double *dw, double *db, size_t rows, size_t cols, size_t n)
+                            double *dw, double *db, size_t rows, size_t cols, size_t n,
+                            double *scratch)
 {
 	for (size_t j = 0; j < rows; j++) {
 		double s = 0.0;
@@ -188,7 +208,7 @@ static void layer_gradients(const double *delta, const double *a_prev, bool prev
 			s += delta[j * n + c];
 		db[j] = s;
 	}
-	nb__gemm(false, !prev_rows, rows, cols, n, delta, a_prev, dw);
+	nb__gemm(false, !prev_rows, rows, cols, n, delta, a_prev, dw, scratch);
 }
 
 /* Forward pass, then the errors from the output layer down, then the gradients. */
@@ -200,7 +220,7 @@ static void run(const nb_mlp *net, size_t n, const double *y, struct bp_work *wk
 
 	for (size_t l = 1; l <= L; l++)
 		forward_layer(net->w[l - 1], net->b[l - 1], l == 1 ? wk->xr : wk->a[l - 1], l == 1,
-		              wk->a[l], sz[l], sz[l - 1], n);
+		              wk->a[l], sz[l], sz[l - 1], n, wk->scratch);
 	if (cost != NULL)
 		*cost = quadratic_cost(wk->a[L], y, sz[L], n);
 	output_error(wk->a[L], y, wk->delta[L], sz[L], n);
@@ -209,7 +229,7 @@ static void run(const nb_mlp *net, size_t n, const double *y, struct bp_work *wk
 		               sz[l], n);
 	for (size_t l = 1; l <= L; l++)
 		layer_gradients(wk->delta[l], l == 1 ? wk->xr : wk->a[l - 1], l == 1, dw[l - 1],
-		                db[l - 1], sz[l], sz[l - 1], n);
+		                db[l - 1], sz[l], sz[l - 1], n, wk->scratch);
 }
 
 int nb_bp_reference(const nb_mlp *net, size_t n, const double *x, const double *y,

@@ -256,10 +256,36 @@ void nb__sgd_update(double *w, double *v, const double *g, size_t n, double eta,
 
 /* ---- Dispatch ---------------------------------------------------------------------- */
 
-static void gemm_rows(bool ta, bool tb, size_t i0, size_t i1, size_t m, size_t n, size_t k,
-                      const double *a, const double *b, double *c)
+/* A B^T with a short k (a mini-batch, in dw = delta a^T) spends as much on summing the
+ * lanes of its dot products as on multiplying: there, B^T is copied into a k x n buffer
+ * and the axpy kernel runs instead, when C has enough rows to repay the copy. */
+static bool packs(bool ta, bool tb, size_t m, size_t n, size_t k)
 {
-	if (!ta && tb)
+	return !ta && tb && k <= 128 && n >= 16 && m >= 32;
+}
+
+size_t nb__gemm_work(bool ta, bool tb, size_t m, size_t n, size_t k)
+{
+	return packs(ta, tb, m, n, k) ? k * n : 0;
+}
+
+/* bt = b^T for b n x k, in blocks of 8 x 8 so that reads and writes both stay within a
+ * few cache lines. */
+static void transpose_into(const double *b, size_t n, size_t k, double *bt)
+{
+	for (size_t j0 = 0; j0 < n; j0 += 8)
+		for (size_t p0 = 0; p0 < k; p0 += 8)
+			for (size_t j = j0; j < j0 + 8 && j < n; j++)
+				for (size_t p = p0; p < p0 + 8 && p < k; p++)
+					bt[p * n + j] = b[j * k + p];
+}
+
+static void gemm_rows(bool ta, bool tb, size_t i0, size_t i1, size_t m, size_t n, size_t k,
+                      const double *a, const double *b, double *c, const double *bt)
+{
+	if (bt)
+		axpy_rows(i0, i1, n, k, (struct amat){ a, k, 1 }, bt, c);
+	else if (!ta && tb)
 		dot_rows(i0, i1, n, k, a, b, c);
 	else if (!tb)
 		axpy_rows(i0, i1, n, k, (struct amat){ a, ta ? 1 : k, ta ? m : 1 }, b, c);
@@ -268,9 +294,15 @@ static void gemm_rows(bool ta, bool tb, size_t i0, size_t i1, size_t m, size_t n
 }
 
 void nb__gemm(bool ta, bool tb, size_t m, size_t n, size_t k, const double *a,
-              const double *b, double *c)
+              const double *b, double *c, double *work)
 {
 	int threads = nb__threads();
+	const double *bt = NULL;
+
+	if (packs(ta, tb, m, n, k)) {
+		transpose_into(b, n, k, work);
+		bt = work;
+	}
 
 	if (threads > 1 && (double)m * (double)n * (double)k >= PARALLEL_MIN_MACS && m >= 24) {
 #ifdef _OPENMP
@@ -282,10 +314,10 @@ void nb__gemm(bool ta, bool tb, size_t m, size_t n, size_t k, const double *a,
 		for (size_t blk = 0; blk < blocks; blk++) {
 			size_t i0 = blk * 12, i1 = i0 + 12 < m ? i0 + 12 : m;
 
-			gemm_rows(ta, tb, i0, i1, m, n, k, a, b, c);
+			gemm_rows(ta, tb, i0, i1, m, n, k, a, b, c, bt);
 		}
 		return;
 #endif
 	}
-	gemm_rows(ta, tb, 0, m, m, n, k, a, b, c);
+	gemm_rows(ta, tb, 0, m, m, n, k, a, b, c, bt);
 }

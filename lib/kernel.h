@@ -8,10 +8,14 @@
 
 /* C = op(A) op(B), with C m x n, op(A) m x k, op(B) k x n, all row-major and dense: A is
  * stored m x k, or k x m when ta (op(A) = A^T); B is stored k x n, or n x k when tb. C may
- * not overlap A or B. k may be 0 (C = 0). The arithmetic order of every element is fixed,
- * so results do not depend on the number of threads. */
+ * not overlap A or B. k may be 0 (C = 0). work is scratch space of nb__gemm_work() doubles
+ * (NULL when that is 0), so that a product never allocates. The arithmetic order of every
+ * element is fixed, so results do not depend on the number of threads. */
 void nb__gemm(bool ta, bool tb, size_t m, size_t n, size_t k, const double *a,
-              const double *b, double *c);
+              const double *b, double *c, double *work);
+
+/* The scratch space nb__gemm() needs for these operands, in doubles. */
+size_t nb__gemm_work(bool ta, bool tb, size_t m, size_t n, size_t k);
 
 /* One step of gradient descent on n parameters w with gradient g: w -= eta (g + decay w);
  * with a velocity v (not NULL): v = mu v - eta (g + decay w), w += v. */

@@ -62,6 +62,8 @@ struct nb_tape {
 	size_t n, cap;
 	struct nb_hashcons hc;
 	bool in_backward;                /* nb_backward() is recording */
+	double *scratch;                 /* kernels' work space, sized when nodes are recorded */
+	size_t scratch_n;                /* doubles in scratch */
 	int status;
 	char message[NB_MSG_MAX];
 };
@@ -122,6 +124,8 @@ nb_tensor *nb__record(nb_tape *t, const struct nb_op *op, nb_tensor *const *in,
                       const struct nb_attr *attr, int rank, const size_t *dim);
 /* Check x and record the elementwise op of one input x, with x's shape. */
 nb_tensor *nb__record_unary(nb_tape *t, const struct nb_op *op, nb_tensor *x);
+/* Make the tape's scratch space at least n doubles (at recording, never in replay). */
+bool nb__reserve_scratch(nb_tape *t, size_t n);
 /* Add g to x's gradient (dL/dx += g); nothing when x needs no gradient. */
 void nb__grad_add(nb_tape *t, nb_tensor *x, nb_tensor *g);
 /* Whether a backward rule should build the gradient of x at all. */

@@ -12,7 +12,7 @@ static void matmul_forward(nb_tensor *y)
 	bool ta = y->attr.trans & NB_TRANS_A, tb = y->attr.trans & NB_TRANS_B;
 
 	nb__gemm(ta, tb, y->dim[0], y->dim[1], ta ? a->dim[0] : a->dim[1], a->value, b->value,
-	         y->value);
+	         y->value, y->tape->scratch);
 }
 
 /* With c = op(a) op(b) and dc = dL/dc:
@@ -64,6 +64,9 @@ nb_tensor *nb_matmul_t(nb_tape *t, nb_tensor *a, nb_tensor *b, int flags)
 		return nb__fail(t, NB_ESHAPE, "matmul: inner dimensions differ: %s @ %s", sa, sb);
 	dim[0] = a->dim[flags & NB_TRANS_A ? 1 : 0];
 	dim[1] = b->dim[flags & NB_TRANS_B ? 0 : 1];
+	if (!nb__reserve_scratch(t, nb__gemm_work(flags & NB_TRANS_A, flags & NB_TRANS_B, dim[0],
+	                                          dim[1], a->dim[flags & NB_TRANS_A ? 0 : 1])))
+		return NULL;
 	return nb__record(t, &nb__op_matmul, in, &attr, 2, dim);
 }
 

@@ -41,6 +41,7 @@ void nb_tape_free(nb_tape *t)
 	for (size_t i = 0; i < t->n; i++)
 		nb__free(t, t->node[i], node_bytes(t->node[i]));
 	nb__free(t, t->node, t->cap * sizeof *t->node);
+	nb__free(t, t->scratch, t->scratch_n * sizeof *t->scratch);
 	nb__hashcons_free(t);
 	t->alloc(t->ud, t, sizeof *t, 0);
 }
@@ -121,6 +122,21 @@ nb_tensor *nb__record(nb_tape *t, const struct nb_op *op, nb_tensor *const *in,
 	op->forward(x);
 	/* On failure the node stays on the list (the tape owns it) but is never found again. */
 	return nb__hashcons_insert(t, x, h) ? x : NULL;
+}
+
+bool nb__reserve_scratch(nb_tape *t, size_t n)
+{
+	double *s;
+
+	if (n <= t->scratch_n)
+		return true;
+	s = nb__alloc(t, n * sizeof *s);
+	if (!s)
+		return false;
+	nb__free(t, t->scratch, t->scratch_n * sizeof *t->scratch);
+	t->scratch = s;
+	t->scratch_n = n;
+	return true;
 }
 
 nb_tensor *nb__record_unary(nb_tape *t, const struct nb_op *op, nb_tensor *x)

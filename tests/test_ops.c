@@ -87,8 +87,9 @@ START_TEST(test_matmul_values_with_transposes)
 }
 END_TEST
 
-/* The kernels tile C in 4 x 4 and 6 x 16 blocks, eight lanes at a time: shapes around
- * those sizes, every transpose, against a plain triple loop. */
+/* The kernels tile C in 4 x 4 and 6 x 16 blocks, eight lanes at a time, and copy B^T
+ * first when C has 32 rows or more and k is short: shapes around those sizes, every
+ * transpose, against a plain triple loop. */
 static void naive(int flags, size_t m, size_t n, size_t k, const double *a, const double *b,
                   double *c)
 {
@@ -105,17 +106,17 @@ static void naive(int flags, size_t m, size_t n, size_t k, const double *a, cons
 
 START_TEST(test_matmul_matches_plain_loops)
 {
-	static const size_t sizes[] = { 1, 3, 4, 7, 8, 13, 16, 17, 25 };
-	double a[25 * 25], b[25 * 25], want[25 * 25];
+	static const size_t sizes[] = { 1, 3, 4, 7, 8, 13, 16, 17, 25, 40 };
+	static double a[40 * 40], b[40 * 40], want[40 * 40];
 	test_rng r;
 
 	rng_seed(&r, 21);
-	rng_fill(&r, a, 625, -1, 1);
-	rng_fill(&r, b, 625, -1, 1);
+	rng_fill(&r, a, 1600, -1, 1);
+	rng_fill(&r, b, 1600, -1, 1);
 	for (int flags = 0; flags < 4; flags++)
-		for (size_t im = 0; im < 9; im++)
-			for (size_t in = 0; in < 9; in++)
-				for (size_t ik = 0; ik < 9; ik += 2) {
+		for (size_t im = 0; im < 10; im++)
+			for (size_t in = 0; in < 10; in++)
+				for (size_t ik = 0; ik < 10; ik += 3) {
 					size_t m = sizes[im], n = sizes[in], k = sizes[ik];
 					nb_tape *t = nb_tape_new();
 					size_t da[2] = { flags & NB_TRANS_A ? k : m, flags & NB_TRANS_A ? m : k };
