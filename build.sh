@@ -7,6 +7,9 @@
 #   ./build.sh sanitize   the test suite built with AddressSanitizer and UBSan
 #   ./build.sh valgrind   the test suite under valgrind's memcheck, leaks included
 #   ./build.sh distcheck  make distcheck: the release tarball builds and passes its tests
+#   ./build.sh install    install into a staging directory, build programs against it with
+#                         pkg-config (C11 -pedantic and C++), run them, and check that the
+#                         library exports nothing but nb_ symbols
 #
 # Each build lives in its own directory (build/, build-sanitize/, build-valgrind/).
 # Missing packages are installed with apt-get when running as root; otherwise the
@@ -29,6 +32,9 @@ need_packages() {
 	if ! pkg-config --exists zlib 2>/dev/null; then missing="$missing zlib1g-dev"; fi
 	if [ "$mode" = valgrind ] && ! command -v valgrind >/dev/null 2>&1; then
 		missing="$missing valgrind"
+	fi
+	if [ "$mode" = install ] && ! command -v g++ >/dev/null 2>&1; then
+		missing="$missing g++"
 	fi
 	echo "$missing"
 }
@@ -102,8 +108,30 @@ distcheck)
 	build_in build
 	make -s -C build distcheck
 	;;
+install)
+	build_in build
+	stage=$(pwd)/build/stage
+	rm -rf "$stage"
+	make -s -C build install DESTDIR="$stage" >/dev/null
+	lib=$(find "$stage" -name libnabla.so | head -n 1)
+	bad=$(nm -D --defined-only "$lib" | awk '$3 !~ /^nb_/ { print $3 }')
+	if [ -n "$bad" ]; then
+		echo "build.sh: libnabla exports symbols without the nb_ prefix: $bad" >&2
+		exit 1
+	fi
+	pc=$(dirname "$(find "$stage" -name nabla.pc | head -n 1)")
+	flags=$(PKG_CONFIG_PATH=$pc PKG_CONFIG_SYSROOT_DIR=$stage pkg-config --cflags --libs nabla)
+	# shellcheck disable=SC2086
+	cc -std=c11 -pedantic -Wall -Wextra -Werror tests/install/consumer.c $flags \
+		-o build/consumer
+	# shellcheck disable=SC2086
+	g++ -std=c++11 -pedantic -Wall -Wextra -Werror tests/install/consumer.cpp $flags \
+		-o build/consumer-cpp
+	LD_LIBRARY_PATH=$(dirname "$lib") ./build/consumer
+	LD_LIBRARY_PATH=$(dirname "$lib") ./build/consumer-cpp
+	;;
 *)
-	echo "usage: $0 example|check|sanitize|valgrind|distcheck" >&2
+	echo "usage: $0 example|check|sanitize|valgrind|distcheck|install" >&2
 	exit 2
 	;;
 esac

@@ -22,6 +22,21 @@
 extern "C" {
 #endif
 
+/* ---- Version ----------------------------------------------------------------------- */
+
+/* The version of this header; nb_version() gives the library's, which may differ when a
+ * program runs against another build than it was compiled with. */
+#define NB_VERSION_MAJOR 0
+#define NB_VERSION_MINOR 1
+#define NB_VERSION_PATCH 0
+#define NB_VERSION_STRING "0.1.0"
+#define NB_VERSION_NUMBER (NB_VERSION_MAJOR * 10000 + NB_VERSION_MINOR * 100 + NB_VERSION_PATCH)
+
+/* The library's version as "MAJOR.MINOR.PATCH" (static storage), and as a number built like
+ * NB_VERSION_NUMBER. */
+const char *nb_version(void);
+int nb_version_number(void);
+
 /* ---- Status ------------------------------------------------------------------------ */
 
 /* X(name, value, description): the one list of status codes. */

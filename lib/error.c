@@ -1,9 +1,19 @@
-/* error.c -- status names and the tape's sticky error: the first error is kept, in a
- * fixed buffer so that running out of memory can be reported too. */
+/* error.c -- the version, status names and the tape's sticky error: the first error is
+ * kept, in a fixed buffer so that running out of memory can be reported too. */
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "nabla_int.h"
+
+const char *nb_version(void)
+{
+	return NB_VERSION_STRING;
+}
+
+int nb_version_number(void)
+{
+	return NB_VERSION_NUMBER;
+}
 
 const char *nb_status_name(int status)
 {

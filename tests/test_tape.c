@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "helpers.h"
 
 static const size_t D23[2] = { 2, 3 };
@@ -300,6 +301,16 @@ START_TEST(test_clear_error_makes_tape_usable)
 }
 END_TEST
 
+/* The header, the library and the package agree on the version. */
+START_TEST(test_version)
+{
+	ck_assert_str_eq(nb_version(), NB_VERSION_STRING);
+	ck_assert_str_eq(nb_version(), PACKAGE_VERSION);
+	ck_assert_int_eq(nb_version_number(), NB_VERSION_NUMBER);
+	ck_assert_int_eq(NB_VERSION_NUMBER, 100);
+}
+END_TEST
+
 START_TEST(test_queries)
 {
 	nb_tape *t = nb_tape_new();
@@ -348,6 +359,7 @@ static Suite *tape_suite(void)
 	tcase_add_test(tc, test_out_of_memory_message);
 	tcase_add_test(tc, test_clear_error_makes_tape_usable);
 	tcase_add_test(tc, test_queries);
+	tcase_add_test(tc, test_version);
 	suite_add_tcase(s, tc);
 	return s;
 }
