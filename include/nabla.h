@@ -49,7 +49,9 @@ int nb_version_number(void);
 	X(NB_ETAPE, 5, "tensor belongs to another tape")              \
 	X(NB_ENOMEM, 6, "out of memory")                              \
 	X(NB_EIO, 7, "input/output error")                            \
-	X(NB_EFORMAT, 8, "bad file format")
+	X(NB_EFORMAT, 8, "bad file format")                           \
+	X(NB_ENONFINITE, 9, "non-finite value")                       \
+	X(NB_ESTALE, 10, "stale value")
 
 enum nb_status {
 #define NB_STATUS_ENUM(name, value, text) name = value,
@@ -102,6 +104,13 @@ const char *nb_tape_message(const nb_tape *t);
  * error stay valid; the failed call recorded nothing. */
 void nb_tape_clear_error(nb_tape *t);
 
+/* With on != 0, check every value the tape computes from now on, in recording, replay and
+ * backward alike (as PyTorch's anomaly detection does): the first node that produces a
+ * NaN or an infinity records NB_ENONFINITE with a message naming the op, the node, the
+ * element, its shape and the pass ("log: produced NaN at element 0 of node 1, shape (2),
+ * in the forward pass"). Off by default: it reads every value once more. */
+void nb_tape_check_finite(nb_tape *t, int on);
+
 /* Number of nodes on the tape (leaves included). Hash-consing shows here: recording an op
  * that is already on the tape with the same inputs and attributes adds no node. */
 size_t nb_tape_size(const nb_tape *t);
@@ -133,7 +142,7 @@ const char *nb_name(const nb_tensor *x);
 /* Copy n doubles (n must be nb_size(x)) into the leaf x (constant or variable). Errors
  * (recorded on x's tape and returned): NB_ENULL, NB_EINVAL for a non-leaf or a literal,
  * NB_ESHAPE for a wrong n. Nodes computed from x keep their old values until
- * nb_tape_replay(). */
+ * nb_tape_replay(); an nb_backward() through them before that is refused (NB_ESTALE). */
 int nb_set(nb_tensor *x, const double *data, size_t n);
 
 /* ---- Tensor queries (x may be NULL: rank -1, size 0, value NULL, name NULL) ---------- */
@@ -242,7 +251,8 @@ void nb_set_threads(int n);
  * have one element and the seed is 1. Gradients of an earlier nb_backward() are forgotten
  * by nb_grad() (their nodes stay on the tape). Returns NB_OK or the tape's error:
  * NB_EINVAL for a y with more than one element and no seed, NB_ESHAPE for a seed of
- * another shape. */
+ * another shape, NB_ESTALE when y depends on a node computed before one of its inputs
+ * changed with nb_set() (replay first). */
 int nb_backward(nb_tape *t, nb_tensor *y, nb_tensor *seed);
 
 /* The gradient node of x from the last nb_backward(), or NULL when y did not depend on x

@@ -43,6 +43,8 @@ struct nb_tensor {
 	nb_tensor *grad;                 /* dL/dx from the last backward, or NULL */
 	bool needs_grad;                 /* a variable, or computed from one */
 	bool in_gradient;                /* recorded by nb_backward() (for pictures) */
+	bool reached;                    /* scratch of nb_backward()'s staleness check */
+	uint64_t time;                   /* tape clock when value was last written */
 	bool borrowed;                   /* value is the caller's memory, not the node's */
 	char name[NB_NAME_MAX];
 	double *value;
@@ -62,6 +64,8 @@ struct nb_tape {
 	size_t n, cap;
 	struct nb_hashcons hc;
 	bool in_backward;                /* nb_backward() is recording */
+	bool check_finite;               /* nb_tape_check_finite() */
+	uint64_t clock;                  /* ticks at every value written: computed or set */
 	double *scratch;                 /* kernels' work space, sized when nodes are recorded */
 	size_t scratch_n;                /* doubles in scratch */
 	int status;

@@ -1,5 +1,6 @@
 /* tape.c -- the Wengert list: recording nodes (with hash-consing), leaves, the reverse
  * sweep that records gradients as nodes, and replay. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -98,6 +99,33 @@ static nb_tensor *append_node(nb_tape *t, const struct nb_op *op, int rank, cons
 	return x;
 }
 
+void nb_tape_check_finite(nb_tape *t, int on)
+{
+	if (t)
+		t->check_finite = on != 0;
+}
+
+/* Evaluate x and stamp it; with checking on, an error for its first non-finite value. */
+static bool compute(nb_tape *t, nb_tensor *x)
+{
+	char s[NB_MSG_MAX];
+
+	x->op->forward(x);
+	x->time = ++t->clock;
+	if (!t->check_finite)
+		return true;
+	for (size_t i = 0; i < x->size; i++) {
+		if (isfinite(x->value[i]))
+			continue;
+		nb__fail(t, NB_ENONFINITE, "%s: produced %s at element %zu of node %zu, shape %s, in "
+		         "the %s pass", x->op->name, isnan(x->value[i]) ? "NaN" : "an infinity", i,
+		         x->id, nb__shape_str(x->rank, x->dim, s),
+		         x->in_gradient ? "backward" : "forward");
+		return false;
+	}
+	return true;
+}
+
 nb_tensor *nb__record(nb_tape *t, const struct nb_op *op, nb_tensor *const *in,
                       const struct nb_attr *attr, int rank, const size_t *dim)
 {
@@ -119,8 +147,9 @@ nb_tensor *nb__record(nb_tape *t, const struct nb_op *op, nb_tensor *const *in,
 		x->in[i] = in[i];
 		x->needs_grad |= in[i]->needs_grad;
 	}
-	op->forward(x);
 	/* On failure the node stays on the list (the tape owns it) but is never found again. */
+	if (!compute(t, x))
+		return NULL;
 	return nb__hashcons_insert(t, x, h) ? x : NULL;
 }
 
@@ -163,6 +192,7 @@ static nb_tensor *leaf(nb_tape *t, const struct nb_op *op, int rank, const size_
 	else if (!borrow)
 		memset(x->value, 0, x->size * sizeof *x->value);
 	x->needs_grad = op == &nb__op_variable;
+	x->time = ++t->clock;
 	return x;
 }
 
@@ -198,8 +228,10 @@ int nb_set(nb_tensor *x, const double *data, size_t n)
 	else if (n != x->size)
 		nb__fail(t, NB_ESHAPE, "set: %zu values for a tensor of shape %s (%zu elements)",
 		         n, nb__shape_str(x->rank, x->dim, s), x->size);
-	else
+	else {
 		memcpy(x->value, data, n * sizeof *data);
+		x->time = ++t->clock;
+	}
 	return t->status;
 }
 
@@ -243,6 +275,35 @@ static nb_tensor *backward_seed(nb_tape *t, nb_tensor *y, nb_tensor *seed)
 	return seed ? seed : nb_fill(t, y->rank, y->dim, 1.0);
 }
 
+/* Refuse to differentiate through a value computed before one of its inputs changed
+ * (with nb_set): mark what y depends on, walking back, then compare each such node's time
+ * with its inputs'. */
+static bool fresh(nb_tape *t, nb_tensor *y)
+{
+	char sn[NB_MSG_MAX];
+
+	for (size_t i = 0; i < y->id; i++)
+		t->node[i]->reached = false;
+	y->reached = true;
+	for (size_t i = y->id + 1; i-- > 0;) {
+		nb_tensor *x = t->node[i];
+
+		for (int k = 0; x->reached && k < x->op->arity; k++) {
+			nb_tensor *in = x->in[k];
+
+			in->reached = true;
+			if (in->time > x->time) {
+				nb__fail(t, NB_ESTALE, "backward: node %zu (%s %s) was computed before its "
+				         "input, node %zu (%s%s%s), changed; call nb_tape_replay() first",
+				         x->id, x->op->name, nb__shape_str(x->rank, x->dim, sn), in->id,
+				         in->op->name, in->name[0] ? " " : "", in->name);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
 /* The reverse sweep. Nodes are visited from y down to the first leaf; each node that
  * received a gradient and depends on a variable passes it to its inputs through its
  * op's rule. Rules append new nodes after y, which this sweep does not visit. */
@@ -252,7 +313,7 @@ int nb_backward(nb_tape *t, nb_tensor *y, nb_tensor *seed)
 
 	if (!t)
 		return NB_ENULL;
-	if (!nb__args_ok(t, "backward", in, seed ? 2 : 1))
+	if (!nb__args_ok(t, "backward", in, seed ? 2 : 1) || !fresh(t, y))
 		return t->status;
 	for (size_t i = 0; i < t->n; i++)
 		t->node[i]->grad = NULL;
@@ -279,8 +340,8 @@ int nb_tape_replay(nb_tape *t)
 	for (size_t i = 0; i < t->n; i++) {
 		nb_tensor *x = t->node[i];
 
-		if (x->op->forward)
-			x->op->forward(x);
+		if (x->op->forward && !compute(t, x))
+			return t->status;
 	}
 	return NB_OK;
 }

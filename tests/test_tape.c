@@ -301,6 +301,94 @@ START_TEST(test_clear_error_makes_tape_usable)
 }
 END_TEST
 
+/* ---- Non-finite values and stale values -------------------------------------------- */
+
+START_TEST(test_check_finite_names_the_forward_op)
+{
+	nb_tape *t = nb_tape_new();
+	nb_tensor *x = nb_variable(t, 1, (size_t[]){ 2 }, (double[]){ 1, -1 });
+
+	ck_assert_double_nan(nb_value(nb_log(t, x))[1]);  /* off by default: NaN, no error */
+	ck_assert_int_eq(nb_tape_status(t), NB_OK);
+	nb_tape_check_finite(t, 1);
+	ck_assert_ptr_null(nb_log(t, nb_scale(t, x, 2.0)));
+	ck_assert_int_eq(nb_tape_status(t), NB_ENONFINITE);
+	ck_assert_str_eq(nb_tape_message(t), "log: produced NaN at element 1 of node 3, shape (2), "
+	                 "in the forward pass");
+	nb_tape_free(t);
+}
+END_TEST
+
+START_TEST(test_check_finite_catches_overflow)
+{
+	nb_tape *t = nb_tape_new();
+	nb_tensor *x = nb_constant(t, 0, NULL, (double[]){ 1000 });
+
+	nb_tape_check_finite(t, 1);
+	ck_assert_ptr_null(nb_exp(t, x));
+	ck_assert_str_eq(nb_tape_message(t), "exp: produced an infinity at element 0 of node 1, "
+	                 "shape (), in the forward pass");
+	nb_tape_free(t);
+}
+END_TEST
+
+/* log(x) is finite at a tiny x, but its gradient 1/x overflows: the backward pass. */
+START_TEST(test_check_finite_catches_backward)
+{
+	nb_tape *t = nb_tape_new();
+	nb_tensor *x = nb_variable(t, 0, NULL, (double[]){ 1e-320 });
+	nb_tensor *y = nb_log(t, x);
+
+	nb_tape_check_finite(t, 1);
+	ck_assert_double_eq_tol(nb_value(y)[0], log(1e-320), 1e-9);
+	ck_assert_int_eq(nb_backward(t, y, NULL), NB_ENONFINITE);
+	ck_assert_str_eq(nb_tape_message(t), "div: produced an infinity at element 0 of node 3, "
+	                 "shape (), in the backward pass");
+	nb_tape_free(t);
+}
+END_TEST
+
+START_TEST(test_check_finite_in_replay)
+{
+	nb_tape *t = nb_tape_new();
+	nb_tensor *x = nb_variable(t, 0, NULL, (double[]){ 2 });
+
+	nb_tape_check_finite(t, 1);
+	ck_assert_ptr_nonnull(nb_log(t, x));
+	ck_assert_int_eq(nb_set(x, (double[]){ -2 }, 1), NB_OK);
+	ck_assert_int_eq(nb_tape_replay(t), NB_ENONFINITE);
+	ck_assert_str_eq(nb_tape_message(t), "log: produced NaN at element 0 of node 1, shape (), "
+	                 "in the forward pass");
+	nb_tape_check_finite(NULL, 1);
+	nb_tape_free(t);
+}
+END_TEST
+
+/* A value backward would read was computed before its input changed: refused until the
+ * tape is replayed. A change elsewhere on the tape does not matter. */
+START_TEST(test_backward_refuses_stale_values)
+{
+	nb_tape *t = nb_tape_new();
+	nb_tensor *x = nb_variable(t, 1, (size_t[]){ 2 }, (double[]){ 1, 2 });
+	nb_tensor *other = nb_variable(t, 0, NULL, (double[]){ 3 });
+	nb_tensor *y = nb_sum(t, nb_mul(t, x, x));
+
+	nb_set_name(x, "x");
+	ck_assert_ptr_nonnull(nb_exp(t, other));
+	ck_assert_int_eq(nb_set(other, (double[]){ 4 }, 1), NB_OK);
+	ck_assert_int_eq(nb_backward(t, y, NULL), NB_OK);
+	ck_assert_int_eq(nb_set(x, (double[]){ 3, 4 }, 2), NB_OK);
+	ck_assert_int_eq(nb_backward(t, y, NULL), NB_ESTALE);
+	ck_assert_str_eq(nb_tape_message(t), "backward: node 2 (mul (2)) was computed before its "
+	                 "input, node 0 (variable x), changed; call nb_tape_replay() first");
+	nb_tape_clear_error(t);
+	ck_assert_int_eq(nb_tape_replay(t), NB_OK);
+	ck_assert_int_eq(nb_backward(t, y, NULL), NB_OK);
+	ck_assert_double_eq(nb_value(nb_grad(x))[1], 8.0);
+	nb_tape_free(t);
+}
+END_TEST
+
 /* The header, the library and the package agree on the version. */
 START_TEST(test_version)
 {
@@ -360,6 +448,11 @@ static Suite *tape_suite(void)
 	tcase_add_test(tc, test_clear_error_makes_tape_usable);
 	tcase_add_test(tc, test_queries);
 	tcase_add_test(tc, test_version);
+	tcase_add_test(tc, test_check_finite_names_the_forward_op);
+	tcase_add_test(tc, test_check_finite_catches_overflow);
+	tcase_add_test(tc, test_check_finite_catches_backward);
+	tcase_add_test(tc, test_check_finite_in_replay);
+	tcase_add_test(tc, test_backward_refuses_stale_values);
 	suite_add_tcase(s, tc);
 	return s;
 }
