@@ -6,6 +6,7 @@
 #   ./build.sh check      build, then run the whole test suite (make check)
 #   ./build.sh sanitize   the test suite built with AddressSanitizer and UBSan
 #   ./build.sh valgrind   the test suite under valgrind's memcheck, leaks included
+#   ./build.sh tsan       the threads test under ThreadSanitizer
 #   ./build.sh distcheck  make distcheck: the release tarball builds and passes its tests
 #   ./build.sh install    install into a staging directory, build programs against it with
 #                         pkg-config (C11 -pedantic and C++), run them, and check that the
@@ -104,6 +105,12 @@ valgrind)
 	vg="$vg --show-leak-kinds=all --suppressions=$(pwd)/tests/valgrind.supp"
 	CK_FORK=no check_in build-valgrind LOG_COMPILER="$vg"
 	;;
+tsan)
+	# Without OpenMP: libgomp is not instrumented, and this test is about tapes.
+	build_in build-tsan --disable-shared --disable-openmp CFLAGS="-g -O1 -fsanitize=thread" \
+		LDFLAGS="-fsanitize=thread"
+	TSAN_OPTIONS=halt_on_error=1 CK_FORK=no check_in build-tsan TESTS=tests/test_threads
+	;;
 distcheck)
 	build_in build
 	make -s -C build distcheck
@@ -131,7 +138,7 @@ install)
 	LD_LIBRARY_PATH=$(dirname "$lib") ./build/consumer-cpp
 	;;
 *)
-	echo "usage: $0 example|check|sanitize|valgrind|distcheck|install" >&2
+	echo "usage: $0 example|check|sanitize|valgrind|tsan|distcheck|install" >&2
 	exit 2
 	;;
 esac

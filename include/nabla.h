@@ -8,6 +8,10 @@
  * Ownership in one sentence: the tape owns every tensor recorded on it; tensor handles
  * are borrowed until nb_tape_free(). Nobody frees a tensor.
  *
+ * Threads: tapes, networks and data sets are independent. Different threads may use
+ * different ones at the same time; one tape (or network) must not be used by two threads
+ * at once. nb_set_threads() is process-wide: call it before starting threads.
+ *
  * Errors are sticky: the first failure (bad shape, NULL argument, out of memory, ...) is
  * recorded on the tape with a message naming the op and the shapes; every later op on that
  * tape returns NULL at once. Read nb_tape_status() and nb_tape_message() when convenient.

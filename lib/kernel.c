@@ -19,7 +19,10 @@
 /* Eight doubles; aligned(8) lets a pointer to one read unaligned memory. */
 typedef double v8 __attribute__((vector_size(64), aligned(8)));
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+/* ThreadSanitizer instruments the resolver that picks a version, which then runs before
+ * the sanitizer is ready: its builds take the plain version. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
+	!defined(__SANITIZE_THREAD__)
 #define MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define MULTIVERSION
