@@ -160,7 +160,7 @@ static int encode(const nb_net *net, const char *path, unsigned char **file, siz
 		            " bytes)", path, MODEL_MAX_BYTES);
 	/* Bounded by MODEL_MAX_BYTES, the length and n fit in size_t and in the u32 fields. */
 	*len = (size_t)(header_len(n) + 8 * count + CHECKSUM_BYTES);
-	buf = malloc(*len);
+	buf = cfg.alloc(cfg.alloc_ud, NULL, 0, *len);
 	if (buf == NULL)
 		return nb__msg_fail(msg, NB_ENOMEM, "%s: out of memory allocating %zu bytes", path, *len);
 	memcpy(buf, MODEL_MAGIC, 8);
@@ -216,11 +216,13 @@ static void set_mode(int fd, const char *path)
 }
 
 /* Write buf to a temporary file beside path, then rename it over path. On any failure the
- * temporary file is removed and path is left as it was. */
-static int replace_file(const char *path, const unsigned char *buf, size_t len, char *msg)
+ * temporary file is removed and path is left as it was. Memory comes from the network's
+ * allocator, so that tests can make saving run out of it. */
+static int replace_file(const nb_net_config *cfg, const char *path, const unsigned char *buf,
+                        size_t len, char *msg)
 {
 	size_t n = strlen(path);
-	char *tmp = malloc(n + sizeof ".XXXXXX");
+	char *tmp = cfg->alloc(cfg->alloc_ud, NULL, 0, n + sizeof ".XXXXXX");
 	int fd, status;
 
 	if (tmp == NULL)
@@ -231,7 +233,7 @@ static int replace_file(const char *path, const unsigned char *buf, size_t len, 
 	if (fd < 0) {
 		status = nb__msg_fail(msg, NB_EIO, "%s: cannot create a temporary file: %s", path,
 		              strerror(errno));
-		free(tmp);
+		cfg->alloc(cfg->alloc_ud, tmp, n + sizeof ".XXXXXX", 0);
 		return status;
 	}
 	set_mode(fd, path);
@@ -240,12 +242,13 @@ static int replace_file(const char *path, const unsigned char *buf, size_t len, 
 		status = nb__msg_fail(msg, NB_EIO, "%s: cannot replace: %s", path, strerror(errno));
 	if (status != NB_OK)
 		unlink(tmp);
-	free(tmp);
+	cfg->alloc(cfg->alloc_ud, tmp, n + sizeof ".XXXXXX", 0);
 	return status;
 }
 
 int nb_net_save(const nb_net *net, const char *path, char *msg)
 {
+	nb_net_config cfg;
 	unsigned char *buf = NULL;
 	size_t len = 0;
 	int status;
@@ -254,11 +257,12 @@ int nb_net_save(const nb_net *net, const char *path, char *msg)
 		return nb__msg_fail(msg, NB_ENULL, "nb_net_save: net is NULL");
 	if (path == NULL)
 		return nb__msg_fail(msg, NB_ENULL, "nb_net_save: path is NULL");
+	cfg = nb_net_get_config(net);
 	status = encode(net, path, &buf, &len, msg);
 	if (status != NB_OK)
 		return status;
-	status = replace_file(path, buf, len, msg);
-	free(buf);
+	status = replace_file(&cfg, path, buf, len, msg);
+	cfg.alloc(cfg.alloc_ud, buf, len, 0);
 	return status;
 }
 

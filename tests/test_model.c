@@ -624,6 +624,44 @@ START_TEST(test_failed_save_keeps_the_old_file)
 }
 END_TEST
 
+/* Saving runs out of memory at each of its allocations in turn (they go through the
+ * network's allocator): each failure is NB_ENOMEM and leaves the old file as it was. */
+START_TEST(test_save_out_of_memory_keeps_the_old_file)
+{
+	char path[PATH_MAX_LEN], msg[NB_MSG_MAX];
+	nb_net *a = make_net(3, sizes_342, 1), *b;
+	count_alloc c = { 0 };
+	nb_net_config cfg = nb_net_get_config(a);
+	unsigned char *before, *after;
+	size_t len_before, len_after, k;
+
+	unique_path(path, "oom");
+	save_ok(a, path);
+	before = read_bytes(path, &len_before);
+	cfg.seed = 2;
+	cfg.alloc = count_alloc_fn;
+	cfg.alloc_ud = &c;
+	ck_assert_int_eq(nb_net_new(&cfg, &b, NULL), NB_OK);
+	for (k = 1;; k++) {
+		c.fail_at = c.allocs + k;
+		if (nb_net_save(b, path, msg) == NB_OK)
+			break;
+		ck_assert_ptr_nonnull(strstr(msg, "out of memory"));
+		after = read_bytes(path, &len_after);
+		ck_assert_uint_eq(len_after, len_before);
+		ck_assert(memcmp(before, after, len_before) == 0);
+		free(after);
+		expect_no_temporaries(path);
+	}
+	ck_assert_uint_eq(k, 3);  /* the file image and the temporary's name, then success */
+	free(before);
+	nb_net_free(a);
+	nb_net_free(b);
+	ck_assert_uint_eq(c.bytes_in_use, 0);
+	ck_assert_int_eq(remove(path), 0);
+}
+END_TEST
+
 /* A directory component that is a regular file fails for root too (ENOTDIR). */
 START_TEST(test_save_into_a_file_as_directory_fails)
 {
@@ -712,6 +750,7 @@ static Suite *model_suite(void)
 	suite_add_tcase(s, corrupt);
 
 	tcase_add_test(save, test_failed_save_keeps_the_old_file);
+	tcase_add_test(save, test_save_out_of_memory_keeps_the_old_file);
 	tcase_add_test(save, test_save_into_a_file_as_directory_fails);
 	tcase_add_test(save, test_failed_rename_leaves_no_temporary);
 	tcase_add_test(save, test_save_sets_a_sensible_mode);
