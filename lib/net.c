@@ -622,6 +622,8 @@ int nb_net_evaluate(nb_net *net, const nb_dataset *ds, size_t *correct, double *
 		return NB_ENULL;
 	if (net->status != NB_OK || check_data(net, "evaluate", ds))
 		return net->status;
+	if (!ds->label)
+		return net_fail(net, NB_EINVAL, "evaluate: data set has no labels");
 	out = net->sizes[net->L];
 	for (size_t first = 0; first < ds->n; first += EVAL_BATCH) {
 		size_t n = ds->n - first < EVAL_BATCH ? ds->n - first : EVAL_BATCH;

@@ -526,6 +526,13 @@ START_TEST(test_bad_data)
 	ck_assert_int_eq(nb_net_evaluate(net, &empty, NULL, NULL), NB_EINVAL);
 	ck_assert_str_eq(nb_net_message(net), "evaluate: data set is empty");
 	nb_net_clear_error(net);
+	{
+		nb_dataset nolabel = { .n = 1, .features = 4, .classes = 3, .x = x, .y = x };
+
+		ck_assert_int_eq(nb_net_evaluate(net, &nolabel, NULL, NULL), NB_EINVAL);
+		ck_assert_str_eq(nb_net_message(net), "evaluate: data set has no labels");
+		nb_net_clear_error(net);
+	}
 	ck_assert_int_eq(nb_net_sgd_step(net, NULL, x, 1, &opt, NULL), NB_ENULL);
 	ck_assert_str_eq(nb_net_message(net), "sgd_step: x is NULL");
 	nb_net_clear_error(net);
