@@ -11,6 +11,8 @@
 #   ./build.sh install    install into a staging directory, build programs against it with
 #                         pkg-config (C11 -pedantic and C++), run them, and check that the
 #                         library exports nothing but nb_ symbols
+#   ./build.sh fuzz       libFuzzer on the IDX and model loaders (fuzz/), FUZZ_SECONDS
+#                         (default 60) each, then their regression inputs once each
 #
 # Each build lives in its own directory (build/, build-sanitize/, build-valgrind/).
 # Missing packages are installed with apt-get when running as root; otherwise the
@@ -36,6 +38,11 @@ need_packages() {
 	fi
 	if [ "$mode" = install ] && ! command -v g++ >/dev/null 2>&1; then
 		missing="$missing g++"
+	fi
+	if [ "$mode" = fuzz ]; then
+		command -v clang >/dev/null 2>&1 || missing="$missing clang"
+		rt=$(clang -print-resource-dir 2>/dev/null)/lib/linux/libclang_rt.fuzzer-$(uname -m).a
+		[ -f "$rt" ] || missing="$missing libclang-rt-14-dev"
 	fi
 	echo "$missing"
 }
@@ -79,6 +86,55 @@ check_in() {
 		exit 1
 	fi
 	grep -h 'Checks:' "$dir"/tests/test_*.log
+}
+
+# The libFuzzer targets fuzz/fuzz_*.c, built with clang into build-fuzz/: the library's
+# sources are compiled straight from lib/ (no configure), instrumented like the targets.
+fuzz_build() {
+	flags="-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
+	flags="$flags -Wall -Wextra ${MAKE_WARN:-} -Iinclude"
+	libs="$(pkg-config --cflags --libs libxxhash zlib) -lm"
+	mkdir -p build-fuzz/lib
+	for src in lib/*.c; do
+		# shellcheck disable=SC2086
+		clang $flags -c "$src" -o "build-fuzz/lib/$(basename "$src" .c).o"
+	done
+	for target in idx model; do
+		# shellcheck disable=SC2086
+		clang $flags "fuzz/fuzz_$target.c" build-fuzz/lib/*.o $libs -o "build-fuzz/fuzz_$target"
+	done
+}
+
+# Fuzz target $1 for FUZZ_SECONDS on a copy of fuzz/corpus/$1/ (libFuzzer adds what it
+# finds to the copy, never to the committed corpus), then run it once on each file of
+# fuzz/regressions/$1/. libFuzzer exits non-zero on a crash, a leak, a timeout or a
+# sanitizer report, and leaves the input in build-fuzz/artifacts/$1/. To keep a crasher:
+# fix the bug, then copy that file into fuzz/regressions/$1/ under a name saying what it
+# caught (and add a test of the fix beside the others in tests/).
+fuzz_run() {
+	name=$1
+	work=build-fuzz/work/$name
+	art=build-fuzz/artifacts/$name/
+	log=build-fuzz/fuzz_$name.log
+	rm -rf "$work" "$art"
+	mkdir -p "$work" "$art"
+	cp fuzz/corpus/"$name"/* "$work"/
+	if ! "build-fuzz/fuzz_$name" -max_total_time="${FUZZ_SECONDS:-60}" -timeout=10 \
+		-artifact_prefix="$art" "$work" >"$log" 2>&1; then
+		tail -n 50 "$log" >&2
+		echo "build.sh: fuzz_$name failed (log $log, input in $art)" >&2
+		exit 1
+	fi
+	echo "fuzz_$name: $(grep 'DONE' "$log" | tail -n 1)"
+	set -- fuzz/regressions/"$name"/*
+	[ -e "$1" ] || return 0
+	log=build-fuzz/fuzz_$name.regressions.log
+	if ! "build-fuzz/fuzz_$name" -timeout=10 -artifact_prefix="$art" "$@" >"$log" 2>&1; then
+		tail -n 50 "$log" >&2
+		echo "build.sh: fuzz_$name failed on a regression input (log $log)" >&2
+		exit 1
+	fi
+	echo "fuzz_$name: $# regression inputs pass"
 }
 
 install_missing
@@ -137,8 +193,13 @@ install)
 	LD_LIBRARY_PATH=$(dirname "$lib") ./build/consumer
 	LD_LIBRARY_PATH=$(dirname "$lib") ./build/consumer-cpp
 	;;
+fuzz)
+	fuzz_build
+	fuzz_run idx
+	fuzz_run model
+	;;
 *)
-	echo "usage: $0 example|check|sanitize|valgrind|tsan|distcheck|install" >&2
+	echo "usage: $0 example|check|sanitize|valgrind|tsan|distcheck|install|fuzz" >&2
 	exit 2
 	;;
 esac

@@ -28,7 +28,7 @@ extern "C" {
 
 /* ---- Version ----------------------------------------------------------------------- */
 
-/* The version of this header; nb_version() gives the library's, which may differ when a
+/** The version of this header; nb_version() gives the library's, which may differ when a
  * program runs against another build than it was compiled with. */
 #define NB_VERSION_MAJOR 0
 #define NB_VERSION_MINOR 1
@@ -36,14 +36,14 @@ extern "C" {
 #define NB_VERSION_STRING "0.1.0"
 #define NB_VERSION_NUMBER (NB_VERSION_MAJOR * 10000 + NB_VERSION_MINOR * 100 + NB_VERSION_PATCH)
 
-/* The library's version as "MAJOR.MINOR.PATCH" (static storage), and as a number built like
+/** The library's version as "MAJOR.MINOR.PATCH" (static storage), and as a number built like
  * NB_VERSION_NUMBER. */
 const char *nb_version(void);
 int nb_version_number(void);
 
 /* ---- Status ------------------------------------------------------------------------ */
 
-/* X(name, value, description): the one list of status codes. */
+/** X(name, value, description): the one list of status codes. */
 #define NB_STATUS_MAP(X)                                              \
 	X(NB_OK, 0, "no error")                                       \
 	X(NB_ENULL, 1, "NULL argument")                               \
@@ -63,16 +63,16 @@ enum nb_status {
 #undef NB_STATUS_ENUM
 };
 
-/* Tensors have rank 0 (a scalar) to NB_MAX_RANK. */
+/** Tensors have rank 0 (a scalar) to NB_MAX_RANK. */
 #define NB_MAX_RANK 4
 
-/* Size of a buffer that holds any message nabla writes, terminating NUL included. */
+/** Size of a buffer that holds any message nabla writes, terminating NUL included. */
 #define NB_MSG_MAX 256
 
-/* The symbolic name of a status ("NB_ESHAPE"), or "NB_UNKNOWN". Static storage. */
+/** The symbolic name of a status ("NB_ESHAPE"), or "NB_UNKNOWN". Static storage. */
 const char *nb_status_name(int status);
 
-/* A short English description of a status ("shapes do not fit"). Static storage. */
+/** A short English description of a status ("shapes do not fit"). Static storage. */
 const char *nb_status_text(int status);
 
 /* ---- Tape -------------------------------------------------------------------------- */
@@ -80,70 +80,70 @@ const char *nb_status_text(int status);
 typedef struct nb_tape nb_tape;
 typedef struct nb_tensor nb_tensor;
 
-/* Allocator hook, as Lua's lua_Alloc: with nsize == 0 free ptr (which may be NULL) and
+/** Allocator hook, as Lua's lua_Alloc: with nsize == 0 free ptr (which may be NULL) and
  * return NULL; otherwise return a block of nsize bytes (ptr is NULL: nabla never
  * reallocates through the hook), or NULL on failure. osize is the size of ptr's block.
  * ud is the pointer given to nb_tape_new_alloc(). */
 typedef void *(*nb_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 
-/* A new empty tape using malloc/free. Returns NULL only if memory is exhausted. */
+/** A new empty tape using malloc/free. Returns NULL only if memory is exhausted. */
 nb_tape *nb_tape_new(void);
 
-/* A new empty tape that allocates everything through alloc (called with ud). Returns NULL
+/** A new empty tape that allocates everything through alloc (called with ud). Returns NULL
  * if alloc is NULL or the first allocation fails. */
 nb_tape *nb_tape_new_alloc(nb_alloc_fn alloc, void *ud);
 
-/* Free the tape and every tensor recorded on it. nb_tape_free(NULL) does nothing. */
+/** Free the tape and every tensor recorded on it. nb_tape_free(NULL) does nothing. */
 void nb_tape_free(nb_tape *t);
 
-/* NB_OK, or the status of the first error recorded on the tape. A NULL tape: NB_ENULL. */
+/** NB_OK, or the status of the first error recorded on the tape. A NULL tape: NB_ENULL. */
 int nb_tape_status(const nb_tape *t);
 
-/* The message of the first error ("matmul: inner dimensions differ: (3x4) @ (5x2)"), ""
+/** The message of the first error ("matmul: inner dimensions differ: (3x4) @ (5x2)"), ""
  * when there is none, "tape is NULL" for a NULL tape. Borrowed until the next
  * nb_tape_clear_error() or nb_tape_free(). */
 const char *nb_tape_message(const nb_tape *t);
 
-/* Forget the recorded error so that the tape can be used again. Nodes recorded before the
+/** Forget the recorded error so that the tape can be used again. Nodes recorded before the
  * error stay valid; the failed call recorded nothing. */
 void nb_tape_clear_error(nb_tape *t);
 
-/* With on != 0, check every value the tape computes from now on, in recording, replay and
+/** With on != 0, check every value the tape computes from now on, in recording, replay and
  * backward alike (as PyTorch's anomaly detection does): the first node that produces a
  * NaN or an infinity records NB_ENONFINITE with a message naming the op, the node, the
  * element, its shape and the pass ("log: produced NaN at element 0 of node 1, shape (2),
  * in the forward pass"). Off by default: it reads every value once more. */
 void nb_tape_check_finite(nb_tape *t, int on);
 
-/* Number of nodes on the tape (leaves included). Hash-consing shows here: recording an op
+/** Number of nodes on the tape (leaves included). Hash-consing shows here: recording an op
  * that is already on the tape with the same inputs and attributes adds no node. */
 size_t nb_tape_size(const nb_tape *t);
 
 /* ---- Leaves ------------------------------------------------------------------------ */
 
-/* A constant leaf (an input or a target) of the given shape: rank 0..NB_MAX_RANK, every
+/** A constant leaf (an input or a target) of the given shape: rank 0..NB_MAX_RANK, every
  * dim >= 1. data (row-major, nb_size() doubles) is copied; NULL means zeros. Constants get
  * no gradient. Their values may be changed with nb_set() and the tape replayed. */
 nb_tensor *nb_constant(nb_tape *t, int rank, const size_t *dim, const double *data);
 
-/* A variable leaf (a parameter): like nb_constant, but nb_backward() gives it a gradient. */
+/** A variable leaf (a parameter): like nb_constant, but nb_backward() gives it a gradient. */
 nb_tensor *nb_variable(nb_tape *t, int rank, const size_t *dim, const double *data);
 
-/* A literal scalar v, rank 0. Literals are immutable and hash-consed by value, so
+/** A literal scalar v, rank 0. Literals are immutable and hash-consed by value, so
  * nb_scalar(t, 1.0) twice is one node. */
 nb_tensor *nb_scalar(nb_tape *t, double v);
 
-/* A literal tensor of the given shape with every element equal to v (hash-consed). */
+/** A literal tensor of the given shape with every element equal to v (hash-consed). */
 nb_tensor *nb_fill(nb_tape *t, int rank, const size_t *dim, double v);
 
-/* Give x a short name (at most NB_NAME_MAX - 1 bytes are kept) for graph pictures. A NULL
+/** Give x a short name (at most NB_NAME_MAX - 1 bytes are kept) for graph pictures. A NULL
  * x does nothing; a NULL name removes the name. */
 #define NB_NAME_MAX 24
 void nb_set_name(nb_tensor *x, const char *name);
-/* The name given with nb_set_name(), or "" (borrowed until nb_tape_free()). */
+/** The name given with nb_set_name(), or "" (borrowed until nb_tape_free()). */
 const char *nb_name(const nb_tensor *x);
 
-/* Copy n doubles (n must be nb_size(x)) into the leaf x (constant or variable). Errors
+/** Copy n doubles (n must be nb_size(x)) into the leaf x (constant or variable). Errors
  * (recorded on x's tape and returned): NB_ENULL, NB_EINVAL for a non-leaf or a literal,
  * NB_ESHAPE for a wrong n. Nodes computed from x keep their old values until
  * nb_tape_replay(); an nb_backward() through them before that is refused (NB_ESTALE). */
@@ -152,17 +152,17 @@ int nb_set(nb_tensor *x, const double *data, size_t n);
 /* ---- Tensor queries (x may be NULL: rank -1, size 0, value NULL, name NULL) ---------- */
 
 int nb_rank(const nb_tensor *x);
-/* Size of axis i (0 <= i < rank), or 0 when i is out of range. */
+/** Size of axis i (0 <= i < rank), or 0 when i is out of range. */
 size_t nb_dim(const nb_tensor *x, int i);
-/* Number of elements: the product of the dims, 1 for a scalar. */
+/** Number of elements: the product of the dims, 1 for a scalar. */
 size_t nb_size(const nb_tensor *x);
-/* Row-major values, borrowed until nb_tape_free(). Updated by nb_tape_replay(). */
+/** Row-major values, borrowed until nb_tape_free(). Updated by nb_tape_replay(). */
 const double *nb_value(const nb_tensor *x);
-/* Name of the op that produced x: "constant", "variable", "fill", "matmul", ... */
+/** Name of the op that produced x: "constant", "variable", "fill", "matmul", ... */
 const char *nb_op_name(const nb_tensor *x);
-/* Input i of x (NULL for leaves or i out of range): lets tests look inside the graph. */
+/** Input i of x (NULL for leaves or i out of range): lets tests look inside the graph. */
 nb_tensor *nb_input(const nb_tensor *x, int i);
-/* Write the shape of x as "(3x4)" ("()" for a scalar) into buf of NB_MSG_MAX bytes. */
+/** Write the shape of x as "(3x4)" ("()" for a scalar) into buf of NB_MSG_MAX bytes. */
 char *nb_shape_str(const nb_tensor *x, char *buf);
 
 /* ---- Ops ----------------------------------------------------------------------------
@@ -173,83 +173,83 @@ char *nb_shape_str(const nb_tensor *x, char *buf);
  * Elementwise binary ops broadcast as numpy does: shapes are aligned on the right, and
  * each pair of dims must be equal or one of them 1. */
 
-/* c = a + b, broadcasting. */
+/** c = a + b, broadcasting. */
 nb_tensor *nb_add(nb_tape *t, nb_tensor *a, nb_tensor *b);
-/* c = a - b, broadcasting. */
+/** c = a - b, broadcasting. */
 nb_tensor *nb_sub(nb_tape *t, nb_tensor *a, nb_tensor *b);
-/* c = a ⊙ b, the Hadamard (elementwise) product, broadcasting. */
+/** c = a ⊙ b, the Hadamard (elementwise) product, broadcasting. */
 nb_tensor *nb_mul(nb_tape *t, nb_tensor *a, nb_tensor *b);
-/* c = a / b, elementwise, broadcasting. */
+/** c = a / b, elementwise, broadcasting. */
 nb_tensor *nb_div(nb_tape *t, nb_tensor *a, nb_tensor *b);
-/* y = c * x for a constant c (not differentiated). */
+/** y = c * x for a constant c (not differentiated). */
 nb_tensor *nb_scale(nb_tape *t, nb_tensor *x, double c);
-/* y = -x. */
+/** y = -x. */
 nb_tensor *nb_neg(nb_tape *t, nb_tensor *x);
-/* y = 1 / (1 + exp(-x)), elementwise. */
+/** y = 1 / (1 + exp(-x)), elementwise. */
 nb_tensor *nb_sigmoid(nb_tape *t, nb_tensor *x);
-/* y = tanh(x), elementwise. */
+/** y = tanh(x), elementwise. */
 nb_tensor *nb_tanh(nb_tape *t, nb_tensor *x);
-/* y = exp(x), elementwise. */
+/** y = exp(x), elementwise. */
 nb_tensor *nb_exp(nb_tape *t, nb_tensor *x);
-/* y = log(x), elementwise (NaN for x < 0, as the C library's log). */
+/** y = log(x), elementwise (NaN for x < 0, as the C library's log). */
 nb_tensor *nb_log(nb_tape *t, nb_tensor *x);
 
-/* y = max(x, 0), elementwise. */
+/** y = max(x, 0), elementwise. */
 nb_tensor *nb_relu(nb_tape *t, nb_tensor *x);
-/* y = 1 where x > 0, else 0: the derivative of relu. Its own gradient is zero. */
+/** y = 1 where x > 0, else 0: the derivative of relu. Its own gradient is zero. */
 nb_tensor *nb_step(nb_tape *t, nb_tensor *x);
-/* y = exp(x) / sum exp(x) along axis (0 <= axis < rank, NB_EINVAL otherwise), computed
+/** y = exp(x) / sum exp(x) along axis (0 <= axis < rank, NB_EINVAL otherwise), computed
  * with the maximum subtracted. For a (classes x n) matrix, axis 0 gives one distribution
  * per column, that is per example. */
 nb_tensor *nb_softmax(nb_tape *t, nb_tensor *x, int axis);
 
-/* Flags of nb_matmul_t: use the transpose of an operand without copying it. */
+/** Flags of nb_matmul_t: use the transpose of an operand without copying it. */
 enum { NB_TRANS_A = 1, NB_TRANS_B = 2 };
 
-/* c = a b for rank-2 a (m x k) and b (k x n). NB_ERANK unless both have rank 2;
+/** c = a b for rank-2 a (m x k) and b (k x n). NB_ERANK unless both have rank 2;
  * NB_ESHAPE when the inner dimensions differ. */
 nb_tensor *nb_matmul(nb_tape *t, nb_tensor *a, nb_tensor *b);
-/* c = op(a) op(b), where op(a) is a^T when flags has NB_TRANS_A (likewise B). */
+/** c = op(a) op(b), where op(a) is a^T when flags has NB_TRANS_A (likewise B). */
 nb_tensor *nb_matmul_t(nb_tape *t, nb_tensor *a, nb_tensor *b, int flags);
-/* y = x^T for rank-2 x (NB_ERANK otherwise). */
+/** y = x^T for rank-2 x (NB_ERANK otherwise). */
 nb_tensor *nb_transpose(nb_tape *t, nb_tensor *x);
-/* The same values in another shape with as many elements (NB_ESHAPE otherwise). */
+/** The same values in another shape with as many elements (NB_ESHAPE otherwise). */
 nb_tensor *nb_reshape(nb_tape *t, nb_tensor *x, int rank, const size_t *dim);
 
-/* Sum of all elements, a scalar. */
+/** Sum of all elements, a scalar. */
 nb_tensor *nb_sum(nb_tape *t, nb_tensor *x);
-/* Sum along one axis (0 <= axis < rank, NB_EINVAL otherwise). keepdim != 0 keeps that
+/** Sum along one axis (0 <= axis < rank, NB_EINVAL otherwise). keepdim != 0 keeps that
  * axis with size 1; otherwise it is removed. */
 nb_tensor *nb_sum_axis(nb_tape *t, nb_tensor *x, int axis, int keepdim);
-/* Broadcast x to the given shape, as numpy.broadcast_to (NB_ESHAPE if it does not fit). */
+/** Broadcast x to the given shape, as numpy.broadcast_to (NB_ESHAPE if it does not fit). */
 nb_tensor *nb_broadcast_to(nb_tape *t, nb_tensor *x, int rank, const size_t *dim);
-/* Sum x down to a shape it broadcasts from: the adjoint of broadcasting, which turns the
+/** Sum x down to a shape it broadcasts from: the adjoint of broadcasting, which turns the
  * gradient of a broadcast result into the gradient of its operand (NB_ESHAPE if the shape
  * does not broadcast to x's shape). */
 nb_tensor *nb_reduce_to(nb_tape *t, nb_tensor *x, int rank, const size_t *dim);
 
-/* Quadratic cost C = 1/(2n) sum ||y - a||^2, a scalar, for a and y of the same shape
+/** Quadratic cost C = 1/(2n) sum ||y - a||^2, a scalar, for a and y of the same shape
  * (NB_ESHAPE otherwise). The last axis indexes the n examples, as the columns of
  * Nielsen's matrix form; a tensor of rank 0 or 1 is one example (n = 1). */
 nb_tensor *nb_quadratic_cost(nb_tape *t, nb_tensor *a, nb_tensor *y);
 
-/* Cross-entropy cost of a sigmoid output layer, from its weighted input z (a = sigmoid(z)):
+/** Cross-entropy cost of a sigmoid output layer, from its weighted input z (a = sigmoid(z)):
  * C = -1/n sum [y ln a + (1 - y) ln(1 - a)] (Nielsen's equation 63), computed from z so
  * that it is finite for every z; dC/dz = (a - y) / n. z and y have the same shape
  * (NB_ESHAPE otherwise); n as for nb_quadratic_cost. */
 nb_tensor *nb_sigmoid_cross_entropy(nb_tape *t, nb_tensor *z, nb_tensor *y);
-/* Cross-entropy cost of a softmax output layer (softmax along axis 0), from z:
+/** Cross-entropy cost of a softmax output layer (softmax along axis 0), from z:
  * C = -1/n sum y ln softmax(z); for targets summing to 1 per example, dC/dz = (a - y) / n. */
 nb_tensor *nb_softmax_cross_entropy(nb_tape *t, nb_tensor *z, nb_tensor *y);
 
-/* Let the matrix kernels use up to n threads (default 1; values below 1 mean 1). Has an
+/** Let the matrix kernels use up to n threads (default 1; values below 1 mean 1). Has an
  * effect only when nabla was built with OpenMP (./configure --enable-openmp, the default
  * where the compiler supports it). Results are identical for any number of threads. */
 void nb_set_threads(int n);
 
 /* ---- Backward and replay ----------------------------------------------------------- */
 
-/* Reverse sweep from y: records the gradient of y with respect to every node y depends on
+/** Reverse sweep from y: records the gradient of y with respect to every node y depends on
  * (through variables) as new nodes, so that nb_grad() can read them and they can be
  * differentiated again. seed is dL/dy for some scalar L, of y's shape; NULL means y must
  * have one element and the seed is 1. Gradients of an earlier nb_backward() are forgotten
@@ -259,16 +259,16 @@ void nb_set_threads(int n);
  * changed with nb_set() (replay first). */
 int nb_backward(nb_tape *t, nb_tensor *y, nb_tensor *seed);
 
-/* The gradient node of x from the last nb_backward(), or NULL when y did not depend on x
+/** The gradient node of x from the last nb_backward(), or NULL when y did not depend on x
  * through a variable (the gradient is zero) or x is NULL. */
 nb_tensor *nb_grad(const nb_tensor *x);
 
-/* Re-evaluate every node from the leaves in one linear pass, in recording order, after
+/** Re-evaluate every node from the leaves in one linear pass, in recording order, after
  * leaf values changed with nb_set(): forward values and recorded gradients alike. A replay
  * allocates nothing. Returns NB_OK, or the tape's error (and does nothing) after one. */
 int nb_tape_replay(nb_tape *t);
 
-/* Write the tape as a Graphviz DOT graph: one box per node labelled with its name (if
+/** Write the tape as a Graphviz DOT graph: one box per node labelled with its name (if
  * any), op and shape; nodes recorded by nb_backward() (the gradient graph) are drawn
  * apart from the forward ones, and the gradient node of a named node x from the last
  * nb_backward() is labelled "dC/dx". Returns NB_OK, NB_ENULL, or NB_EIO on a write error. */
@@ -276,12 +276,12 @@ int nb_tape_write_dot(const nb_tape *t, FILE *out);
 
 /* ---- Gradient check ---------------------------------------------------------------- */
 
-/* A user expression: builds a tensor on the fresh tape t from inputs (n of them, each a
+/** A user expression: builds a tensor on the fresh tape t from inputs (n of them, each a
  * variable of the shape given to nb_gradcheck) and returns it, or NULL on error. It may
  * record anything; ud is the caller's. */
 typedef nb_tensor *(*nb_expr_fn)(nb_tape *t, nb_tensor *const *inputs, size_t n, void *ud);
 
-/* One input of a gradient check: shape and values (copied). */
+/** One input of a gradient check: shape and values (copied). */
 typedef struct nb_gradcheck_input {
 	int rank;
 	const size_t *dim;
@@ -293,7 +293,7 @@ enum nb_gradcheck_mode {
 	NB_GRADCHECK_DIRECTION = 1  /* one random direction: cheap for large inputs */
 };
 
-/* Options; a zero field takes its default, so {0} is a sensible choice. */
+/** Options; a zero field takes its default, so {0} is a sensible choice. */
 typedef struct nb_gradcheck_opts {
 	int mode;            /* enum nb_gradcheck_mode */
 	double step;         /* central-difference step h (default 1e-6) */
@@ -303,7 +303,7 @@ typedef struct nb_gradcheck_opts {
 	int first_order_only;/* non-zero: skip the second-order check */
 } nb_gradcheck_opts;
 
-/* The result of one comparison (first or second order). */
+/** The result of one comparison (first or second order). */
 typedef struct nb_gradcheck_result {
 	int passed;          /* every checked value within tolerance */
 	size_t checked;      /* number of values compared */
@@ -315,7 +315,7 @@ typedef struct nb_gradcheck_result {
 	double analytic;
 } nb_gradcheck_result;
 
-/* A report the caller owns. */
+/** A report the caller owns. */
 typedef struct nb_gradcheck_report {
 	int status;            /* NB_OK, or the error that stopped the check */
 	char message[NB_MSG_MAX]; /* the error's message when status != NB_OK */
@@ -329,7 +329,7 @@ typedef struct nb_gradcheck_report {
 	nb_gradcheck_result second;  /* gradient of v . grad against its differences */
 } nb_gradcheck_report;
 
-/* Check the gradient of f at the given inputs against central finite differences, at
+/** Check the gradient of f at the given inputs against central finite differences, at
  * first order and (unless opts->first_order_only) at second order: the gradient of the
  * scalar s = sum_k <v_k, grad_k f> for random v, a Hessian-vector product, against the
  * differences of s. A non-scalar f is reduced to sum(r ⊙ f) with a random r. opts may be
@@ -338,12 +338,12 @@ typedef struct nb_gradcheck_report {
 int nb_gradcheck(nb_expr_fn f, void *ud, const nb_gradcheck_input *inputs, size_t n,
                  const nb_gradcheck_opts *opts, nb_gradcheck_report *report);
 
-/* Print a report for humans. */
+/** Print a report for humans. */
 void nb_gradcheck_print(FILE *out, const nb_gradcheck_report *report);
 
 /* ---- Closed-form backpropagation (BP1-BP4), the reference to compare against -------- */
 
-/* A fully connected sigmoid network: n_layers sizes (input first), n_layers - 1 weight
+/** A fully connected sigmoid network: n_layers sizes (input first), n_layers - 1 weight
  * matrices w[l] (sizes[l+1] x sizes[l], row-major) and bias vectors b[l] (sizes[l+1]). */
 typedef struct nb_mlp {
 	size_t n_layers;
@@ -352,8 +352,8 @@ typedef struct nb_mlp {
 	const double *const *b;
 } nb_mlp;
 
-/* Gradients of the quadratic cost C = 1/(2n) sum_x ||y(x) - a^L(x)||^2 over a mini-batch
- * of n examples by the closed-form equations, with plain loops and no tape:
+/** Gradients of the quadratic cost C = 1/(2n) sum_x ||y(x) - a^L(x)||^2 over a mini-batch
+ * of n examples by the closed-form equations, on the matrix kernels and with no tape:
  *   BP1 delta^L = (a^L - y) ⊙ sigma'(z^L) / n      BP3 dC/db^l = sum over examples of delta^l
  *   BP2 delta^l = ((w^{l+1})^T delta^{l+1}) ⊙ sigma'(z^l)   BP4 dC/dw^l = delta^l (a^{l-1})^T
  * x is sizes[0] x n and y sizes[L] x n, row-major, one example per column. Outputs, each
@@ -367,7 +367,7 @@ int nb_bp_reference(const nb_mlp *net, size_t n, const double *x, const double *
 
 /* ---- Data sets: the IDX format of MNIST -------------------------------------------- */
 
-/* Images and labels in memory. x holds n rows of features = rows * cols pixels scaled to
+/** Images and labels in memory. x holds n rows of features = rows * cols pixels scaled to
  * [0, 1]; y the same n examples' labels one-hot (n rows of classes); label the labels.
  * Filled by nb_dataset_load*(); a caller may also build one by hand (for example a view
  * of the first examples of another), but then must not pass it to nb_dataset_free(). */
@@ -381,20 +381,20 @@ typedef struct nb_dataset {
 	unsigned char *label;   /* n labels, each < classes */
 } nb_dataset;
 
-/* Load an IDX image file (magic 0x00000803) and an IDX label file (0x00000801), each
+/** Load an IDX image file (magic 0x00000803) and an IDX label file (0x00000801), each
  * plain or gzip-compressed. On error ds is left empty (all zero), nothing leaks, and msg
  * (NB_MSG_MAX bytes, may be NULL) names the file and what is wrong, with the byte offset
  * where it applies: NB_ENULL, NB_EIO (cannot open or read, gzip error), NB_EFORMAT (bad
  * magic, truncated, counts that disagree, absurd dimensions, a label >= 10), NB_ENOMEM. */
 int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, char *msg);
 
-/* Load split "train" or "t10k" from directory dir in the standard MNIST layout:
+/** Load split "train" or "t10k" from directory dir in the standard MNIST layout:
  * SPLIT-images-idx3-ubyte and SPLIT-labels-idx1-ubyte, each with or without ".gz"
  * (the plain file is preferred when both exist). Errors as nb_dataset_load_idx(), and
  * NB_EINVAL for another split. */
 int nb_dataset_load_dir(const char *dir, const char *split, nb_dataset *ds, char *msg);
 
-/* Free what a load allocated and zero ds. NULL does nothing. */
+/** Free what a load allocated and zero ds. NULL does nothing. */
 void nb_dataset_free(nb_dataset *ds);
 
 /* ---- Networks: a multilayer perceptron as an op graph, trained by replaying its tape - */
@@ -409,7 +409,7 @@ enum nb_init {
 	                      * normal (Nielsen, chapter 3) */
 };
 
-/* A network's shape and choices; zero fields take the defaults (sigmoid, quadratic cost,
+/** A network's shape and choices; zero fields take the defaults (sigmoid, quadratic cost,
  * standard normal initialisation, seed 0, malloc). */
 typedef struct nb_net_config {
 	size_t n_layers;        /* >= 2, input layer included */
@@ -424,7 +424,7 @@ typedef struct nb_net_config {
 	void *alloc_ud;         /* passed to alloc */
 } nb_net_config;
 
-/* Stochastic gradient descent: for each weight, v = momentum v - eta (dC/dw + weight_decay
+/** Stochastic gradient descent: for each weight, v = momentum v - eta (dC/dw + weight_decay
  * w), w += v (biases the same without weight decay). Nielsen's L2 regularisation with
  * parameter lambda over a training set of N examples is weight_decay = lambda / N. */
 typedef struct nb_sgd {
@@ -434,62 +434,62 @@ typedef struct nb_sgd {
 	double weight_decay;    /* >= 0 */
 } nb_sgd;
 
-/* Create a network with freshly initialised parameters. Returns NB_OK and *out, or
+/** Create a network with freshly initialised parameters. Returns NB_OK and *out, or
  * NB_ENULL / NB_EINVAL (a bad size or choice; msg says which) / NB_ENOMEM with *out NULL. */
 int nb_net_new(const nb_net_config *cfg, nb_net **out, char *msg);
 
-/* Free the network. NULL does nothing. */
+/** Free the network. NULL does nothing. */
 void nb_net_free(nb_net *net);
 
-/* The first error of a training or evaluation call on net (sticky, as a tape's), its
+/** The first error of a training or evaluation call on net (sticky, as a tape's), its
  * message, and a way to clear it. A NULL net: NB_ENULL and "net is NULL". */
 int nb_net_status(const nb_net *net);
 const char *nb_net_message(const nb_net *net);
 void nb_net_clear_error(nb_net *net);
 
-/* The configuration (sizes borrowed from net, seed as given) and the parameters: weights
+/** The configuration (sizes borrowed from net, seed as given) and the parameters: weights
  * of layer l (0 <= l < n_layers - 1) are sizes[l+1] x sizes[l], row-major; biases
  * sizes[l+1]. The pointers are writable and valid until nb_net_free(); NULL for a bad l. */
 nb_net_config nb_net_get_config(const nb_net *net);
 double *nb_net_weights(nb_net *net, size_t l);
 double *nb_net_biases(nb_net *net, size_t l);
-/* The network as nb_bp_reference() takes it (pointers borrowed from net). */
+/** The network as nb_bp_reference() takes it (pointers borrowed from net). */
 nb_mlp nb_net_mlp(const nb_net *net);
 
-/* One SGD step on the mini-batch of n examples x (n x sizes[0], row-major) with targets y
+/** One SGD step on the mini-batch of n examples x (n x sizes[0], row-major) with targets y
  * (n x sizes[L]): record (once per batch size) and replay the tape, then update the
  * parameters. *cost (may be NULL) receives the mini-batch's cost before the update.
  * After the first step of a batch size, a step allocates nothing. */
 int nb_net_sgd_step(nb_net *net, const double *x, const double *y, size_t n,
                     const nb_sgd *opt, double *cost);
 
-/* Called during an epoch after each mini-batch with the examples done so far. */
+/** Called during an epoch after each mini-batch with the examples done so far. */
 typedef void (*nb_progress_fn)(void *ud, size_t done, size_t total);
 
-/* One epoch: shuffle the examples (with the network's generator), then one SGD step per
+/** One epoch: shuffle the examples (with the network's generator), then one SGD step per
  * mini-batch (the last one may be smaller). *mean_cost (may be NULL) receives the mean
  * over the examples of the cost before each step. progress may be NULL. */
 int nb_net_sgd_epoch(nb_net *net, const nb_dataset *train, const nb_sgd *opt,
                      double *mean_cost, nb_progress_fn progress, void *ud);
 
-/* Feed n examples forward: out (n x sizes[L], row-major) gets the output activations. */
+/** Feed n examples forward: out (n x sizes[L], row-major) gets the output activations. */
 int nb_net_predict(nb_net *net, const double *x, size_t n, double *out);
 
-/* Classify every example of ds (arg-max of the output): *correct (may be NULL) gets the
+/** Classify every example of ds (arg-max of the output): *correct (may be NULL) gets the
  * number right, *mean_cost (may be NULL) the mean cost per example. */
 int nb_net_evaluate(nb_net *net, const nb_dataset *ds, size_t *correct, double *mean_cost);
 
-/* The tape of the training graph for mini-batches of the given size (recorded if
+/** The tape of the training graph for mini-batches of the given size (recorded if
  * needed), for pictures: nodes are named x, y, w1, b1, z1, a1, ..., C. NULL on error. */
 nb_tape *nb_net_tape(nb_net *net, size_t batch);
 
-/* Save the network to path in nabla's model format (docs/model-format.md): written to a
+/** Save the network to path in nabla's model format (docs/model-format.md): written to a
  * temporary file in the same directory, then renamed over path, so that a failure never
  * destroys an existing file. Returns NB_OK, NB_ENULL, NB_EIO (msg names the file),
  * NB_ENOMEM, or NB_EINVAL for a network whose file would exceed the 1 GiB a load accepts. */
 int nb_net_save(const nb_net *net, const char *path, char *msg);
 
-/* Load a network saved by nb_net_save(). Returns NB_OK and *out, or NB_ENULL, NB_EIO,
+/** Load a network saved by nb_net_save(). Returns NB_OK and *out, or NB_ENULL, NB_EIO,
  * NB_EFORMAT (wrong magic, unsupported version, truncated, checksum mismatch, bad
  * contents: msg says which, with the byte offset), NB_ENOMEM; *out is NULL on error. */
 int nb_net_load(const char *path, nb_net **out, char *msg);

@@ -196,32 +196,61 @@ static int read_label_header(struct idx_file *f, size_t n)
 	return NB_OK;
 }
 
-/* Allocate ds's arrays for the n, features and classes set by the headers (whose
- * product dims_ok() has bounded). y starts all zero: the one-hot rows are set later. */
-static int dataset_alloc(struct idx_file *f, nb_dataset *ds)
+static int out_of_memory(struct idx_file *f, const nb_dataset *ds)
 {
-	size_t nx = ds->n * ds->features;
-
-	ds->x = malloc(nx * sizeof *ds->x);
-	ds->y = calloc(ds->n * ds->classes, sizeof *ds->y);
-	ds->label = malloc(ds->n);
-	if (ds->x && ds->y && ds->label)
-		return NB_OK;
 	return file_fail(f, NB_ENOMEM, "out of memory for %zu images of %zu x %zu", ds->n,
 	                 ds->rows, ds->cols);
+}
+
+/* Make room in ds->x for want pixels, want <= n * features (which dims_ok() has bounded):
+ * double the capacity *cap, up to n * features. The pixels are stored as they arrive,
+ * never all allocated up front, so that memory stays within a constant factor of the
+ * data a file really holds: a 16-byte header claiming 10^8 images of 28 x 28 is a
+ * truncated file, not a request for 627 GB that fails as out of memory. */
+static int grow_pixels(struct idx_file *f, nb_dataset *ds, size_t *cap, size_t want)
+{
+	size_t total = ds->n * ds->features, c = *cap ? *cap : IDX_CHUNK;
+	double *x;
+
+	if (want <= *cap)
+		return NB_OK;
+	while (c < want)
+		c *= 2;
+	if (c > total)
+		c = total;
+	x = realloc(ds->x, c * sizeof *x);
+	if (!x)
+		return out_of_memory(f, ds);
+	ds->x = x;
+	*cap = c;
+	return NB_OK;
+}
+
+/* Allocate the label arrays once the pixels have shown that the headers' n is real, so
+ * that they too stay within a constant factor of the data. y starts all zero: the
+ * one-hot rows are set as the labels are read. */
+static int labels_alloc(struct idx_file *f, nb_dataset *ds)
+{
+	ds->y = calloc(ds->n * ds->classes, sizeof *ds->y);
+	ds->label = malloc(ds->n);
+	if (ds->y && ds->label)
+		return NB_OK;
+	return out_of_memory(f, ds);
 }
 
 /* Read the pixel bytes a chunk at a time and scale them to [0, 1] into ds->x. */
 static int read_pixels(struct idx_file *f, nb_dataset *ds)
 {
 	unsigned char buf[IDX_CHUNK];
-	size_t total = ds->n * ds->features;
+	size_t total = ds->n * ds->features, cap = 0;
 	size_t need = IDX_IMAGE_HEADER + total;
 
 	for (size_t done = 0; done < total;) {
 		size_t k = total - done < sizeof buf ? total - done : sizeof buf;
 		int s = idx_read(f, buf, k, "image data", need);
 
+		if (s == NB_OK)
+			s = grow_pixels(f, ds, &cap, done + k);
 		if (s != NB_OK)
 			return s;
 		for (size_t i = 0; i < k; i++)
@@ -250,7 +279,7 @@ static int read_labels(struct idx_file *f, nb_dataset *ds)
 	return idx_expect_end(f);
 }
 
-/* Both headers first, so that files that do not match fail before the big allocation.
+/* Both headers first, so that files that do not match fail before any data is read.
  * The caller closes both files, whichever step fails. */
 static int load(struct idx_file *im, struct idx_file *lb, const char *labels, nb_dataset *ds)
 {
@@ -261,9 +290,9 @@ static int load(struct idx_file *im, struct idx_file *lb, const char *labels, nb
 	if (s == NB_OK)
 		s = read_label_header(lb, ds->n);
 	if (s == NB_OK)
-		s = dataset_alloc(im, ds);
-	if (s == NB_OK)
 		s = read_pixels(im, ds);
+	if (s == NB_OK)
+		s = labels_alloc(im, ds);
 	if (s == NB_OK)
 		s = read_labels(lb, ds);
 	return s;

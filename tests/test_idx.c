@@ -449,6 +449,27 @@ START_TEST(test_absurd_dimensions)
 }
 END_TEST
 
+/* Headers may claim far more data than the file holds: the loader must find the file
+ * truncated rather than first allocate what the headers claim (a fuzzer found a 27-byte
+ * input that asked for 627 GB this way). */
+START_TEST(test_huge_claim_is_truncated_not_allocated)
+{
+	const char *im = TMP("claim_images"), *lb = TMP("claim_labels");
+	unsigned char b[BLOB_MAX];
+	size_t len;
+	char text[NB_MSG_MAX];
+
+	write_plain(im, b, image_bytes(b, 0x803, 100000000, 28, 28, NULL));
+	len = put_be32(b, 0x801);
+	len += put_be32(b + len, 100000000);
+	write_plain(lb, b, len);
+	snprintf(text, sizeof text, "%s: truncated at byte 16 (image data needs 78400000016 bytes)",
+	         im);
+	expect_fail(im, lb, NB_EFORMAT, text);
+	remove2(im, lb);
+}
+END_TEST
+
 /* ---- Bad data ------------------------------------------------------------------------ */
 
 START_TEST(test_label_not_a_digit)
@@ -724,6 +745,7 @@ static Suite *idx_suite(void)
 	tcase_add_test(bad, test_gzip_data_truncated);
 	tcase_add_test(bad, test_gzip_file_cut_anywhere);
 	tcase_add_test(bad, test_counts_disagree);
+	tcase_add_test(bad, test_huge_claim_is_truncated_not_allocated);
 	tcase_add_loop_test(bad, test_absurd_dimensions, 0, (int)(sizeof absurd / sizeof *absurd));
 	tcase_add_test(bad, test_label_not_a_digit);
 	tcase_add_loop_test(bad, test_trailing_bytes, 0, 2);
