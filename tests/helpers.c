@@ -94,3 +94,26 @@ int run_suite(Suite *s)
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+void make_pairs_data(nb_dataset *ds, size_t n, uint64_t seed)
+{
+	test_rng r;
+
+	rng_seed(&r, seed);
+	*ds = (nb_dataset){ .n = n, .rows = 1, .cols = 2, .features = 2, .classes = 2 };
+	ds->x = malloc(n * 2 * sizeof *ds->x);
+	ds->y = calloc(n * 2, sizeof *ds->y);
+	ds->label = malloc(n);
+	for (size_t i = 0; i < n; i++) {
+		rng_fill(&r, ds->x + 2 * i, 2, 0, 1);
+		ds->label[i] = ds->x[2 * i] > ds->x[2 * i + 1];
+		ds->y[2 * i + ds->label[i]] = 1.0;
+	}
+}
+
+void free_pairs_data(nb_dataset *ds)
+{
+	free(ds->x);
+	free(ds->y);
+	free(ds->label);
+}

@@ -42,6 +42,11 @@ typedef struct count_alloc {
 
 void *count_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize);
 
+/* A small synthetic data set for training tests: n points of [0, 1)^2, class 1 when
+ * x0 > x1; arrays from malloc, given back by free_pairs_data(). */
+void make_pairs_data(nb_dataset *ds, size_t n, uint64_t seed);
+void free_pairs_data(nb_dataset *ds);
+
 /* Run a Check suite (and free it): the exit status of a test program. */
 struct Suite;
 int run_suite(struct Suite *s);

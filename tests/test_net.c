@@ -160,30 +160,6 @@ END_TEST
 
 /* ---- Reproducibility and allocation ----------------------------------------------------- */
 
-/* A small synthetic problem: 2 inputs, class 1 when x0 > x1. */
-static void make_data(nb_dataset *ds, size_t n, uint64_t seed)
-{
-	test_rng r;
-
-	rng_seed(&r, seed);
-	*ds = (nb_dataset){ .n = n, .rows = 1, .cols = 2, .features = 2, .classes = 2 };
-	ds->x = malloc(n * 2 * sizeof *ds->x);
-	ds->y = calloc(n * 2, sizeof *ds->y);
-	ds->label = malloc(n);
-	for (size_t i = 0; i < n; i++) {
-		rng_fill(&r, ds->x + 2 * i, 2, 0, 1);
-		ds->label[i] = ds->x[2 * i] > ds->x[2 * i + 1];
-		ds->y[2 * i + ds->label[i]] = 1.0;
-	}
-}
-
-static void free_data(nb_dataset *ds)
-{
-	free(ds->x);
-	free(ds->y);
-	free(ds->label);
-}
-
 static const size_t S242[3] = { 2, 4, 2 };
 
 START_TEST(test_same_seed_same_run)
@@ -192,7 +168,7 @@ START_TEST(test_same_seed_same_run)
 	nb_net *a = make_net(S242, 3, 5), *b = make_net(S242, 3, 5), *c = make_net(S242, 3, 6);
 	nb_sgd opt = { .batch = 7, .eta = 2.0 };
 
-	make_data(&ds, 100, 1);
+	make_pairs_data(&ds, 100, 1);
 	for (int e = 0; e < 3; e++) {
 		ck_assert_int_eq(nb_net_sgd_epoch(a, &ds, &opt, NULL, NULL, NULL), NB_OK);
 		ck_assert_int_eq(nb_net_sgd_epoch(b, &ds, &opt, NULL, NULL, NULL), NB_OK);
@@ -207,7 +183,7 @@ START_TEST(test_same_seed_same_run)
 	nb_net_free(a);
 	nb_net_free(b);
 	nb_net_free(c);
-	free_data(&ds);
+	free_pairs_data(&ds);
 }
 END_TEST
 
@@ -234,7 +210,7 @@ START_TEST(test_steps_allocate_nothing_after_the_first)
 	nb_net_free(net);
 	ck_assert_uint_eq(c.bytes_in_use, 0);
 
-	make_data(&ds, 50, 2);  /* epochs: the order and the graphs are made once */
+	make_pairs_data(&ds, 50, 2);  /* epochs: the order and the graphs are made once */
 	cfg.sizes = S242;
 	ck_assert_int_eq(nb_net_new(&cfg, &net, NULL), NB_OK);
 	ck_assert_int_eq(nb_net_sgd_epoch(net, &ds, &opt, NULL, NULL, NULL), NB_OK);
@@ -243,7 +219,7 @@ START_TEST(test_steps_allocate_nothing_after_the_first)
 	ck_assert_uint_eq(c.allocs, allocs);
 	nb_net_free(net);
 	ck_assert_uint_eq(c.bytes_in_use, 0);
-	free_data(&ds);
+	free_pairs_data(&ds);
 }
 END_TEST
 
@@ -254,7 +230,7 @@ START_TEST(test_every_allocation_failure_is_reported)
 	nb_dataset ds;
 	size_t k;
 
-	make_data(&ds, 30, 3);
+	make_pairs_data(&ds, 30, 3);
 	for (k = 1;; k++) {
 		count_alloc c = { .fail_at = k };
 		nb_net_config cfg = { .n_layers = 3, .sizes = S242, .alloc = count_alloc_fn,
@@ -280,7 +256,7 @@ START_TEST(test_every_allocation_failure_is_reported)
 		ck_assert_ptr_nonnull(strstr(msg, "out of memory"));
 	}
 	ck_assert_uint_gt(k, 30);
-	free_data(&ds);
+	free_pairs_data(&ds);
 }
 END_TEST
 
@@ -303,8 +279,8 @@ START_TEST(test_every_configuration_learns)
 	size_t correct;
 	nb_net *net;
 
-	make_data(&train, 400, 7);
-	make_data(&test, 200, 8);
+	make_pairs_data(&train, 400, 7);
+	make_pairs_data(&test, 200, 8);
 	ck_assert_int_eq(nb_net_new(&cfg, &net, NULL), NB_OK);
 	ck_assert_int_eq(nb_net_evaluate(net, &test, NULL, &before), NB_OK);
 	for (int e = 0; e < 40; e++)
@@ -313,8 +289,8 @@ START_TEST(test_every_configuration_learns)
 	ck_assert_msg(after < 0.5 * before, "cost %g -> %g", before, after);
 	ck_assert_uint_ge(correct, 180);  /* 90%; chance is 50% */
 	nb_net_free(net);
-	free_data(&train);
-	free_data(&test);
+	free_pairs_data(&train);
+	free_pairs_data(&test);
 }
 END_TEST
 
@@ -366,7 +342,7 @@ START_TEST(test_evaluate_agrees_with_predict)
 	double *out, cost, want = 0.0;
 	size_t correct, right = 0;
 
-	make_data(&ds, 1234, 4);  /* more than one evaluation batch, and a remainder */
+	make_pairs_data(&ds, 1234, 4);  /* more than one evaluation batch, and a remainder */
 	out = malloc(ds.n * 2 * sizeof *out);
 	ck_assert_int_eq(nb_net_predict(net, ds.x, ds.n, out), NB_OK);
 	ck_assert_int_eq(nb_net_evaluate(net, &ds, &correct, &cost), NB_OK);
@@ -379,7 +355,7 @@ START_TEST(test_evaluate_agrees_with_predict)
 	ck_assert_double_le(rel_diff(cost, want / 2.0 / (double)ds.n), 1e-13);
 	free(out);
 	nb_net_free(net);
-	free_data(&ds);
+	free_pairs_data(&ds);
 }
 END_TEST
 
@@ -492,7 +468,7 @@ START_TEST(test_bad_sgd_options)
 	nb_dataset ds;
 	nb_sgd good = { .batch = 1, .eta = 1 };
 
-	make_data(&ds, 10, 1);
+	make_pairs_data(&ds, 10, 1);
 	ck_assert_int_eq(nb_net_sgd_step(net, x, y, 1, &bad_sgd[_i].opt, NULL), NB_EINVAL);
 	ck_assert_str_eq(nb_net_message(net), bad_sgd[_i].msg);
 	ck_assert_int_eq(nb_net_sgd_step(net, x, y, 1, &good, NULL), NB_EINVAL);
@@ -502,7 +478,7 @@ START_TEST(test_bad_sgd_options)
 	nb_net_clear_error(net);
 	ck_assert_int_eq(nb_net_sgd_step(net, x, y, 1, &good, NULL), NB_OK);
 	nb_net_free(net);
-	free_data(&ds);
+	free_pairs_data(&ds);
 }
 END_TEST
 
@@ -513,7 +489,7 @@ START_TEST(test_bad_data)
 	nb_dataset ds, empty = { 0 };
 	double x[4] = { 0 };
 
-	make_data(&ds, 10, 1);
+	make_pairs_data(&ds, 10, 1);
 	ck_assert_int_eq(nb_net_sgd_epoch(net, &ds, &opt, NULL, NULL, NULL), NB_ESHAPE);
 	ck_assert_str_eq(nb_net_message(net), "sgd_epoch: data has 2 features and 2 classes, the "
 	                 "network 4 inputs and 3 outputs");
@@ -545,7 +521,7 @@ START_TEST(test_bad_data)
 	ck_assert_int_eq(nb_net_predict(net, x, 0, x), NB_EINVAL);
 	ck_assert_str_eq(nb_net_message(net), "predict: no examples (n is 0)");
 	nb_net_free(net);
-	free_data(&ds);
+	free_pairs_data(&ds);
 }
 END_TEST
 

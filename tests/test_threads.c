@@ -18,22 +18,6 @@ struct job {
 	int status;
 };
 
-static void make_data(nb_dataset *ds, uint64_t seed)
-{
-	test_rng r;
-
-	rng_seed(&r, seed);
-	*ds = (nb_dataset){ .n = N_EXAMPLES, .rows = 1, .cols = 2, .features = 2, .classes = 2 };
-	ds->x = malloc(N_EXAMPLES * 2 * sizeof *ds->x);
-	ds->y = calloc(N_EXAMPLES * 2, sizeof *ds->y);
-	ds->label = malloc(N_EXAMPLES);
-	for (size_t i = 0; i < N_EXAMPLES; i++) {
-		rng_fill(&r, ds->x + 2 * i, 2, 0, 1);
-		ds->label[i] = ds->x[2 * i] > ds->x[2 * i + 1];
-		ds->y[2 * i + ds->label[i]] = 1.0;
-	}
-}
-
 static void *train(void *arg)
 {
 	struct job *j = arg;
@@ -42,7 +26,7 @@ static void *train(void *arg)
 	nb_dataset ds;
 	nb_net *net;
 
-	make_data(&ds, j->seed);
+	make_pairs_data(&ds, N_EXAMPLES, j->seed);
 	j->status = nb_net_new(&cfg, &net, NULL);
 	for (int e = 0; e < EPOCHS && j->status == NB_OK; e++)
 		j->status = nb_net_sgd_epoch(net, &ds, &opt, NULL, NULL, NULL);
@@ -51,9 +35,7 @@ static void *train(void *arg)
 	if (j->status == NB_OK)
 		memcpy(j->w, nb_net_weights(net, 0), sizeof j->w);
 	nb_net_free(net);
-	free(ds.x);
-	free(ds.y);
-	free(ds.label);
+	free_pairs_data(&ds);
 	return NULL;
 }
 
