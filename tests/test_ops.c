@@ -87,7 +87,7 @@ START_TEST(test_matmul_values_with_transposes)
 }
 END_TEST
 
-/* The kernels tile C in 4 x 4 and 6 x 16 blocks, eight lanes at a time, and copy B^T
+/* The kernels tile C in 4 x 5 and 6 x 16 blocks, eight lanes at a time, and copy B^T
  * first when C has 32 rows or more and k is short: shapes around those sizes, every
  * transpose, against a plain triple loop. */
 static void naive(int flags, size_t m, size_t n, size_t k, const double *a, const double *b,
