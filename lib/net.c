@@ -141,7 +141,7 @@ static size_t layer_size(const nb_net *net, size_t l, bool weights)
 	return net->sizes[l + 1] * (weights ? net->sizes[l] : 1);
 }
 
-/* Free the first n arrays of a and a itself. */
+/* Free the first n arrays of a and a itself; a NULL a is nothing to free. */
 static void free_arrays(const nb_net *net, double **a, size_t n, bool weights)
 {
 	for (size_t l = 0; a && l < n; l++)
@@ -178,12 +178,10 @@ void nb_net_free(nb_net *net)
 		return;
 	for (size_t i = 0; i < NB_NET_GRAPHS; i++)
 		graph_free(net, &net->graph[i]);
-	if (net->sizes) {
-		free_arrays(net, net->w, net->w ? net->L : 0, true);
-		free_arrays(net, net->b, net->b ? net->L : 0, false);
-		free_arrays(net, net->vw, net->vw ? net->L : 0, true);
-		free_arrays(net, net->vb, net->vb ? net->L : 0, false);
-	}
+	free_arrays(net, net->w, net->L, true);
+	free_arrays(net, net->b, net->L, false);
+	free_arrays(net, net->vw, net->L, true);
+	free_arrays(net, net->vb, net->L, false);
 	unmem(net, net->sizes, net->cfg.n_layers * sizeof *net->sizes);
 	unmem(net, net->perm, net->perm_n * sizeof *net->perm);
 	net->cfg.alloc(net->cfg.alloc_ud, net, sizeof *net, 0);
@@ -474,8 +472,8 @@ static int ensure_velocity(nb_net *net)
 	net->vb = layer_arrays(net, false);
 	if (net->vw && net->vb)
 		return NB_OK;
-	free_arrays(net, net->vw, net->vw ? net->L : 0, true);
-	free_arrays(net, net->vb, net->vb ? net->L : 0, false);
+	free_arrays(net, net->vw, net->L, true);
+	free_arrays(net, net->vb, net->L, false);
 	net->vw = net->vb = NULL;
 	return net_fail(net, NB_ENOMEM, "sgd: out of memory for momentum");
 }
