@@ -55,7 +55,8 @@ int nb_version_number(void);
 	X(NB_EIO, 7, "input/output error")                            \
 	X(NB_EFORMAT, 8, "bad file format")                           \
 	X(NB_ENONFINITE, 9, "non-finite value")                       \
-	X(NB_ESTALE, 10, "stale value")
+	X(NB_ESTALE, 10, "stale value")                               \
+	X(NB_EINTERNAL, 11, "internal error")
 
 enum nb_status {
 #define NB_STATUS_ENUM(name, value, text) name = value,
@@ -119,6 +120,29 @@ void nb_tape_check_finite(nb_tape *t, int on);
  * that is already on the tape with the same inputs and attributes adds no node. */
 size_t nb_tape_size(const nb_tape *t);
 
+/** Bytes the tape holds from its allocator: its nodes' memory (kept for reuse after a
+ * rewind), the node list, the hash-consing table and the kernels' scratch space. */
+size_t nb_tape_bytes(const nb_tape *t);
+
+/** A position on the tape: the number of nodes recorded so far (0 for a NULL tape). */
+size_t nb_tape_mark(const nb_tape *t);
+
+/** Drop every node recorded after mark (from nb_tape_mark()), gradient nodes included, and
+ * keep their memory for the nodes recorded next: a loop that records a graph, uses it and
+ * rewinds allocates nothing once its first iteration has run. Handles of dropped nodes
+ * must not be used again (their memory holds the next nodes); nodes before the mark stay
+ * valid. When a dropped node is a gradient of the last backward sweep, nb_grad() returns
+ * NULL until the next sweep. The tape's error, if any, is kept. Returns NB_OK, NB_ENULL,
+ * or NB_EINVAL for a mark past the end of the tape (recorded on the tape). */
+int nb_tape_rewind(nb_tape *t, size_t mark);
+
+/** Drop every node: nb_tape_rewind(t, 0). */
+int nb_tape_reset(nb_tape *t);
+
+/** The most recently recorded node named name (see nb_set_name()), or NULL when there is
+ * none, t or name is NULL, or name is "". Records no error. */
+nb_tensor *nb_tape_find(const nb_tape *t, const char *name);
+
 /* ---- Leaves ------------------------------------------------------------------------ */
 
 /** A constant leaf (an input or a target) of the given shape: rank 0..NB_MAX_RANK, every
@@ -128,6 +152,14 @@ nb_tensor *nb_constant(nb_tape *t, int rank, const size_t *dim, const double *da
 
 /** A variable leaf (a parameter): like nb_constant, but nb_backward() gives it a gradient. */
 nb_tensor *nb_variable(nb_tape *t, int rank, const size_t *dim, const double *data);
+
+/** A variable (or constant) leaf whose values are the caller's array data, nb_size()
+ * doubles row-major, used in place and never copied: parameters that live in the caller's
+ * memory, shared by several tapes, or updated by the caller's own optimizer. data must
+ * stay valid until the tape is freed. After writing into data, call nb_touch() so that
+ * the values computed from it are recomputed when next read. NB_ENULL for a NULL data. */
+nb_tensor *nb_variable_view(nb_tape *t, int rank, const size_t *dim, double *data);
+nb_tensor *nb_constant_view(nb_tape *t, int rank, const size_t *dim, double *data);
 
 /** A literal scalar v, rank 0. Literals are immutable and hash-consed by value, so
  * nb_scalar(t, 1.0) twice is one node. */
@@ -143,11 +175,15 @@ void nb_set_name(nb_tensor *x, const char *name);
 /** The name given with nb_set_name(), or "" (borrowed until nb_tape_free()). */
 const char *nb_name(const nb_tensor *x);
 
-/** Copy n doubles (n must be nb_size(x)) into the leaf x (constant or variable). Errors
- * (recorded on x's tape and returned): NB_ENULL, NB_EINVAL for a non-leaf or a literal,
- * NB_ESHAPE for a wrong n. Nodes computed from x keep their old values until
- * nb_tape_replay(); an nb_backward() through them before that is refused (NB_ESTALE). */
+/** Copy n doubles (n must be nb_size(x)) into the leaf x (constant or variable, owned or a
+ * view). Every value read afterwards is computed from the new values (see "Values" below).
+ * Errors (recorded on x's tape and returned): NB_ENULL, NB_EINVAL for a non-leaf or a
+ * literal, NB_ESHAPE for a wrong n. */
 int nb_set(nb_tensor *x, const double *data, size_t n);
+
+/** Say that the values of the leaf x changed in place (a view's array written by the
+ * caller): as nb_set() without the copy. NB_ENULL, or NB_EINVAL for a non-leaf. */
+int nb_touch(nb_tensor *x);
 
 /* ---- Tensor queries (x may be NULL: rank -1, size 0, value NULL, name NULL) ---------- */
 
@@ -156,7 +192,10 @@ int nb_rank(const nb_tensor *x);
 size_t nb_dim(const nb_tensor *x, int i);
 /** Number of elements: the product of the dims, 1 for a scalar. */
 size_t nb_size(const nb_tensor *x);
-/** Row-major values, borrowed until nb_tape_free(). Updated by nb_tape_replay(). */
+/** Row-major values, borrowed until the tape is freed or rewound below x. Always current:
+ * when a leaf x depends on changed since x was computed, nb_value() first recomputes x and
+ * only the stale nodes it depends on (allocating nothing). The pointer stays valid; its
+ * contents change when x is recomputed. Reading counts as using the tape (threads). */
 const double *nb_value(const nb_tensor *x);
 /** Name of the op that produced x: "constant", "variable", "fill", "matmul", ... */
 const char *nb_op_name(const nb_tensor *x);
@@ -166,10 +205,15 @@ nb_tensor *nb_input(const nb_tensor *x, int i);
 char *nb_shape_str(const nb_tensor *x, char *buf);
 
 /* ---- Ops ----------------------------------------------------------------------------
- * Every op returns a new tensor on t (or an equal node already there), or NULL after
- * recording an error on t: NB_ENULL for a NULL input, NB_ETAPE for an input of another
- * tape, NB_ESHAPE / NB_ERANK / NB_EINVAL as each op says. After an error every op on t
- * returns NULL without touching the message.
+ * Every op returns a new tensor on t (or an equal node already there, brought up to date),
+ * or NULL after recording an error on t: NB_ENULL for a NULL input, NB_ETAPE for an input
+ * of another tape, NB_ESHAPE / NB_ERANK / NB_EINVAL as each op says, NB_ESHAPE or
+ * NB_ENOMEM for a result too large to hold. A call that fails records nothing (no node).
+ * After an error every op on t returns NULL without touching the message.
+ * Literal zeros and ones (nb_fill(.., 0.0), nb_scalar(t, 1.0), and the zero gradients
+ * nb_grad() returns) are simplified structurally, as symbolic zeros are in JAX: a ⊙ 0 and
+ * 0 @ b are zero literals, a + 0, a - 0, a ⊙ 1 and a / 1 are a (broadcast to the result's
+ * shape), even where a holds NaN or an infinity.
  * Elementwise binary ops broadcast as numpy does: shapes are aligned on the right, and
  * each pair of dims must be equal or one of them 1. */
 
@@ -247,26 +291,82 @@ nb_tensor *nb_softmax_cross_entropy(nb_tape *t, nb_tensor *z, nb_tensor *y);
  * where the compiler supports it). Results are identical for any number of threads. */
 void nb_set_threads(int n);
 
-/* ---- Backward and replay ----------------------------------------------------------- */
+/* ---- Backward and replay ------------------------------------------------------------
+ * Values. Whatever a program reads or records after changing a leaf (nb_set, nb_touch,
+ * an optimizer update) is computed from the current leaf values: a value is recomputed,
+ * with only what it depends on, when it is read. A training loop either records its
+ * graph once and changes the leaves each step (replay), or rewinds to a mark and records
+ * the graph again each step (needed when shapes change); both allocate nothing once warm. */
 
 /** Reverse sweep from y: records the gradient of y with respect to every node y depends on
  * (through variables) as new nodes, so that nb_grad() can read them and they can be
  * differentiated again. seed is dL/dy for some scalar L, of y's shape; NULL means y must
- * have one element and the seed is 1. Gradients of an earlier nb_backward() are forgotten
- * by nb_grad() (their nodes stay on the tape). Returns NB_OK or the tape's error:
- * NB_EINVAL for a y with more than one element and no seed, NB_ESHAPE for a seed of
- * another shape, NB_ESTALE when y depends on a node computed before one of its inputs
- * changed with nb_set() (replay first). */
+ * have one element and the seed is 1. Returns NB_OK or the tape's error: NB_EINVAL for a
+ * y with more than one element and no seed, NB_ESHAPE for a seed of another shape,
+ * NB_ENOMEM, NB_EINTERNAL (a backward rule broke an invariant: a bug in nabla). A sweep
+ * that fails records nothing. */
 int nb_backward(nb_tape *t, nb_tensor *y, nb_tensor *seed);
 
-/** The gradient node of x from the last nb_backward(), or NULL when y did not depend on x
- * through a variable (the gradient is zero) or x is NULL. */
+/** The gradient of x from the last sweep (nb_backward() or nb_gradients()): a node of x's
+ * shape, a zero literal (hash-consed, usable in any op) when y does not depend on x, or
+ * NULL when there was no sweep, its gradients were dropped by nb_tape_rewind(), x is NULL,
+ * or recording the zero failed. The next sweep changes what nb_grad() returns, not the
+ * nodes it returned. */
 nb_tensor *nb_grad(const nb_tensor *x);
 
-/** Re-evaluate every node from the leaves in one linear pass, in recording order, after
- * leaf values changed with nb_set(): forward values and recorded gradients alike. A replay
- * allocates nothing. Returns NB_OK, or the tape's error (and does nothing) after one. */
+/** The gradients of y with respect to the n tensors xs (leaves or computed nodes of t, as
+ * torch.autograd.grad takes them) into out[0..n-1]: each a node of xs[i]'s shape, or a
+ * zero literal. Only what lies between xs and y is differentiated. The handles stay valid
+ * whatever is swept later (until a rewind drops them), so gradients compose: calling
+ * nb_gradients() on a sum of out[i] ⊙ v gives Hessian-vector products, and so on. seed as
+ * for nb_backward(). Returns NB_OK, or the errors of nb_backward() and NB_ENULL, NB_ETAPE
+ * for bad xs; on error out is all NULL and nothing was recorded. */
+int nb_gradients(nb_tape *t, nb_tensor *y, nb_tensor *seed, nb_tensor *const *xs, size_t n,
+                 nb_tensor **out);
+
+/** Bring every node up to date with the leaves in one linear pass, in recording order,
+ * recomputing only the nodes whose inputs changed: forward values and recorded gradients
+ * alike. Reading values does this on demand already; replay does it for the whole tape at
+ * once. A replay allocates nothing. Returns NB_OK, or the tape's error (and does nothing)
+ * after one. */
 int nb_tape_replay(nb_tape *t);
+
+/* ---- Optimizers: steps on variables, in place --------------------------------------
+ * Each updates the n variables params (owned or views, all of one tape) from their
+ * gradients grads[i] (NULL: nb_grad(params[i]) of the last sweep), reading every gradient
+ * before changing any parameter, and marks them changed as nb_set() does. State arrays
+ * (velocity, m, v) are the caller's, one of nb_size(params[i]) doubles per parameter,
+ * zero before the first step. Allocates nothing (except, the first time, scratch space
+ * when a gradient's values are another parameter's). Errors, recorded on the tape:
+ * NB_ENULL, NB_ETAPE, NB_EINVAL (a parameter that is not a variable, no gradient, a bad
+ * option), NB_ESHAPE (a gradient of another shape); on error nothing is updated. */
+
+/** SGD: for each element, v = momentum v - eta (g + weight_decay w), w += v; with momentum
+ * 0, w -= eta (g + weight_decay w) and velocity may be NULL. */
+typedef struct nb_sgd_opts {
+	double eta;           /* learning rate, > 0 */
+	double momentum;      /* in [0, 1) */
+	double weight_decay;  /* L2 coefficient, >= 0 */
+	const double *decay;  /* n coefficients, one per parameter, used instead of weight_decay
+	                       * (NULL: weight_decay for all), e.g. 0 for biases */
+} nb_sgd_opts;
+int nb_sgd_update(nb_tensor *const *params, nb_tensor *const *grads, double *const *velocity,
+                  size_t n, const nb_sgd_opts *opts);
+
+/** Adam (Kingma and Ba), with L2 weight decay added to the gradient as in PyTorch's Adam:
+ * g += weight_decay w; m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2;
+ * w -= eta (m / (1 - beta1^step)) / (sqrt(v / (1 - beta2^step)) + eps). step counts the
+ * updates, this one included (1 for the first). NB_ADAM_DEFAULTS gives PyTorch's defaults. */
+typedef struct nb_adam_opts {
+	double eta;           /* > 0 */
+	double beta1, beta2;  /* in [0, 1) */
+	double eps;           /* > 0 */
+	double weight_decay;  /* >= 0 */
+	const double *decay;  /* as in nb_sgd_opts */
+} nb_adam_opts;
+#define NB_ADAM_DEFAULTS { 1e-3, 0.9, 0.999, 1e-8, 0.0, NULL }
+int nb_adam_update(nb_tensor *const *params, nb_tensor *const *grads, double *const *m,
+                   double *const *v, size_t n, const nb_adam_opts *opts, size_t step);
 
 /** Write the tape as a Graphviz DOT graph: one box per node labelled with its name (if
  * any), op and shape; nodes recorded by nb_backward() (the gradient graph) are drawn

@@ -15,10 +15,15 @@ void *nb__default_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	return malloc(nsize);
 }
 
+void *nb__try_alloc(nb_tape *t, size_t size)
+{
+	return t->alloc(t->ud, NULL, 0, size);
+}
+
 /* A block of size bytes, or NULL with NB_ENOMEM recorded on t. */
 void *nb__alloc(nb_tape *t, size_t size)
 {
-	void *p = t->alloc(t->ud, NULL, 0, size);
+	void *p = nb__try_alloc(t, size);
 
 	if (!p)
 		nb__fail(t, NB_ENOMEM, "out of memory allocating %zu bytes", size);

@@ -59,7 +59,7 @@ int nb_tape_write_dot(const nb_tape *t, FILE *out)
 	for (size_t i = 0; i < t->n; i++) {
 		const nb_tensor *x = t->node[i];
 
-		if (!x->name[0] || !x->grad || x->grad == x)
+		if (!x->name[0] || !t->grads_valid || x->grad_sweep != t->sweep || x->grad == x)
 			continue;
 		snprintf(gname, sizeof gname, "dC/d%s", x->name);
 		write_node(out, x->grad, gname);

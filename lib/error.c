@@ -35,15 +35,39 @@ const char *nb_status_text(int status)
 	return "unknown status";
 }
 
+int nb__error_vset(struct nb_error *e, int status, const char *fmt, va_list ap)
+{
+	if (e->status != NB_OK)
+		return e->status;
+	e->status = status;
+	vsnprintf(e->message, sizeof e->message, fmt, ap);
+	return status;
+}
+
+int nb__error_set(struct nb_error *e, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	nb__error_vset(e, status, fmt, ap);
+	va_end(ap);
+	return e->status;
+}
+
+void nb__error_clear(struct nb_error *e)
+{
+	e->status = NB_OK;
+	e->message[0] = '\0';
+}
+
 void *nb__fail(nb_tape *t, int status, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!t || t->status != NB_OK)
+	if (!t)
 		return NULL;
-	t->status = status;
 	va_start(ap, fmt);
-	vsnprintf(t->message, sizeof t->message, fmt, ap);
+	nb__error_vset(&t->err, status, fmt, ap);
 	va_end(ap);
 	return NULL;
 }
@@ -62,7 +86,7 @@ int nb__msg_fail(char *msg, int status, const char *fmt, ...)
 
 bool nb__args_ok(nb_tape *t, const char *op, nb_tensor *const *in, int n)
 {
-	if (!t || t->status != NB_OK)
+	if (!t || t->err.status != NB_OK)
 		return false;
 	for (int i = 0; i < n; i++) {
 		if (!in[i]) {
@@ -79,18 +103,17 @@ bool nb__args_ok(nb_tape *t, const char *op, nb_tensor *const *in, int n)
 
 int nb_tape_status(const nb_tape *t)
 {
-	return t ? t->status : NB_ENULL;
+	return t ? t->err.status : NB_ENULL;
 }
 
 const char *nb_tape_message(const nb_tape *t)
 {
-	return t ? t->message : "tape is NULL";
+	return t ? t->err.message : "tape is NULL";
 }
 
 void nb_tape_clear_error(nb_tape *t)
 {
 	if (!t)
 		return;
-	t->status = NB_OK;
-	t->message[0] = '\0';
+	nb__error_clear(&t->err);
 }

@@ -44,8 +44,7 @@ static bool node_matches(const nb_tensor *x, const struct nb_op *op, nb_tensor *
 	return rank == 0 || !memcmp(x->dim, dim, (size_t)rank * sizeof *dim);
 }
 
-/* The slot index a node with hash h probes first. Nodes store no hash: it is recomputed
- * on growth, which is rare (the table doubles). */
+/* The slot index a node with hash h probes first. */
 static size_t first_slot(const struct nb_hashcons *hc, uint64_t h)
 {
 	return (size_t)h & (hc->cap - 1);
@@ -67,9 +66,9 @@ nb_tensor *nb__hashcons_find(const struct nb_hashcons *hc, uint64_t h, const str
 	}
 }
 
-static void place(struct nb_hashcons *hc, nb_tensor *x, uint64_t h)
+static void place(struct nb_hashcons *hc, nb_tensor *x)
 {
-	size_t i = first_slot(hc, h);
+	size_t i = first_slot(hc, x->hash);
 
 	while (hc->slot[i])
 		i = (i + 1) & (hc->cap - 1);
@@ -77,39 +76,64 @@ static void place(struct nb_hashcons *hc, nb_tensor *x, uint64_t h)
 	hc->used++;
 }
 
-static uint64_t hash_of(const nb_tensor *x)
-{
-	return nb__node_hash(x->op, x->in, &x->attr, x->rank, x->dim);
-}
-
 /* Double the table (or make the first one) and re-place every node. */
 static bool grow(nb_tape *t)
 {
 	struct nb_hashcons *hc = &t->hc;
-	size_t old_cap = hc->cap, cap = old_cap ? 2 * old_cap : 64;
-	nb_tensor **old = hc->slot;
-	nb_tensor **slot = nb__alloc(t, cap * sizeof *slot);
+	size_t old_cap = hc->cap, cap = old_cap ? 2 * old_cap : 64, bytes;
+	nb_tensor **old = hc->slot, **slot;
 
+	if (!nb__mul_size(cap, sizeof *slot, &bytes)) {
+		nb__fail(t, NB_ENOMEM, "out of memory: a hash table of %zu slots", cap);
+		return false;
+	}
+	slot = nb__alloc(t, bytes);
 	if (!slot)
 		return false;
-	memset(slot, 0, cap * sizeof *slot);
+	memset(slot, 0, bytes);
 	hc->slot = slot;
 	hc->cap = cap;
 	hc->used = 0;
 	for (size_t i = 0; i < old_cap; i++)
 		if (old[i])
-			place(hc, old[i], hash_of(old[i]));
+			place(hc, old[i]);
 	nb__free(t, old, old_cap * sizeof *old);
 	return true;
 }
 
 /* Keep the load at most one half, so that probes stay short. */
-bool nb__hashcons_insert(nb_tape *t, nb_tensor *x, uint64_t h)
+bool nb__hashcons_reserve(nb_tape *t)
 {
-	if (2 * (t->hc.used + 1) > t->hc.cap && !grow(t))
-		return false;
-	place(&t->hc, x, h);
-	return true;
+	return 2 * (t->hc.used + 1) <= t->hc.cap || grow(t);
+}
+
+void nb__hashcons_insert(nb_tape *t, nb_tensor *x)
+{
+	place(&t->hc, x);
+	x->hashed = true;
+}
+
+/* Linear probing's deletion without tombstones (Knuth's algorithm R): empty x's slot,
+ * then move back every later node of the run that would no longer be found. */
+void nb__hashcons_remove(nb_tape *t, nb_tensor *x)
+{
+	struct nb_hashcons *hc = &t->hc;
+	size_t mask = hc->cap - 1, i = first_slot(hc, x->hash);
+
+	while (hc->slot[i] != x)
+		i = (i + 1) & mask;
+	for (size_t j = (i + 1) & mask; hc->slot[j]; j = (j + 1) & mask) {
+		size_t home = first_slot(hc, hc->slot[j]->hash);
+
+		/* slot[j] may move to the hole at i unless its home lies cyclically in (i, j]. */
+		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+			continue;
+		hc->slot[i] = hc->slot[j];
+		i = j;
+	}
+	hc->slot[i] = NULL;
+	hc->used--;
+	x->hashed = false;
 }
 
 void nb__hashcons_free(nb_tape *t)

@@ -3,6 +3,7 @@
 #ifndef NABLA_INT_H
 #define NABLA_INT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,7 +31,9 @@ struct nb_op {
 	void (*backward)(nb_tape *t, nb_tensor *y, nb_tensor *dy);
 };
 
-/* A node of the tape. The value buffer is allocated with the node. */
+/* A node of the tape. Its header and value buffer are one block of a tape chunk (a
+ * view's values are the caller's). Times are ticks of the tape's clock, so that staleness
+ * is a comparison: a computed node is stale when an input's value is newer than its own. */
 struct nb_tensor {
 	const struct nb_op *op;
 	nb_tape *tape;
@@ -40,11 +43,17 @@ struct nb_tensor {
 	size_t size;                     /* product of dim */
 	struct nb_attr attr;
 	nb_tensor *in[NB_MAX_ARITY];
-	nb_tensor *grad;                 /* dL/dx from the last backward, or NULL */
+	uint64_t hash;                   /* hash-consing key (valid when hashed) */
+	size_t chunk;                    /* index of the tape chunk holding the node */
+	uint64_t time;                   /* clock when value was last written */
+	uint64_t checked;                /* epoch at which value was known current */
+	uint64_t walk;                   /* scratch stamp of the demand-driven walk */
+	nb_tensor *grad;                 /* dL/dx, valid when grad_sweep is the last sweep */
+	uint64_t grad_sweep;
+	uint64_t want_sweep;             /* nb_gradients(): on a path to a requested tensor */
 	bool needs_grad;                 /* a variable, or computed from one */
-	bool in_gradient;                /* recorded by nb_backward() (for pictures) */
-	bool reached;                    /* scratch of nb_backward()'s staleness check */
-	uint64_t time;                   /* tape clock when value was last written */
+	bool in_gradient;                /* recorded by a backward sweep (for pictures) */
+	bool hashed;                     /* in the hash-consing table */
 	bool borrowed;                   /* value is the caller's memory, not the node's */
 	char name[NB_NAME_MAX];
 	double *value;
@@ -57,19 +66,40 @@ struct nb_hashcons {
 	size_t used;
 };
 
+/* One error, kept in a fixed buffer so that running out of memory can be reported too.
+ * Tapes and networks each hold one; error.c is the only code that writes it. */
+struct nb_error {
+	int status;
+	char message[NB_MSG_MAX];
+};
+
+/* A block of memory nodes are carved from, in order; rewinding gives the tail back. */
+struct nb_chunk {
+	char *mem;
+	size_t size, used;
+};
+
 struct nb_tape {
 	nb_alloc_fn alloc;
 	void *ud;
 	nb_tensor **node;                /* the Wengert list, in recording order */
 	size_t n, cap;
+	struct nb_chunk *chunk;          /* chunks after chunk[cur] are empty */
+	size_t n_chunks, chunks_cap, cur;
 	struct nb_hashcons hc;
-	bool in_backward;                /* nb_backward() is recording */
+	bool in_backward;                /* a sweep is recording */
 	bool check_finite;               /* nb_tape_check_finite() */
 	uint64_t clock;                  /* ticks at every value written: computed or set */
+	uint64_t epoch;                  /* ticks at every leaf change: nb_set, nb_touch */
+	uint64_t walk;                   /* stamps of demand-driven walks */
+	uint64_t sweep;                  /* the current or last backward sweep */
+	bool want_all;                   /* the sweep wants every variable (nb_backward) */
+	bool grads_valid;                /* the last sweep's gradients are still on the tape */
+	size_t sweep_end;                /* nodes on the tape when the last sweep ended */
+	const struct nb_op *rule;        /* the op whose backward rule is running */
 	double *scratch;                 /* kernels' work space, sized when nodes are recorded */
 	size_t scratch_n;                /* doubles in scratch */
-	int status;
-	char message[NB_MSG_MAX];
+	struct nb_error err;
 };
 
 /* The op descriptors (lib/ops.def lists them all). */
@@ -77,12 +107,22 @@ struct nb_tape {
 #include "ops.def"
 #undef NB_OP
 
-/* alloc.c */
+/* alloc.c: a block from t's allocator, or NULL; nb__alloc records NB_ENOMEM on failure,
+ * nb__try_alloc leaves the message to its caller. */
 void *nb__alloc(nb_tape *t, size_t size);
+void *nb__try_alloc(nb_tape *t, size_t size);
 void nb__free(nb_tape *t, void *p, size_t size);
 void *nb__default_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 
-/* error.c: record the first error on t (later ones are dropped) and return NULL. */
+/* error.c: record status and a message in e unless it already holds an error (the first
+ * one is kept); returns e's status. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+int nb__error_set(struct nb_error *e, int status, const char *fmt, ...);
+int nb__error_vset(struct nb_error *e, int status, const char *fmt, va_list ap);
+void nb__error_clear(struct nb_error *e);
+/* Record the first error on t (later ones are dropped) and return NULL. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
@@ -102,6 +142,10 @@ char *nb__shape_str(int rank, const size_t *dim, char *buf);
 bool nb__shape_ok(nb_tape *t, const char *op, int rank, const size_t *dim);
 bool nb__same_shape(const nb_tensor *a, const nb_tensor *b);
 size_t nb__shape_size(int rank, const size_t *dim);
+/* n * size into *out, false when it does not fit in size_t: the one place size arithmetic
+ * is checked. */
+bool nb__mul_size(size_t n, size_t size, size_t *out);
+bool nb__add_size(size_t a, size_t b, size_t *out);
 bool nb__broadcast_shape(int ra, const size_t *da, int rb, const size_t *db,
                          int *rank, size_t *dim);
 /* Strides (in elements) of an operand of shape (r, d) read as a tensor of the output
@@ -117,30 +161,63 @@ uint64_t nb__node_hash(const struct nb_op *op, nb_tensor *const *in,
 nb_tensor *nb__hashcons_find(const struct nb_hashcons *hc, uint64_t h, const struct nb_op *op,
                              nb_tensor *const *in, const struct nb_attr *attr, int rank,
                              const size_t *dim);
-bool nb__hashcons_insert(nb_tape *t, nb_tensor *x, uint64_t h);
+/* Make room for one more node, so that the insertion that follows cannot fail. */
+bool nb__hashcons_reserve(nb_tape *t);
+/* Insert x (x->hash set) after nb__hashcons_reserve(). */
+void nb__hashcons_insert(nb_tape *t, nb_tensor *x);
+void nb__hashcons_remove(nb_tape *t, nb_tensor *x);
 void nb__hashcons_free(nb_tape *t);
 
 /* tape.c */
 /* Record op applied to in (op->arity of them) with attr (NULL: none) and output shape
- * (rank, dim): return the equal node already on the tape, or append and evaluate a new
- * one. Shapes have been checked by the caller. */
+ * (rank, dim): return the equal node already on the tape (brought up to date), or append
+ * and evaluate a new one. Shapes have been checked by the caller, sizes have not. A
+ * failure records nothing. */
 nb_tensor *nb__record(nb_tape *t, const struct nb_op *op, nb_tensor *const *in,
                       const struct nb_attr *attr, int rank, const size_t *dim);
 /* Check x and record the elementwise op of one input x, with x's shape. */
 nb_tensor *nb__record_unary(nb_tape *t, const struct nb_op *op, nb_tensor *x);
+/* Append a leaf of op (constant, variable) with the shape; values uninitialised unless
+ * borrowed. */
+nb_tensor *nb__append_leaf(nb_tape *t, const struct nb_op *op, int rank, const size_t *dim,
+                           double *borrowed);
 /* Make the tape's scratch space at least n doubles (at recording, never in replay). */
 bool nb__reserve_scratch(nb_tape *t, size_t n);
-/* Add g to x's gradient (dL/dx += g); nothing when x needs no gradient. */
-void nb__grad_add(nb_tape *t, nb_tensor *x, nb_tensor *g);
-/* Whether a backward rule should build the gradient of x at all. */
-static inline bool nb__wants_grad(const nb_tensor *x)
+/* Bytes the tape holds from its allocator. */
+size_t nb__tape_bytes(const nb_tape *t);
+
+/* eval.c: values on demand. */
+/* Evaluate x's kernel now and stamp it; with checking on, an error (and false) for its
+ * first non-finite value. */
+bool nb__compute(nb_tape *t, nb_tensor *x);
+/* Bring x's value up to date with the current leaves, recomputing x and only what it
+ * depends on that is stale. Allocates nothing. */
+void nb__refresh(nb_tensor *x);
+/* A leaf's value changed: stamp it. */
+void nb__leaf_changed(nb_tensor *x);
+static inline bool nb__is_leaf(const nb_tensor *x)
 {
-	return x->needs_grad;
+	return x->op == &nb__op_constant || x->op == &nb__op_variable;
 }
 
-/* tape.c: a leaf whose value is the caller's memory (of nb__shape_size(rank, dim)
- * doubles, outliving the tape): the network's parameters, shared by its tapes. */
-nb_tensor *nb__leaf_view(nb_tape *t, bool variable, int rank, const size_t *dim, double *data);
+/* backward.c */
+/* Add g to x's gradient (dL/dx += g) when the sweep wants x's gradient. g must have x's
+ * exact shape: anything else is an internal error naming the rule that handed it. */
+void nb__grad_add(nb_tape *t, nb_tensor *x, nb_tensor *g);
+/* Whether a backward rule should build the gradient of x at all: prune before building. */
+bool nb__wants_grad(const nb_tensor *x);
+
+/* Structural literals, simplified by the ops so that no work is done for them. */
+static inline bool nb__is_fill(const nb_tensor *x, double v)
+{
+	return x->op == &nb__op_fill && x->attr.c == v;
+}
+static inline bool nb__is_zero(const nb_tensor *x)
+{
+	return nb__is_fill(x, 0.0);
+}
+/* A zero literal of the shape (rank, dim). */
+nb_tensor *nb__zeros(nb_tape *t, int rank, const size_t *dim);
 
 /* op_cost.c: costs. The number of examples n of a cost's operand: the size of its last
  * axis, or 1 for rank 0 and 1. */

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kernel.h"
 #include "nabla_int.h"
 #include "rng.h"
 
@@ -20,17 +19,22 @@
  * small enough that the tape stays a few megabytes. */
 #define EVAL_BATCH 500
 
-/* The network recorded on a tape for mini-batches of one size. Parameters are leaves that
- * borrow the network's arrays, so every graph sees every update without copying. */
+/* The network recorded on a tape for mini-batches of one size. Parameters are variable
+ * views of the network's arrays, so every graph sees every update without copying; the
+ * mini-batch is written into arrays that constant views read. */
 struct nb_graph {
 	size_t batch;            /* 0: slot unused */
-	bool train;              /* backward recorded: gw and gb are set */
+	bool train;              /* backward recorded: grad is set */
 	nb_tape *tape;
+	double *xdata, *ydata;   /* the arrays behind x and y */
 	nb_tensor *x;            /* batch x sizes[0]: one example per row, as data sets hold them */
 	nb_tensor *y;            /* sizes[L] x batch: one example per column, as a^L */
 	nb_tensor *out;          /* a^L */
 	nb_tensor *cost;
-	nb_tensor **gw, **gb;    /* L gradient nodes each (train only) */
+	nb_tensor **param;       /* 2L leaves: w^1 .. w^L, then b^1 .. b^L */
+	nb_tensor **grad;        /* their 2L gradient nodes (train only) */
+	uint64_t seen;           /* the network's parameter version this tape was told of */
+	struct nb_graph *next;   /* the list of graphs handed out by nb_net_tape() */
 };
 
 struct nb_net {
@@ -39,13 +43,16 @@ struct nb_net {
 	size_t *sizes;
 	double **w, **b;         /* parameters, L arrays each */
 	double **vw, **vb;       /* momentum velocities, made at the first step that needs them */
+	double **velocity;       /* 2L pointers: vw, then vb, as nb_sgd_update() takes them */
+	double *decay;           /* 2L weight decay coefficients: weights, then biases (0) */
+	uint64_t version;        /* counts parameter updates, so each tape can be told of them */
 	struct nb_rng rng;
 	size_t *perm;            /* the shuffled order of an epoch */
 	size_t perm_n;
 	struct nb_graph graph[NB_NET_GRAPHS];
 	size_t next_victim;      /* the slot a new graph replaces when all are used */
-	int status;
-	char message[NB_MSG_MAX];
+	struct nb_graph *shown;  /* graphs of nb_net_tape(), kept until nb_net_free() */
+	struct nb_error err;
 };
 
 static const char *const act_names[] = { "sigmoid", "tanh", "relu", "softmax" };
@@ -59,31 +66,26 @@ static int net_fail(nb_net *net, int status, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (net->status != NB_OK)
-		return net->status;
-	net->status = status;
 	va_start(ap, fmt);
-	vsnprintf(net->message, sizeof net->message, fmt, ap);
+	nb__error_vset(&net->err, status, fmt, ap);
 	va_end(ap);
-	return status;
+	return net->err.status;
 }
 
 int nb_net_status(const nb_net *net)
 {
-	return net ? net->status : NB_ENULL;
+	return net ? net->err.status : NB_ENULL;
 }
 
 const char *nb_net_message(const nb_net *net)
 {
-	return net ? net->message : "net is NULL";
+	return net ? net->err.message : "net is NULL";
 }
 
 void nb_net_clear_error(nb_net *net)
 {
-	if (!net)
-		return;
-	net->status = NB_OK;
-	net->message[0] = '\0';
+	if (net)
+		nb__error_clear(&net->err);
 }
 
 /* ---- Creation ----------------------------------------------------------------------- */
@@ -167,8 +169,10 @@ static double **layer_arrays(const nb_net *net, bool weights)
 static void graph_free(const nb_net *net, struct nb_graph *g)
 {
 	nb_tape_free(g->tape);
-	unmem(net, g->gw, net->L * sizeof *g->gw);
-	unmem(net, g->gb, net->L * sizeof *g->gb);
+	unmem(net, g->xdata, g->batch * net->sizes[0] * sizeof *g->xdata);
+	unmem(net, g->ydata, g->batch * net->sizes[net->L] * sizeof *g->ydata);
+	unmem(net, g->param, 2 * net->L * sizeof *g->param);
+	unmem(net, g->grad, 2 * net->L * sizeof *g->grad);
 	memset(g, 0, sizeof *g);
 }
 
@@ -178,6 +182,15 @@ void nb_net_free(nb_net *net)
 		return;
 	for (size_t i = 0; i < NB_NET_GRAPHS; i++)
 		graph_free(net, &net->graph[i]);
+	while (net->shown) {
+		struct nb_graph *g = net->shown;
+
+		net->shown = g->next;
+		graph_free(net, g);
+		unmem(net, g, sizeof *g);
+	}
+	unmem(net, net->velocity, 2 * net->L * sizeof *net->velocity);
+	unmem(net, net->decay, 2 * net->L * sizeof *net->decay);
 	free_arrays(net, net->w, net->L, true);
 	free_arrays(net, net->b, net->L, false);
 	free_arrays(net, net->vw, net->L, true);
@@ -228,7 +241,9 @@ int nb_net_new(const nb_net_config *cfg, nb_net **out, char *msg)
 	net->cfg.sizes = net->sizes;
 	net->w = net->sizes ? layer_arrays(net, true) : NULL;
 	net->b = net->w ? layer_arrays(net, false) : NULL;
-	if (!net->w || !net->b) {
+	net->velocity = mem(net, 2 * net->L * sizeof *net->velocity);
+	net->decay = mem(net, 2 * net->L * sizeof *net->decay);
+	if (!net->w || !net->b || !net->velocity || !net->decay) {
 		nb_net_free(net);
 		return nb__msg_fail(msg, NB_ENOMEM, "net: out of memory");
 	}
@@ -316,8 +331,8 @@ static void record_forward(const nb_net *net, struct nb_graph *g)
 
 	for (size_t l = 0; l < net->L; l++) {
 		size_t rows = net->sizes[l + 1], cols = net->sizes[l];
-		nb_tensor *w = nb__leaf_view(t, true, 2, (size_t[]){ rows, cols }, net->w[l]);
-		nb_tensor *b = nb__leaf_view(t, true, 2, (size_t[]){ rows, 1 }, net->b[l]);
+		nb_tensor *w = nb_variable_view(t, 2, (size_t[]){ rows, cols }, net->w[l]);
+		nb_tensor *b = nb_variable_view(t, 2, (size_t[]){ rows, 1 }, net->b[l]);
 		nb_tensor *wa = l == 0 ? nb_matmul_t(t, w, g->x, NB_TRANS_B) : nb_matmul(t, w, a);
 
 		z = nb_add(t, wa, b);
@@ -326,29 +341,18 @@ static void record_forward(const nb_net *net, struct nb_graph *g)
 		name(b, "b", l + 1);
 		name(z, "z", l + 1);
 		name(a, "a", l + 1);
-		if (g->gw) {  /* remember the leaves until backward replaces them by gradients */
-			g->gw[l] = w;
-			g->gb[l] = b;
-		}
+		g->param[l] = w;
+		g->param[net->L + l] = b;
 	}
 	g->out = a;
 	g->cost = z ? cost_of(net, t, z, a, g->y) : NULL;
 	nb_set_name(g->cost, "C");
 }
 
-/* Backward once: from then on a replay recomputes the gradients too. */
-static int record_backward(nb_net *net, struct nb_graph *g)
+/* Backward once: from then on reading the gradients recomputes them for the new data. */
+static void record_backward(nb_net *net, struct nb_graph *g)
 {
-	if (nb_backward(g->tape, g->cost, NULL) != NB_OK)
-		return NB_OK;  /* the caller reports the tape's error */
-	for (size_t l = 0; l < net->L; l++) {
-		g->gw[l] = nb_grad(g->gw[l]);
-		g->gb[l] = nb_grad(g->gb[l]);
-		if (!g->gw[l] || !g->gb[l])
-			return net_fail(net, NB_EINVAL, "net: the cost does not depend on layer %zu",
-			                l + 1);
-	}
-	return NB_OK;
+	nb_gradients(g->tape, g->cost, NULL, g->param, 2 * net->L, g->grad);
 }
 
 static int record(nb_net *net, struct nb_graph *g, size_t batch, bool train)
@@ -358,21 +362,20 @@ static int record(nb_net *net, struct nb_graph *g, size_t batch, bool train)
 	g->batch = batch;
 	g->train = train;
 	g->tape = nb_tape_new_alloc(net->cfg.alloc, net->cfg.alloc_ud);
-	if (!g->tape)
+	g->xdata = mem(net, batch * in * sizeof *g->xdata);
+	g->ydata = mem(net, batch * out * sizeof *g->ydata);
+	g->param = mem(net, 2 * net->L * sizeof *g->param);
+	g->grad = train ? mem(net, 2 * net->L * sizeof *g->grad) : NULL;
+	if (!g->tape || !g->xdata || !g->ydata || !g->param || (train && !g->grad))
 		return net_fail(net, NB_ENOMEM, "net: out of memory recording a tape");
-	if (train) {
-		g->gw = mem(net, net->L * sizeof *g->gw);
-		g->gb = mem(net, net->L * sizeof *g->gb);
-		if (!g->gw || !g->gb)
-			return net_fail(net, NB_ENOMEM, "net: out of memory recording a tape");
-	}
-	g->x = nb_constant(g->tape, 2, (size_t[]){ batch, in }, NULL);
-	g->y = nb_constant(g->tape, 2, (size_t[]){ out, batch }, NULL);
+	g->seen = net->version;
+	g->x = nb_constant_view(g->tape, 2, (size_t[]){ batch, in }, g->xdata);
+	g->y = nb_constant_view(g->tape, 2, (size_t[]){ out, batch }, g->ydata);
 	nb_set_name(g->x, "x");
 	nb_set_name(g->y, "y");
 	record_forward(net, g);
-	if (train && record_backward(net, g))
-		return net->status;
+	if (train && nb_tape_status(g->tape) == NB_OK)
+		record_backward(net, g);
 	if (nb_tape_status(g->tape) != NB_OK)
 		return net_fail(net, nb_tape_status(g->tape), "net: %s", nb_tape_message(g->tape));
 	return NB_OK;
@@ -402,21 +405,48 @@ static struct nb_graph *graph_for(nb_net *net, size_t batch, bool train)
 	return NULL;
 }
 
+/* A graph of its own, which no cache eviction frees: the caller holds its tape until
+ * nb_net_free(). */
 nb_tape *nb_net_tape(nb_net *net, size_t batch)
 {
 	struct nb_graph *g;
 
-	if (!net || net->status != NB_OK)
+	if (!net || net->err.status != NB_OK)
 		return NULL;
 	if (batch == 0) {
 		net_fail(net, NB_EINVAL, "tape: batch size is 0");
 		return NULL;
 	}
-	g = graph_for(net, batch, true);
-	return g ? g->tape : NULL;
+	for (g = net->shown; g; g = g->next)
+		if (g->batch == batch)
+			return g->tape;
+	g = mem(net, sizeof *g);
+	if (!g) {
+		net_fail(net, NB_ENOMEM, "net: out of memory recording a tape");
+		return NULL;
+	}
+	if (record(net, g, batch, true) != NB_OK) {
+		graph_free(net, g);
+		unmem(net, g, sizeof *g);
+		return NULL;
+	}
+	g->next = net->shown;
+	net->shown = g;
+	return g->tape;
 }
 
 /* ---- Feeding data ------------------------------------------------------------------- */
+
+/* Parameters are shared by every graph but updated through one: touch the views of a
+ * graph that has not seen the latest update, so that its values are recomputed. */
+static void tell_of_updates(const nb_net *net, struct nb_graph *g)
+{
+	if (g->seen == net->version)
+		return;
+	for (size_t i = 0; i < 2 * net->L; i++)
+		nb_touch(g->param[i]);
+	g->seen = net->version;
+}
 
 /* Write example j of the mini-batch: its features into row j of x, its target into
  * column j of y. */
@@ -425,9 +455,9 @@ static void put_example(const nb_net *net, struct nb_graph *g, size_t j, const d
 {
 	size_t in = net->sizes[0], out = net->sizes[net->L];
 
-	memcpy(g->x->value + j * in, x, in * sizeof *x);
+	memcpy(g->xdata + j * in, x, in * sizeof *x);
 	for (size_t k = 0; y && k < out; k++)
-		g->y->value[k * g->batch + j] = y[k];
+		g->ydata[k * g->batch + j] = y[k];
 }
 
 /* The mini-batch of rows first .. first + n - 1 of an array (order NULL) or of
@@ -442,6 +472,9 @@ static void put_batch(const nb_net *net, struct nb_graph *g, const double *x, co
 
 		put_example(net, g, j, x + e * in, y ? y + e * out : NULL);
 	}
+	nb_touch(g->x);
+	nb_touch(g->y);
+	tell_of_updates(net, g);
 }
 
 /* ---- Training ----------------------------------------------------------------------- */
@@ -470,6 +503,10 @@ static int ensure_velocity(nb_net *net)
 		return NB_OK;
 	net->vw = layer_arrays(net, true);
 	net->vb = layer_arrays(net, false);
+	for (size_t l = 0; net->vw && net->vb && l < net->L; l++) {
+		net->velocity[l] = net->vw[l];
+		net->velocity[net->L + l] = net->vb[l];
+	}
 	if (net->vw && net->vb)
 		return NB_OK;
 	free_arrays(net, net->vw, net->L, true);
@@ -478,24 +515,26 @@ static int ensure_velocity(nb_net *net)
 	return net_fail(net, NB_ENOMEM, "sgd: out of memory for momentum");
 }
 
-/* Replay the graph on the batch already written into it and update the parameters. */
+/* Replay the graph on the batch already written into it and update the parameters, in
+ * one call so that every gradient is read before any parameter moves. */
 static int step(nb_net *net, struct nb_graph *g, const nb_sgd *opt, double *cost)
 {
+	nb_sgd_opts o = { .eta = opt->eta, .momentum = opt->momentum, .decay = net->decay };
+
 	if (nb_tape_replay(g->tape) != NB_OK)
 		return net_fail(net, nb_tape_status(g->tape), "sgd: %s", nb_tape_message(g->tape));
 	if (cost)
-		*cost = g->cost->value[0];
+		*cost = nb_value(g->cost)[0];
 	if (opt->momentum > 0.0 && ensure_velocity(net))
-		return net->status;
+		return net->err.status;
 	/* Biases get no weight decay (Nielsen, chapter 3). */
 	for (size_t l = 0; l < net->L; l++) {
-		bool mom = opt->momentum > 0.0;
-
-		nb__sgd_update(net->w[l], mom ? net->vw[l] : NULL, g->gw[l]->value,
-		               layer_size(net, l, true), opt->eta, opt->momentum, opt->weight_decay);
-		nb__sgd_update(net->b[l], mom ? net->vb[l] : NULL, g->gb[l]->value,
-		               layer_size(net, l, false), opt->eta, opt->momentum, 0.0);
+		net->decay[l] = opt->weight_decay;
+		net->decay[net->L + l] = 0.0;
 	}
+	if (nb_sgd_update(g->param, g->grad, net->velocity, 2 * net->L, &o) != NB_OK)
+		return net_fail(net, nb_tape_status(g->tape), "sgd: %s", nb_tape_message(g->tape));
+	g->seen = ++net->version;
 	return NB_OK;
 }
 
@@ -506,15 +545,15 @@ int nb_net_sgd_step(nb_net *net, const double *x, const double *y, size_t n,
 
 	if (!net)
 		return NB_ENULL;
-	if (net->status != NB_OK || check_sgd(net, opt))
-		return net->status;
+	if (net->err.status != NB_OK || check_sgd(net, opt))
+		return net->err.status;
 	if (!x || !y)
 		return net_fail(net, NB_ENULL, "sgd_step: %s is NULL", x ? "y" : "x");
 	if (n == 0)
 		return net_fail(net, NB_EINVAL, "sgd_step: no examples (n is 0)");
 	g = graph_for(net, n, true);
 	if (!g)
-		return net->status;
+		return net->err.status;
 	put_batch(net, g, x, y, NULL, 0);
 	return step(net, g, opt, cost);
 }
@@ -561,19 +600,19 @@ int nb_net_sgd_epoch(nb_net *net, const nb_dataset *train, const nb_sgd *opt,
 
 	if (!net)
 		return NB_ENULL;
-	if (net->status != NB_OK || check_sgd(net, opt) || check_data(net, "sgd_epoch", train) ||
+	if (net->err.status != NB_OK || check_sgd(net, opt) || check_data(net, "sgd_epoch", train) ||
 	    shuffle(net, train->n))
-		return net->status;
+		return net->err.status;
 	for (size_t first = 0; first < train->n; first += opt->batch) {
 		size_t n = train->n - first < opt->batch ? train->n - first : opt->batch;
 		struct nb_graph *g = graph_for(net, n, true);
 		double cost;
 
 		if (!g)
-			return net->status;
+			return net->err.status;
 		put_batch(net, g, train->x, train->y, net->perm, first);
 		if (step(net, g, opt, &cost))
-			return net->status;
+			return net->err.status;
 		total += cost * (double)n;
 		if (progress)
 			progress(ud, first + n, train->n);
@@ -618,8 +657,8 @@ int nb_net_evaluate(nb_net *net, const nb_dataset *ds, size_t *correct, double *
 
 	if (!net)
 		return NB_ENULL;
-	if (net->status != NB_OK || check_data(net, "evaluate", ds))
-		return net->status;
+	if (net->err.status != NB_OK || check_data(net, "evaluate", ds))
+		return net->err.status;
 	if (!ds->label)
 		return net_fail(net, NB_EINVAL, "evaluate: data set has no labels");
 	out = net->sizes[net->L];
@@ -628,10 +667,10 @@ int nb_net_evaluate(nb_net *net, const nb_dataset *ds, size_t *correct, double *
 		struct nb_graph *g = forward(net, ds->x, ds->y, first, n);
 
 		if (!g)
-			return net->status;
+			return net->err.status;
 		for (size_t j = 0; j < n; j++)
-			right += argmax_column(g->out->value, out, n, j) == ds->label[first + j];
-		total += g->cost->value[0] * (double)n;
+			right += argmax_column(nb_value(g->out), out, n, j) == ds->label[first + j];
+		total += nb_value(g->cost)[0] * (double)n;
 	}
 	if (correct)
 		*correct = right;
@@ -646,8 +685,8 @@ int nb_net_predict(nb_net *net, const double *x, size_t n, double *out)
 
 	if (!net)
 		return NB_ENULL;
-	if (net->status != NB_OK)
-		return net->status;
+	if (net->err.status != NB_OK)
+		return net->err.status;
 	if (!x || !out)
 		return net_fail(net, NB_ENULL, "predict: %s is NULL", x ? "out" : "x");
 	if (n == 0)
@@ -658,10 +697,10 @@ int nb_net_predict(nb_net *net, const double *x, size_t n, double *out)
 		struct nb_graph *g = forward(net, x, NULL, first, k);
 
 		if (!g)
-			return net->status;
+			return net->err.status;
 		for (size_t j = 0; j < k; j++)
 			for (size_t c = 0; c < m; c++)
-				out[(first + j) * m + c] = g->out->value[c * k + j];
+				out[(first + j) * m + c] = nb_value(g->out)[c * k + j];
 	}
 	return NB_OK;
 }

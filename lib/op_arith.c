@@ -62,14 +62,16 @@ static void div_forward(nb_tensor *y) { arith_forward(y, DIV); }
  * is BP3: the bias gradient is delta summed over the examples of the mini-batch. */
 static void add_backward(nb_tape *t, nb_tensor *y, nb_tensor *dy)
 {
-	nb__grad_add(t, y->in[0], nb__unbroadcast(t, dy, y->in[0]));
-	nb__grad_add(t, y->in[1], nb__unbroadcast(t, dy, y->in[1]));
+	for (int i = 0; i < 2; i++)
+		if (nb__wants_grad(y->in[i]))
+			nb__grad_add(t, y->in[i], nb__unbroadcast(t, dy, y->in[i]));
 }
 
 /* da = dc, db = -dc. */
 static void sub_backward(nb_tape *t, nb_tensor *y, nb_tensor *dy)
 {
-	nb__grad_add(t, y->in[0], nb__unbroadcast(t, dy, y->in[0]));
+	if (nb__wants_grad(y->in[0]))
+		nb__grad_add(t, y->in[0], nb__unbroadcast(t, dy, y->in[0]));
 	if (nb__wants_grad(y->in[1]))
 		nb__grad_add(t, y->in[1], nb__unbroadcast(t, nb_neg(t, dy), y->in[1]));
 }
@@ -109,10 +111,35 @@ const struct nb_op nb__op_div = {
 	.name = "div", .arity = 2, .forward = div_forward, .backward = div_backward,
 };
 
+/* Structural zeros and ones (nabla.h, "Ops"): true when the result needs no node of op,
+ * with the result (NULL after an error) in *out. */
+static bool simplified(nb_tape *t, const struct nb_op *op, nb_tensor *a, nb_tensor *b,
+                       int rank, const size_t *dim, nb_tensor **out)
+{
+	bool add = op == &nb__op_add, sub = op == &nb__op_sub, mul = op == &nb__op_mul;
+	bool div = op == &nb__op_div;
+	nb_tensor *keep = NULL;
+
+	if ((mul && (nb__is_zero(a) || nb__is_zero(b))) || (div && nb__is_zero(a))) {
+		*out = nb__zeros(t, rank, dim);
+		return true;
+	}
+	if (((add || sub) && nb__is_zero(b)) || ((mul || div) && nb__is_fill(b, 1.0)))
+		keep = a;
+	else if ((add && nb__is_zero(a)) || (mul && nb__is_fill(a, 1.0)))
+		keep = b;
+	else if (sub && nb__is_zero(a))
+		keep = nb_neg(t, b);
+	else
+		return false;
+	*out = keep ? nb_broadcast_to(t, keep, rank, dim) : NULL;
+	return true;
+}
+
 /* Shape check shared by the four: the operands must broadcast together. */
 static nb_tensor *arith(nb_tape *t, const struct nb_op *op, nb_tensor *a, nb_tensor *b)
 {
-	nb_tensor *in[2] = { a, b };
+	nb_tensor *in[2] = { a, b }, *c;
 	size_t dim[NB_MAX_RANK];
 	int rank;
 
@@ -124,6 +151,8 @@ static nb_tensor *arith(nb_tape *t, const struct nb_op *op, nb_tensor *a, nb_ten
 		return nb__fail(t, NB_ESHAPE, "%s: shapes do not broadcast: %s and %s", op->name,
 		                nb__shape_str(a->rank, a->dim, sa), nb__shape_str(b->rank, b->dim, sb));
 	}
+	if (simplified(t, op, a, b, rank, dim, &c))
+		return c;
 	return nb__record(t, op, in, NULL, rank, dim);
 }
 

@@ -26,7 +26,8 @@ static void quadratic_cost_backward(nb_tape *t, nb_tensor *c, nb_tensor *dc)
 	double inv_n = 1.0 / (double)nb__examples(a);
 	nb_tensor *da = nb_scale(t, nb_mul(t, dc, nb_sub(t, a, y)), inv_n);
 
-	nb__grad_add(t, a, da);
+	if (nb__wants_grad(a))
+		nb__grad_add(t, a, da);
 	if (nb__wants_grad(y))
 		nb__grad_add(t, y, nb_neg(t, da));
 }

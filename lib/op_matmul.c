@@ -64,6 +64,8 @@ nb_tensor *nb_matmul_t(nb_tape *t, nb_tensor *a, nb_tensor *b, int flags)
 		return nb__fail(t, NB_ESHAPE, "matmul: inner dimensions differ: %s @ %s", sa, sb);
 	dim[0] = a->dim[flags & NB_TRANS_A ? 1 : 0];
 	dim[1] = b->dim[flags & NB_TRANS_B ? 0 : 1];
+	if (nb__is_zero(a) || nb__is_zero(b))  /* structural: nabla.h, "Ops" */
+		return nb__zeros(t, 2, dim);
 	if (!nb__reserve_scratch(t, nb__gemm_work(flags & NB_TRANS_A, flags & NB_TRANS_B, dim[0],
 	                                          dim[1], a->dim[flags & NB_TRANS_A ? 0 : 1])))
 		return NULL;

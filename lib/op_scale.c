@@ -25,6 +25,10 @@ nb_tensor *nb_scale(nb_tape *t, nb_tensor *x, double c)
 
 	if (!nb__args_ok(t, "scale", &x, 1))
 		return NULL;
+	if (c == 1.0 || nb__is_zero(x))  /* structural: nabla.h, "Ops" */
+		return x;
+	if (c == 0.0)
+		return nb__zeros(t, x->rank, x->dim);
 	return nb__record(t, &nb__op_scale, &x, &attr, x->rank, x->dim);
 }
 

@@ -36,6 +36,8 @@ nb_tensor *nb_transpose(nb_tape *t, nb_tensor *x)
 		                nb__shape_str(x->rank, x->dim, s));
 	dim[0] = x->dim[1];
 	dim[1] = x->dim[0];
+	if (nb__is_zero(x))
+		return nb__zeros(t, 2, dim);
 	return nb__record(t, &nb__op_transpose, &x, NULL, 2, dim);
 }
 
@@ -69,5 +71,7 @@ nb_tensor *nb_reshape(nb_tape *t, nb_tensor *x, int rank, const size_t *dim)
 		                nb__shape_str(rank, dim, sd), nb__shape_size(rank, dim));
 	if (rank == x->rank && (rank == 0 || !memcmp(dim, x->dim, (size_t)rank * sizeof *dim)))
 		return x;
+	if (nb__is_zero(x))
+		return nb__zeros(t, rank, dim);
 	return nb__record(t, &nb__op_reshape, &x, NULL, rank, dim);
 }

@@ -1,14 +1,17 @@
-/* tape.c -- the Wengert list: recording nodes (with hash-consing), leaves, the reverse
- * sweep that records gradients as nodes, and replay. */
-#include <math.h>
-#include <stdio.h>
+/* tape.c -- the Wengert list: nodes carved from chunks of memory the tape keeps, recording
+ * with hash-consing (reserve, compute, commit: a failed call leaves no trace), and marks
+ * that let a program drop what it recorded since and record again without allocating. */
 #include <string.h>
 
 #include "nabla_int.h"
 
-/* Leaves have no kernel and no rule: their values are set by the user. */
-const struct nb_op nb__op_constant = { .name = "constant", .arity = 0 };
-const struct nb_op nb__op_variable = { .name = "variable", .arity = 0 };
+/* The first chunk, and the most a new chunk adds when the tape grows (chunks double in
+ * between; a node larger than that gets a chunk of its own size). */
+#define CHUNK_MIN ((size_t)16 << 10)
+#define CHUNK_MAX ((size_t)4 << 20)
+
+/* Node blocks start on this boundary, as malloc's do, so that values are aligned. */
+#define NODE_ALIGN ((size_t)16)
 
 nb_tape *nb_tape_new_alloc(nb_alloc_fn alloc, void *ud)
 {
@@ -30,17 +33,13 @@ nb_tape *nb_tape_new(void)
 	return nb_tape_new_alloc(nb__default_alloc, NULL);
 }
 
-static size_t node_bytes(const nb_tensor *x)
-{
-	return sizeof(nb_tensor) + (x->borrowed ? 0 : x->size * sizeof(double));
-}
-
 void nb_tape_free(nb_tape *t)
 {
 	if (!t)
 		return;
-	for (size_t i = 0; i < t->n; i++)
-		nb__free(t, t->node[i], node_bytes(t->node[i]));
+	for (size_t c = 0; c < t->n_chunks; c++)
+		nb__free(t, t->chunk[c].mem, t->chunk[c].size);
+	nb__free(t, t->chunk, t->chunks_cap * sizeof *t->chunk);
 	nb__free(t, t->node, t->cap * sizeof *t->node);
 	nb__free(t, t->scratch, t->scratch_n * sizeof *t->scratch);
 	nb__hashcons_free(t);
@@ -52,15 +51,36 @@ size_t nb_tape_size(const nb_tape *t)
 	return t ? t->n : 0;
 }
 
+size_t nb__tape_bytes(const nb_tape *t)
+{
+	size_t bytes = sizeof *t + t->chunks_cap * sizeof *t->chunk + t->cap * sizeof *t->node +
+	               t->scratch_n * sizeof *t->scratch + t->hc.cap * sizeof *t->hc.slot;
+
+	for (size_t c = 0; c < t->n_chunks; c++)
+		bytes += t->chunk[c].size;
+	return bytes;
+}
+
+size_t nb_tape_bytes(const nb_tape *t)
+{
+	return t ? nb__tape_bytes(t) : 0;
+}
+
+/* ---- Memory: the node list and the chunks ------------------------------------------ */
+
 /* Make room for one more node pointer, doubling the list. */
 static bool reserve_one(nb_tape *t)
 {
-	size_t cap = t->cap ? 2 * t->cap : 64;
+	size_t cap = t->cap ? 2 * t->cap : 64, bytes;
 	nb_tensor **node;
 
 	if (t->n < t->cap)
 		return true;
-	node = nb__alloc(t, cap * sizeof *node);
+	if (!nb__mul_size(cap, sizeof *node, &bytes)) {
+		nb__fail(t, NB_ENOMEM, "out of memory: a tape of %zu nodes", cap);
+		return false;
+	}
+	node = nb__alloc(t, bytes);
 	if (!node)
 		return false;
 	if (t->n)
@@ -71,59 +91,138 @@ static bool reserve_one(nb_tape *t)
 	return true;
 }
 
-/* A new node of the given shape appended to the tape, its value buffer allocated with it
- * (uninitialised) unless the value is borrowed, and every other field zero. */
-static nb_tensor *append_node(nb_tape *t, const struct nb_op *op, int rank, const size_t *dim,
-                              double *borrowed)
+/* Append an empty chunk of at least bytes bytes after the last one. Records no error: the
+ * caller names what the memory was for. */
+static bool add_chunk(nb_tape *t, size_t bytes)
 {
-	size_t size = nb__shape_size(rank, dim);
+	size_t have = 0, size;
+	char *mem;
+
+	for (size_t c = 0; c < t->n_chunks; c++)
+		have += t->chunk[c].size;
+	size = have < CHUNK_MIN ? CHUNK_MIN : have > CHUNK_MAX ? CHUNK_MAX : have;
+	size = bytes > size ? bytes : size;
+	if (t->n_chunks == t->chunks_cap) {
+		size_t cap = t->chunks_cap ? 2 * t->chunks_cap : 8;
+		struct nb_chunk *chunk = nb__try_alloc(t, cap * sizeof *chunk);
+
+		if (!chunk)
+			return false;
+		if (t->n_chunks)
+			memcpy(chunk, t->chunk, t->n_chunks * sizeof *chunk);
+		nb__free(t, t->chunk, t->chunks_cap * sizeof *t->chunk);
+		t->chunk = chunk;
+		t->chunks_cap = cap;
+	}
+	mem = nb__try_alloc(t, size);
+	if (!mem)
+		return false;
+	t->chunk[t->n_chunks++] = (struct nb_chunk){ .mem = mem, .size = size };
+	return true;
+}
+
+/* bytes from the first chunk from the current one on that has room, or a new chunk; the
+ * index of the chunk goes to *index. Chunks only advance, so that giving back everything
+ * from one node on is a matter of resetting counters (see rewind). */
+static void *chunk_alloc(nb_tape *t, size_t bytes, size_t *index)
+{
+	for (size_t c = t->cur;; c++) {
+		struct nb_chunk *k;
+
+		if (c == t->n_chunks && !add_chunk(t, bytes))
+			return NULL;
+		k = &t->chunk[c];
+		if (k->size - k->used < bytes)
+			continue;
+		t->cur = c;
+		*index = c;
+		k->used += bytes;
+		return k->mem + k->used - bytes;
+	}
+}
+
+/* Give back every byte from node x on: x and what was carved after it. */
+static void chunks_truncate(nb_tape *t, const nb_tensor *x)
+{
+	t->cur = x->chunk;
+	t->chunk[x->chunk].used = (size_t)((const char *)x - t->chunk[x->chunk].mem);
+	for (size_t c = x->chunk + 1; c < t->n_chunks; c++)
+		t->chunk[c].used = 0;
+}
+
+/* The header of a node, rounded up so that its values start aligned. */
+static size_t node_head(void)
+{
+	return (sizeof(nb_tensor) + NODE_ALIGN - 1) / NODE_ALIGN * NODE_ALIGN;
+}
+
+/* The bytes of a node: its header, then its values unless they are borrowed, rounded up
+ * to NODE_ALIGN; false when that does not fit in size_t. */
+static bool node_bytes(size_t size, bool borrowed, size_t *bytes)
+{
+	size_t values = 0, total;
+
+	if (!borrowed && !nb__mul_size(size, sizeof(double), &values))
+		return false;
+	if (!nb__add_size(node_head(), values, &total) ||
+	    !nb__add_size(total, NODE_ALIGN - 1, &total))
+		return false;
+	*bytes = total / NODE_ALIGN * NODE_ALIGN;
+	return true;
+}
+
+/* A node of op with the shape, its memory carved and every field but the values set or
+ * zero, not yet on the list (commit_node puts it there). */
+static nb_tensor *new_node(nb_tape *t, const struct nb_op *op, int rank, const size_t *dim,
+                           double *borrowed)
+{
+	size_t size = nb__shape_size(rank, dim), bytes, chunk;
+	char s[NB_MSG_MAX];
 	nb_tensor *x;
 
+	if (!node_bytes(size, borrowed != NULL, &bytes))
+		return nb__fail(t, NB_ESHAPE, "%s: shape %s is too large: its size in bytes "
+		                "overflows size_t", op->name, nb__shape_str(rank, dim, s));
 	if (!reserve_one(t))
 		return NULL;
-	x = nb__alloc(t, sizeof *x + (borrowed ? 0 : size * sizeof(double)));
+	x = chunk_alloc(t, bytes, &chunk);
 	if (!x)
-		return NULL;
+		return nb__fail(t, NB_ENOMEM, "%s: out of memory allocating %zu bytes for shape %s",
+		                op->name, bytes, nb__shape_str(rank, dim, s));
 	memset(x, 0, sizeof *x);
 	x->op = op;
 	x->tape = t;
 	x->id = t->n;
+	x->chunk = chunk;
 	x->rank = rank;
 	if (rank)
 		memcpy(x->dim, dim, (size_t)rank * sizeof *dim);
 	x->size = size;
 	x->borrowed = borrowed != NULL;
-	x->value = borrowed ? borrowed : (double *)(x + 1);
+	x->value = borrowed ? borrowed : (double *)((char *)x + node_head());
 	x->in_gradient = t->in_backward;
-	t->node[t->n++] = x;
 	return x;
 }
 
-void nb_tape_check_finite(nb_tape *t, int on)
+static void commit_node(nb_tape *t, nb_tensor *x)
 {
-	if (t)
-		t->check_finite = on != 0;
+	t->node[t->n++] = x;
 }
 
-/* Evaluate x and stamp it; with checking on, an error for its first non-finite value. */
-static bool compute(nb_tape *t, nb_tensor *x)
-{
-	char s[NB_MSG_MAX];
+/* ---- Recording ---------------------------------------------------------------------- */
 
-	x->op->forward(x);
+nb_tensor *nb__append_leaf(nb_tape *t, const struct nb_op *op, int rank, const size_t *dim,
+                           double *borrowed)
+{
+	nb_tensor *x = new_node(t, op, rank, dim, borrowed);
+
+	if (!x)
+		return NULL;
+	x->needs_grad = op == &nb__op_variable;
 	x->time = ++t->clock;
-	if (!t->check_finite)
-		return true;
-	for (size_t i = 0; i < x->size; i++) {
-		if (isfinite(x->value[i]))
-			continue;
-		nb__fail(t, NB_ENONFINITE, "%s: produced %s at element %zu of node %zu, shape %s, in "
-		         "the %s pass", x->op->name, isnan(x->value[i]) ? "NaN" : "an infinity", i,
-		         x->id, nb__shape_str(x->rank, x->dim, s),
-		         x->in_gradient ? "backward" : "forward");
-		return false;
-	}
-	return true;
+	x->checked = t->epoch;
+	commit_node(t, x);
+	return x;
 }
 
 nb_tensor *nb__record(nb_tape *t, const struct nb_op *op, nb_tensor *const *in,
@@ -137,9 +236,15 @@ nb_tensor *nb__record(nb_tape *t, const struct nb_op *op, nb_tensor *const *in,
 		attr = &none;
 	h = nb__node_hash(op, in, attr, rank, dim);
 	x = nb__hashcons_find(&t->hc, h, op, in, attr, rank, dim);
-	if (x)
-		return x;
-	x = append_node(t, op, rank, dim, NULL);
+	if (x) {  /* an equal node: hand it back only once its value is current */
+		nb__refresh(x);
+		return t->err.status == NB_OK ? x : NULL;
+	}
+	for (int i = 0; i < op->arity; i++)
+		nb__refresh(in[i]);
+	if (t->err.status != NB_OK || !nb__hashcons_reserve(t))
+		return NULL;
+	x = new_node(t, op, rank, dim, NULL);
 	if (!x)
 		return NULL;
 	x->attr = *attr;
@@ -147,19 +252,28 @@ nb_tensor *nb__record(nb_tape *t, const struct nb_op *op, nb_tensor *const *in,
 		x->in[i] = in[i];
 		x->needs_grad |= in[i]->needs_grad;
 	}
-	/* On failure the node stays on the list (the tape owns it) but is never found again. */
-	if (!compute(t, x))
+	if (!nb__compute(t, x)) {
+		chunks_truncate(t, x);
 		return NULL;
-	return nb__hashcons_insert(t, x, h) ? x : NULL;
+	}
+	x->hash = h;
+	nb__hashcons_insert(t, x);
+	commit_node(t, x);
+	return x;
 }
 
 bool nb__reserve_scratch(nb_tape *t, size_t n)
 {
+	size_t bytes;
 	double *s;
 
 	if (n <= t->scratch_n)
 		return true;
-	s = nb__alloc(t, n * sizeof *s);
+	if (!nb__mul_size(n, sizeof *s, &bytes)) {
+		nb__fail(t, NB_ENOMEM, "out of memory: %zu doubles of scratch space", n);
+		return false;
+	}
+	s = nb__alloc(t, bytes);
 	if (!s)
 		return false;
 	nb__free(t, t->scratch, t->scratch_n * sizeof *t->scratch);
@@ -175,173 +289,45 @@ nb_tensor *nb__record_unary(nb_tape *t, const struct nb_op *op, nb_tensor *x)
 	return nb__record(t, op, &x, NULL, x->rank, x->dim);
 }
 
-/* A leaf that owns its values (copied from data, zeros for NULL) or, with borrow, uses
- * the memory at data in place. */
-static nb_tensor *leaf(nb_tape *t, const struct nb_op *op, int rank, const size_t *dim,
-                       const double *data, double *borrow)
-{
-	nb_tensor *x;
+/* ---- Marks -------------------------------------------------------------------------- */
 
-	if (!nb__args_ok(t, op->name, NULL, 0) || !nb__shape_ok(t, op->name, rank, dim))
-		return NULL;
-	x = append_node(t, op, rank, dim, borrow);
-	if (!x)
-		return NULL;
-	if (!borrow && data)
-		memcpy(x->value, data, x->size * sizeof *data);
-	else if (!borrow)
-		memset(x->value, 0, x->size * sizeof *x->value);
-	x->needs_grad = op == &nb__op_variable;
-	x->time = ++t->clock;
-	return x;
+size_t nb_tape_mark(const nb_tape *t)
+{
+	return t ? t->n : 0;
 }
 
-nb_tensor *nb__leaf_view(nb_tape *t, bool variable, int rank, const size_t *dim, double *data)
-{
-	return leaf(t, variable ? &nb__op_variable : &nb__op_constant, rank, dim, NULL, data);
-}
-
-nb_tensor *nb_constant(nb_tape *t, int rank, const size_t *dim, const double *data)
-{
-	return leaf(t, &nb__op_constant, rank, dim, data, NULL);
-}
-
-nb_tensor *nb_variable(nb_tape *t, int rank, const size_t *dim, const double *data)
-{
-	return leaf(t, &nb__op_variable, rank, dim, data, NULL);
-}
-
-int nb_set(nb_tensor *x, const double *data, size_t n)
-{
-	nb_tape *t = x ? x->tape : NULL;
-	char s[NB_MSG_MAX];
-
-	if (!x)
-		return NB_ENULL;
-	if (!nb__args_ok(t, "set", &x, 1))
-		return t->status;
-	if (x->op != &nb__op_constant && x->op != &nb__op_variable)
-		nb__fail(t, NB_EINVAL, "set: tensor is a %s node, not a constant or variable leaf",
-		         x->op->name);
-	else if (!data)
-		nb__fail(t, NB_ENULL, "set: data is NULL");
-	else if (n != x->size)
-		nb__fail(t, NB_ESHAPE, "set: %zu values for a tensor of shape %s (%zu elements)",
-		         n, nb__shape_str(x->rank, x->dim, s), x->size);
-	else {
-		memcpy(x->value, data, n * sizeof *data);
-		x->time = ++t->clock;
-	}
-	return t->status;
-}
-
-void nb_set_name(nb_tensor *x, const char *name)
-{
-	if (!x)
-		return;
-	snprintf(x->name, sizeof x->name, "%s", name ? name : "");
-}
-
-const char *nb_name(const nb_tensor *x)
-{
-	return x ? x->name : "";
-}
-
-void nb__grad_add(nb_tape *t, nb_tensor *x, nb_tensor *g)
-{
-	if (!g || !x->needs_grad)
-		return;
-	x->grad = x->grad ? nb_add(t, x->grad, g) : g;
-}
-
-nb_tensor *nb_grad(const nb_tensor *x)
-{
-	return x ? x->grad : NULL;
-}
-
-/* The seed dL/dy: the user's, or 1 for a y with one element. */
-static nb_tensor *backward_seed(nb_tape *t, nb_tensor *y, nb_tensor *seed)
-{
-	char sy[NB_MSG_MAX], ss[NB_MSG_MAX];
-
-	if (seed && !nb__same_shape(seed, y))
-		return nb__fail(t, NB_ESHAPE, "backward: seed of shape %s for an output of shape %s",
-		                nb__shape_str(seed->rank, seed->dim, ss),
-		                nb__shape_str(y->rank, y->dim, sy));
-	if (!seed && y->size != 1)
-		return nb__fail(t, NB_EINVAL,
-		                "backward: output of shape %s is not a scalar and no seed was given",
-		                nb__shape_str(y->rank, y->dim, sy));
-	return seed ? seed : nb_fill(t, y->rank, y->dim, 1.0);
-}
-
-/* Refuse to differentiate through a value computed before one of its inputs changed
- * (with nb_set): mark what y depends on, walking back, then compare each such node's time
- * with its inputs'. */
-static bool fresh(nb_tape *t, nb_tensor *y)
-{
-	char sn[NB_MSG_MAX];
-
-	for (size_t i = 0; i < y->id; i++)
-		t->node[i]->reached = false;
-	y->reached = true;
-	for (size_t i = y->id + 1; i-- > 0;) {
-		nb_tensor *x = t->node[i];
-
-		for (int k = 0; x->reached && k < x->op->arity; k++) {
-			nb_tensor *in = x->in[k];
-
-			in->reached = true;
-			if (in->time > x->time) {
-				nb__fail(t, NB_ESTALE, "backward: node %zu (%s %s) was computed before its "
-				         "input, node %zu (%s%s%s), changed; call nb_tape_replay() first",
-				         x->id, x->op->name, nb__shape_str(x->rank, x->dim, sn), in->id,
-				         in->op->name, in->name[0] ? " " : "", in->name);
-				return false;
-			}
-		}
-	}
-	return true;
-}
-
-/* The reverse sweep. Nodes are visited from y down to the first leaf; each node that
- * received a gradient and depends on a variable passes it to its inputs through its
- * op's rule. Rules append new nodes after y, which this sweep does not visit. */
-int nb_backward(nb_tape *t, nb_tensor *y, nb_tensor *seed)
-{
-	nb_tensor *in[2] = { y, seed };
-
-	if (!t)
-		return NB_ENULL;
-	if (!nb__args_ok(t, "backward", in, seed ? 2 : 1) || !fresh(t, y))
-		return t->status;
-	for (size_t i = 0; i < t->n; i++)
-		t->node[i]->grad = NULL;
-	t->in_backward = true;
-	seed = backward_seed(t, y, seed);
-	if (seed)
-		y->grad = seed;
-	for (size_t i = y->id + 1; seed && i-- > 0 && t->status == NB_OK;) {
-		nb_tensor *x = t->node[i];
-
-		if (x->grad && x->needs_grad && x->op->backward)
-			x->op->backward(t, x, x->grad);
-	}
-	t->in_backward = false;
-	return t->status;
-}
-
-int nb_tape_replay(nb_tape *t)
+int nb_tape_rewind(nb_tape *t, size_t mark)
 {
 	if (!t)
 		return NB_ENULL;
-	if (t->status != NB_OK)
-		return t->status;
-	for (size_t i = 0; i < t->n; i++) {
-		nb_tensor *x = t->node[i];
-
-		if (x->op->forward && !compute(t, x))
-			return t->status;
+	if (mark > t->n) {
+		nb__fail(t, NB_EINVAL, "rewind: mark %zu is past the end of the tape (%zu nodes)",
+		         mark, t->n);
+		return NB_EINVAL;
 	}
+	if (mark == t->n)
+		return NB_OK;
+	if (t->sweep_end > mark)  /* some gradient of the last sweep is dropped */
+		t->grads_valid = false;
+	for (size_t i = t->n; i-- > mark;)
+		if (t->node[i]->hashed)
+			nb__hashcons_remove(t, t->node[i]);
+	chunks_truncate(t, t->node[mark]);
+	t->n = mark;
 	return NB_OK;
+}
+
+int nb_tape_reset(nb_tape *t)
+{
+	return nb_tape_rewind(t, 0);
+}
+
+nb_tensor *nb_tape_find(const nb_tape *t, const char *name)
+{
+	if (!t || !name || !*name)
+		return NULL;
+	for (size_t i = t->n; i-- > 0;)
+		if (!strcmp(t->node[i]->name, name))
+			return t->node[i];
+	return NULL;
 }

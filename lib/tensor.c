@@ -16,21 +16,38 @@ char *nb__shape_str(int rank, const size_t *dim, char *buf)
 	return buf;
 }
 
+bool nb__mul_size(size_t n, size_t size, size_t *out)
+{
+	if (size && n > SIZE_MAX / size)
+		return false;
+	*out = n * size;
+	return true;
+}
+
+bool nb__add_size(size_t a, size_t b, size_t *out)
+{
+	if (a > SIZE_MAX - b)
+		return false;
+	*out = a + b;
+	return true;
+}
+
+/* The product of the dims; SIZE_MAX when it overflows (no tensor is that large, and
+ * recording checks every node's bytes before using it). */
 size_t nb__shape_size(int rank, const size_t *dim)
 {
 	size_t n = 1;
 
 	for (int i = 0; i < rank; i++)
-		n *= dim[i];
+		if (!nb__mul_size(n, dim[i], &n))
+			return SIZE_MAX;
 	return n;
 }
 
-/* A shape a tensor may have: rank 0..NB_MAX_RANK, dims >= 1, and a size whose bytes fit
- * in size_t. Records an error naming op otherwise. */
+/* A shape a tensor may have: rank 0..NB_MAX_RANK and dims >= 1. Records an error naming op
+ * otherwise. Whether its bytes fit is checked where the node is made. */
 bool nb__shape_ok(nb_tape *t, const char *op, int rank, const size_t *dim)
 {
-	size_t n = 1;
-
 	if (rank < 0 || rank > NB_MAX_RANK) {
 		nb__fail(t, NB_ERANK, "%s: rank %d is out of range (0..%d)", op, rank, NB_MAX_RANK);
 		return false;
@@ -44,11 +61,6 @@ bool nb__shape_ok(nb_tape *t, const char *op, int rank, const size_t *dim)
 			nb__fail(t, NB_ESHAPE, "%s: dim %d is 0", op, i);
 			return false;
 		}
-		if (n > SIZE_MAX / sizeof(double) / dim[i]) {
-			nb__fail(t, NB_ESHAPE, "%s: shape is too large", op);
-			return false;
-		}
-		n *= dim[i];
 	}
 	return true;
 }
@@ -111,11 +123,6 @@ size_t nb_dim(const nb_tensor *x, int i)
 size_t nb_size(const nb_tensor *x)
 {
 	return x ? x->size : 0;
-}
-
-const double *nb_value(const nb_tensor *x)
-{
-	return x ? x->value : NULL;
 }
 
 const char *nb_op_name(const nb_tensor *x)

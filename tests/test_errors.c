@@ -356,7 +356,8 @@ START_TEST(test_leaf_rejects_overflowing_shape)
 	size_t big = (size_t)1 << 40;
 
 	expect_fail(&f, nb_constant(f.t, 2, (size_t[]){ big, big }, NULL), NB_ESHAPE,
-	            "constant: shape is too large");
+	            "constant: shape (1099511627776x1099511627776) is too large: its size in "
+	            "bytes overflows size_t");
 }
 END_TEST
 
