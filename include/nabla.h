@@ -204,6 +204,26 @@ nb_tensor *nb_input(const nb_tensor *x, int i);
 /** Write the shape of x as "(3x4)" ("()" for a scalar) into buf of NB_MSG_MAX bytes. */
 char *nb_shape_str(const nb_tensor *x, char *buf);
 
+/** Print x for humans on out: a line with its op, its name (if it has one) and its shape,
+ * then its values as numpy prints an array: nested brackets, one row of the last axis per
+ * line, a blank line between matrices, rows wrapped before column 75. The values printed
+ * share one format with 6 significant digits (as %.6g), right-aligned to one width: fixed
+ * notation with the points aligned ("2." for a whole number), or exponential notation with
+ * as many digits after the point for all ("1.50e-07  2.25e+08") when one of them needs it
+ * (an absolute value below 1e-4 or from 1e6 on) or the largest nonzero absolute value
+ * exceeds 1000 times the smallest. Non-finite values print as nan, inf and -inf; a scalar
+ * is one value. Above 1000 elements, each axis longer than 6 shows only its first and
+ * last 3 items, with "..." between them. For a 2x3 variable named w:
+ *
+ *     variable w (2x3)
+ *     [[ 1.   -2.5   3.  ]
+ *      [-0.25 10.    6.  ]]
+ *
+ * Reads nb_value(x) once, allocates nothing, leaves the tape's error alone, and flushes
+ * out. Returns NB_OK, NB_ENULL when out or x is NULL (nothing is written), or NB_EIO when
+ * writing or flushing fails. */
+int nb_print(FILE *out, const nb_tensor *x);
+
 /* ---- Ops ----------------------------------------------------------------------------
  * Every op returns a new tensor on t (or an equal node already there, brought up to date),
  * or NULL after recording an error on t: NB_ENULL for a NULL input, NB_ETAPE for an input
