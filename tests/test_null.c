@@ -13,7 +13,7 @@
  *   ops, tensor arguments and the tape of one-operand ops: test_errors
  *     (test_unary_null_argument, test_binary_null_arguments, test_unary_null_tape)
  *   nb_set (x, data), nb_backward (y): test_errors; nb_tape_write_dot: test_net
- *     (test_tape_is_named_and_drawn)
+ *     (test_tape_is_named_and_drawn); nb_print: test_print (test_null_arguments)
  *   nb_gradcheck (f, inputs, report), nb_gradcheck_print: test_gradcheck
  *   nb_bp_reference (net, x, y, dw, db, w[l], msg): test_bp
  *     (test_reference_rejects_bad_argument; delta entries: test_reference_skips_null_delta_entry)
