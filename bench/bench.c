@@ -7,6 +7,8 @@
  *   wide_ratio_vs_closed_form
  *   wide_gflops_2threads         the same with two threads (nb_set_threads)
  *   gemm_gflops_1024             a square 1024 x 1024 double matmul, one thread
+ *   rerecord_us_per_step         the Nielsen step recorded afresh each time: rewind, record
+ *                                the forward pass and its gradients, SGD update
  *   allocs_per_step              heap allocations of a step after the first
  *   tape_ns_per_node             replay of a long chain of scalar ops, per node
  *   *_tape_bytes, *_tape_nodes   what the tape of a training step holds
@@ -250,10 +252,12 @@ static double gemm_gflops(size_t n)
 
 	fill(a, n * n);
 	fill(b, n * n);
-	nb_matmul(t, nb_constant(t, 2, (size_t[]){ n, n }, a), nb_constant(t, 2, (size_t[]){ n, n }, b));
+	nb_set_name(nb_matmul(t, nb_constant(t, 2, (size_t[]){ n, n }, a),
+	                      nb_constant(t, 2, (size_t[]){ n, n }, b)), "c");
 	for (int r = 0; r < REPEATS; r++) {
 		double t0 = now();
 
+		nb_touch(nb_input(nb_tape_find(t, "c"), 0));
 		nb_tape_replay(t);
 		s[r] = 2.0 * (double)n * (double)n * (double)n / (now() - t0) * 1e-9;
 	}
@@ -263,11 +267,12 @@ static double gemm_gflops(size_t n)
 	return median(s, REPEATS);
 }
 
-/* Nanoseconds per node of a replayed chain y = tanh(c y) of scalars. */
+/* Nanoseconds per node of a replayed chain y = tanh(c y) of scalars, its input changed
+ * before each replay so that every node is recomputed. */
 static double tape_ns_per_node(size_t n)
 {
 	nb_tape *t = nb_tape_new();
-	nb_tensor *y = nb_variable(t, 0, NULL, (double[]){ 0.5 });
+	nb_tensor *y0 = nb_variable(t, 0, NULL, (double[]){ 0.5 }), *y = y0;
 	double s[REPEATS];
 
 	for (size_t i = 0; i < n; i++)
@@ -277,11 +282,55 @@ static double tape_ns_per_node(size_t n)
 	for (int r = -1; r < REPEATS; r++) {
 		double t0 = now();
 
+		nb_touch(y0);
 		nb_tape_replay(t);
 		if (r >= 0)
 			s[r] = (now() - t0) / (double)nb_tape_size(t) * 1e9;
 	}
 	nb_tape_free(t);
+	return median(s, REPEATS);
+}
+
+/* Seconds per step of Nielsen's network written as a define-by-run loop: each step
+ * rewinds the tape to the parameters, records the forward pass and its gradients anew
+ * for the next mini-batch, and updates the parameters (views of the network's arrays). */
+static double rerecord_step(const struct problem *p)
+{
+	nb_net *net = make_net(p, NULL);
+	nb_tape *t = nb_tape_new();
+	size_t in = p->sizes[0], out = p->sizes[2], b = p->batch;
+	nb_tensor *w[4];
+	nb_sgd_opts o = { .eta = 0.1 };
+	double s[REPEATS];
+	size_t mark;
+
+	for (size_t l = 0; l < 2; l++) {
+		w[l] = nb_variable_view(t, 2, (size_t[]){ p->sizes[l + 1], p->sizes[l] },
+		                        nb_net_weights(net, l));
+		w[2 + l] = nb_variable_view(t, 2, (size_t[]){ p->sizes[l + 1], 1 },
+		                            nb_net_biases(net, l));
+	}
+	mark = nb_tape_mark(t);
+	for (int r = -1; r < REPEATS; r++) {
+		double t0 = now();
+
+		for (size_t k = 0; k < p->steps; k++) {
+			nb_tensor *x, *y, *a1, *a2;
+
+			nb_tape_rewind(t, mark);
+			x = nb_constant_view(t, 2, (size_t[]){ b, in }, p->x + k * b * in);
+			y = nb_constant_view(t, 2, (size_t[]){ out, b }, p->yc + k * b * out);
+			a1 = nb_sigmoid(t, nb_add(t, nb_matmul_t(t, w[0], x, NB_TRANS_B), w[2]));
+			a2 = nb_sigmoid(t, nb_add(t, nb_matmul(t, w[1], a1), w[3]));
+			if (nb_backward(t, nb_quadratic_cost(t, a2, y), NULL) != NB_OK ||
+			    nb_sgd_update(w, NULL, NULL, 4, &o) != NB_OK)
+				die("rerecord", nb_tape_message(t));
+		}
+		if (r >= 0)
+			s[r] = (now() - t0) / (double)p->steps;
+	}
+	nb_tape_free(t);
+	nb_net_free(net);
 	return median(s, REPEATS);
 }
 
@@ -302,6 +351,8 @@ static void network(const char *name, const size_t *sizes, size_t n_layers, size
 	printf("%s_gflops: %.2f\n", name, step_flops(&p) / ad * 1e-9);
 	printf("%s_ratio_vs_closed_form: %.3f\n", name, ad / cf);
 	printf("%s_gflops_2threads: %.2f\n", name, step_flops(&p) / ad2 * 1e-9);
+	if (n_layers == 3)
+		printf("rerecord_us_per_step: %.2f\n", rerecord_step(&p) * 1e6);
 	step_memory(&p, name);
 	free_problem(&p);
 }

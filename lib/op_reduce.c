@@ -100,8 +100,8 @@ static nb_tensor *reshape_by_broadcast(nb_tape *t, const struct nb_op *op, nb_te
 		                nb__shape_str(expand ? rank : x->rank, expand ? dim : x->dim, sd));
 	if (rank == x->rank && (rank == 0 || !memcmp(dim, x->dim, (size_t)rank * sizeof *dim)))
 		return x;
-	if (nb__is_zero(x))
-		return nb__zeros(t, rank, dim);
+	if (nb__is_zero(x) || (expand && x->op == &nb__op_fill))  /* a literal stays one */
+		return nb_fill(t, rank, dim, x->attr.c);
 	return nb__record(t, op, &x, NULL, rank, dim);
 }
 

@@ -46,13 +46,16 @@ START_TEST(test_sigmoid_backward_reuses_forward_node)
 	nb_tape *t = nb_tape_new();
 	nb_tensor *z = nb_variable(t, 2, D23, (double[]){ 1, 2, 3, -1, -2, 0 });
 	nb_tensor *a = nb_sigmoid(t, z);
-	nb_tensor *c = nb_sum(t, a);
+	/* weighted, so that dC/da is k and not a literal 1 that the product would drop */
+	nb_tensor *k = nb_constant(t, 2, D23, (double[]){ 1, 2, 3, 4, 5, 6 });
+	nb_tensor *c = nb_sum(t, nb_mul(t, a, k));
 	nb_tensor *dz, *prime;
 	size_t before;
 
 	ck_assert_int_eq(nb_backward(t, c, NULL), NB_OK);
 	dz = nb_grad(z);
 	ck_assert_str_eq(nb_op_name(dz), "mul");
+	ck_assert_ptr_eq(nb_input(dz, 0), k);
 	prime = nb_input(dz, 1);
 	ck_assert_str_eq(nb_op_name(prime), "mul");
 	ck_assert_ptr_eq(nb_input(prime, 0), a);
