@@ -443,7 +443,7 @@ typedef struct nb_gradcheck_report {
 	int mode;              /* the options actually used */
 	double step, atol, rtol;
 	size_t output_size;    /* elements of the expression's value (> 1: a random seed) */
-	int repeatable;        /* a second reverse sweep gave bit-identical gradients */
+	int repeatable;        /* recorded again on a fresh tape, f gave bit-identical gradients */
 	nb_gradcheck_result first;   /* gradient against differences of the expression */
 	int second_checked;          /* the second-order check ran */
 	nb_gradcheck_result second;  /* gradient of v . grad against its differences */

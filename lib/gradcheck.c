@@ -267,18 +267,42 @@ static int backward(struct check *c, nb_tensor *y)
 	return read_grads(c, c->grad);
 }
 
-/* Sweep a second time: the same tape and the same values must give the same bits, or
- * the reverse sweep depends on something it should not (uninitialised memory, order). */
-static int check_repeatable(struct check *c, nb_tensor *y)
+/* Record the expression a second time, on a fresh tape, at the same point and with the
+ * same random reduction (the generator as it was before the first recording), sweep, and
+ * compare the gradients bit for bit: a difference means the expression or the sweep
+ * depends on something it should not (uninitialised memory, state outside the graph).
+ * Hash-consing would hand a second sweep on the first tape its own nodes back, so only a
+ * fresh tape can tell. */
+static int check_repeatable(struct check *c, nb_expr_fn f, void *ud, const struct nb_rng *rng)
 {
+	nb_tape *t0 = c->t;
+	nb_tensor **x0 = c->x, *y;
+	struct nb_rng r0 = c->rng;
 	size_t total = c->off[c->n];
 
-	if (nb_backward(c->t, y, NULL) != NB_OK)
-		return tape_error(c);
-	if (read_grads(c, c->again))
-		return c->rep->status;
-	c->rep->repeatable = memcmp(c->grad, c->again, total * sizeof(double)) == 0;
-	return NB_OK;
+	c->t = nb_tape_new();
+	c->x = calloc(c->n, sizeof(*c->x));
+	c->rng = *rng;
+	if (!c->t || !c->x)
+		fail(c->rep, NB_ENOMEM, "gradcheck: out of memory");
+	for (size_t k = 0; c->x && c->t && k < c->n; k++) {
+		size_t dim[NB_MAX_RANK];
+
+		for (int i = 0; i < nb_rank(x0[k]); i++)
+			dim[i] = nb_dim(x0[k], i);
+		c->x[k] = nb_variable(c->t, nb_rank(x0[k]), dim, c->base + c->off[k]);
+	}
+	y = c->rep->status == NB_OK && !tape_error(c) ? record_expression(c, f, ud) : NULL;
+	if (y && nb_backward(c->t, y, NULL) != NB_OK)
+		tape_error(c);
+	else if (y && read_grads(c, c->again) == NB_OK)
+		c->rep->repeatable = memcmp(c->grad, c->again, total * sizeof(double)) == 0;
+	nb_tape_free(c->t);
+	free(c->x);
+	c->t = t0;
+	c->x = x0;
+	c->rng = r0;
+	return c->rep->status;
 }
 
 /* ---- Finite differences ------------------------------------------------------------ */
@@ -467,12 +491,14 @@ static int second_order(struct check *c)
 static int run(struct check *c, nb_expr_fn f, void *ud, const nb_gradcheck_input *inputs,
                size_t n, int first_order_only)
 {
+	struct nb_rng before;
 	nb_tensor *y;
 
 	if (check_init(c, inputs, n))
 		return c->rep->status;
+	before = c->rng;
 	y = record_expression(c, f, ud);
-	if (!y || backward(c, y) || check_repeatable(c, y))
+	if (!y || backward(c, y) || check_repeatable(c, f, ud, &before))
 		return c->rep->status;
 	if (c->rep->mode == NB_GRADCHECK_DIRECTION)
 		make_direction(c);

@@ -239,7 +239,7 @@ START_TEST(test_ud_and_n_reach_the_expression)
 	nb_gradcheck_report r;
 
 	ck_assert_int_eq(nb_gradcheck(scaled, &s, in, 2, NULL, &r), NB_OK);
-	ck_assert_uint_eq(s.calls, 1);  /* recorded once, then replayed */
+	ck_assert_uint_eq(s.calls, 2);  /* recorded, replayed, recorded again for repeatability */
 	ck_assert_uint_eq(s.n, 2);
 	assert_all_passed(&r, 3 + 4);
 	if (r.first.worst_input == 0)
@@ -270,6 +270,33 @@ START_TEST(test_large_step_fails_at_largest_element)
 	ck_assert_double_eq_tol(r.first.max_rel_err, 1.0 - 1.0 / (2.0 * sinh(0.5)), 1e-12);
 	ck_assert_double_eq(r.step, 0.5);
 	ck_assert_int_eq(r.repeatable, 1);
+}
+END_TEST
+
+/* An expression that reads state outside the graph (a counter bumped at every call) has
+ * a correct gradient on each tape, but not the same one twice: the repeatability check,
+ * which records it again on a fresh tape, must catch that. */
+static nb_tensor *drifting(nb_tape *t, nb_tensor *const *x, size_t n, void *ud)
+{
+	int *calls = ud;
+
+	(void)n;
+	++*calls;
+	return nb_sum(t, nb_scale(t, nb_mul(t, x[0], x[0]), 1.0 + 1e-3 * *calls));
+}
+
+START_TEST(test_repeatable_fails_for_state_outside_the_graph)
+{
+	nb_gradcheck_input in = { 1, dim_4, val_exp };
+	nb_gradcheck_opts o = { .first_order_only = 1 };
+	nb_gradcheck_report r;
+	int calls = 0;
+
+	ck_assert_int_eq(nb_gradcheck(drifting, &calls, &in, 1, &o, &r), NB_OK);
+	ck_assert_int_eq(calls, 2);
+	ck_assert_int_eq(r.first.passed, 1);
+	ck_assert_int_eq(r.repeatable, 0);
+	ck_assert_int_eq(r.passed, 0);
 }
 END_TEST
 
@@ -483,6 +510,7 @@ static Suite *gradcheck_suite(void)
 	tcase_add_test(err, test_bad_options_rejected);
 	tcase_add_test(err, test_expression_returning_null_reported);
 	tcase_add_test(err, test_expression_shape_error_reported);
+	tcase_add_test(err, test_repeatable_fails_for_state_outside_the_graph);
 	tcase_add_test(print, test_print_shows_pass_and_fail);
 	tcase_add_test(print, test_print_shows_error_and_null);
 	suite_add_tcase(s, pass);
