@@ -16,8 +16,9 @@
 #include "kernel.h"
 #include "nabla.h"
 
-/* Eight doubles; aligned(8) lets a pointer to one read unaligned memory. */
+/* Eight and four doubles; aligned(8) lets a pointer to one read unaligned memory. */
 typedef double v8 __attribute__((vector_size(64), aligned(8)));
+typedef double v4 __attribute__((vector_size(32), aligned(8)));
 
 /* ThreadSanitizer instruments the resolver that picks a version, which then runs before
  * the sanitizer is ready: its builds take the plain version. */
@@ -56,6 +57,7 @@ int nb__threads(void)
 /* Eight doubles from p (a macro: a function returning a vector would have an ABI that
  * depends on the instruction set). */
 #define load(p) (*(const v8 *)(p))
+#define load4(p) (*(const v4 *)(p))
 
 /* The sum of the lanes of vector v, in a fixed order (a macro, as load). */
 #define hsum(v) ((((v)[0] + (v)[4]) + ((v)[1] + (v)[5])) + (((v)[2] + (v)[6]) + ((v)[3] + (v)[7])))
@@ -96,12 +98,56 @@ INLINE void dot_tile(const double *a, const double *b, size_t k, double *c, size
 		}
 }
 
-/* Tiles of mr rows (4 or 1) across all n columns: 5 at a time, then the rest. */
+/* An mr x nr tile (mr, nr <= 3) in four-lane vectors, for sixteen registers: nine
+ * accumulators and six loads. The sum of a dot product's lanes differs from the
+ * eight-lane kernel's in order, so each processor gives its own last bits, as before. */
+INLINE void dot_tile4(const double *a, const double *b, size_t k, double *c, size_t ldc,
+                      int mr, int nr)
+{
+	v4 s[3][3] = { { { 0 } } };
+	size_t p = 0;
+
+	for (; p + 4 <= k; p += 4) {
+		v4 av[3], bv[3];
+
+#pragma GCC unroll 3
+		for (int r = 0; r < mr; r++)
+			av[r] = load4(a + r * k + p);
+#pragma GCC unroll 3
+		for (int j = 0; j < nr; j++)
+			bv[j] = load4(b + j * k + p);
+#pragma GCC unroll 3
+		for (int r = 0; r < mr; r++)
+#pragma GCC unroll 3
+			for (int j = 0; j < nr; j++)
+				s[r][j] += av[r] * bv[j];
+	}
+	for (int r = 0; r < mr; r++)
+		for (int j = 0; j < nr; j++) {
+			double t = 0.0;
+
+			for (size_t q = p; q < k; q++)
+				t += a[r * k + q] * b[j * k + q];
+			c[r * ldc + j] = ((s[r][j][0] + s[r][j][2]) + (s[r][j][1] + s[r][j][3])) + t;
+		}
+}
+
+/* Tiles of mr rows across all n columns: 5 at a time, then the rest (nr 3 and four-lane
+ * tiles with narrow registers). */
 INLINE void dot_strip(const double *a, const double *b, size_t n, size_t k, double *c,
-                      int mr)
+                      int mr, int nr)
 {
 	size_t j = 0;
 
+	if (nr == 3) {
+		for (; j + 3 <= n; j += 3)
+			dot_tile4(a, b + j * k, k, c + j, n, mr, 3);
+		if (n - j == 2)
+			dot_tile4(a, b + j * k, k, c + j, n, mr, 2);
+		else if (n - j == 1)
+			dot_tile4(a, b + j * k, k, c + j, n, mr, 1);
+		return;
+	}
 	for (; j + 5 <= n; j += 5)
 		dot_tile(a, b + j * k, k, c + j, n, mr, 5);
 	switch (n - j) {
@@ -124,14 +170,21 @@ INLINE void dot_strip(const double *a, const double *b, size_t n, size_t k, doub
  * shapes of training: rows of a few thousand doubles stream well from the second.) */
 MULTIVERSION
 static void dot_rows(size_t i0, size_t i1, size_t n, size_t k, const double *a,
-                     const double *b, double *c)
+                     const double *b, double *c, bool wide)
 {
 	size_t i = i0;
 
+	if (!wide) {
+		for (; i + 3 <= i1; i += 3)
+			dot_strip(a + i * k, b, n, k, c + i * n, 3, 3);
+		for (; i < i1; i++)
+			dot_strip(a + i * k, b, n, k, c + i * n, 1, 3);
+		return;
+	}
 	for (; i + 4 <= i1; i += 4)
-		dot_strip(a + i * k, b, n, k, c + i * n, 4);
+		dot_strip(a + i * k, b, n, k, c + i * n, 4, 5);
 	for (; i < i1; i++)
-		dot_strip(a + i * k, b, n, k, c + i * n, 1);
+		dot_strip(a + i * k, b, n, k, c + i * n, 1, 5);
 }
 
 /* ---- axpy: C = op(A) B, B k x n ---------------------------------------------------- */
@@ -148,9 +201,9 @@ INLINE double at(struct amat A, size_t i, size_t p)
 }
 
 /* A 6 x 16 tile of C: per p, two rows of B (eight lanes each) times six broadcast
- * elements of A, in twelve accumulators. */
+ * elements of A, in twelve accumulators: AVX-512's registers. */
 INLINE void axpy_tile(struct amat A, size_t i, const double *b, size_t n, size_t k,
-                             double *c)
+                      double *c)
 {
 	v8 s[6][2] = { { { 0 } } };
 
@@ -168,6 +221,30 @@ INLINE void axpy_tile(struct amat A, size_t i, const double *b, size_t n, size_t
 	for (int r = 0; r < 6; r++) {
 		memcpy(c + r * n, &s[r][0], sizeof s[r][0]);
 		memcpy(c + r * n + 8, &s[r][1], sizeof s[r][1]);
+	}
+}
+
+/* The same 6 x 8 tile in four-lane vectors, twelve accumulators: AVX2's sixteen
+ * registers. (An eight-lane type there is two registers that GCC keeps in memory.) */
+INLINE void axpy_tile4(struct amat A, size_t i, const double *b, size_t n, size_t k,
+                       double *c)
+{
+	v4 s[6][2] = { { { 0 } } };
+
+	for (size_t p = 0; p < k; p++) {
+		v4 b0 = load4(b + p * n), b1 = load4(b + p * n + 4);
+
+#pragma GCC unroll 6
+		for (int r = 0; r < 6; r++) {
+			double ar = at(A, i + r, p);
+
+			s[r][0] += ar * b0;
+			s[r][1] += ar * b1;
+		}
+	}
+	for (int r = 0; r < 6; r++) {
+		memcpy(c + r * n, &s[r][0], sizeof s[r][0]);
+		memcpy(c + r * n + 4, &s[r][1], sizeof s[r][1]);
 	}
 }
 
@@ -196,15 +273,19 @@ INLINE void axpy_row(struct amat A, size_t i, const double *b, size_t n, size_t 
 /* Rows [i0, i1) of C. */
 MULTIVERSION
 static void axpy_rows(size_t i0, size_t i1, size_t n, size_t k, struct amat A, const double *b,
-                      double *c)
+                      double *c, bool wide)
 {
 	size_t i = i0;
 
 	for (; i + 6 <= i1; i += 6) {
 		size_t j = 0;
 
-		for (; j + 16 <= n; j += 16)
-			axpy_tile(A, i, b + j, n, k, c + i * n + j);
+		if (wide)
+			for (; j + 16 <= n; j += 16)
+				axpy_tile(A, i, b + j, n, k, c + i * n + j);
+		else
+			for (; j + 8 <= n; j += 8)
+				axpy_tile4(A, i, b + j, n, k, c + i * n + j);
 		for (size_t r = 0; r < 6; r++)
 			axpy_row(A, i + r, b, n, k, j, c + (i + r) * n);
 	}
@@ -287,15 +368,30 @@ static void transpose_into(const double *b, size_t n, size_t k, double *bt)
 					bt[p * n + j] = b[j * k + p];
 }
 
+/* Whether the processor has 32 vector registers of eight doubles (AVX-512): the large
+ * tiles fit there; with 16 registers (AVX2, SSE, elsewhere) they spill to the stack, and
+ * smaller tiles are several times faster. Tile sizes change no result: each element of
+ * C is summed in the same order whatever the tile. */
+static bool wide_registers(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+	return __builtin_cpu_supports("avx512f");
+#else
+	return false;
+#endif
+}
+
 static void gemm_rows(bool ta, bool tb, size_t i0, size_t i1, size_t m, size_t n, size_t k,
                       const double *a, const double *b, double *c, const double *bt)
 {
+	bool wide = wide_registers();
+
 	if (bt)
-		axpy_rows(i0, i1, n, k, (struct amat){ a, k, 1 }, bt, c);
+		axpy_rows(i0, i1, n, k, (struct amat){ a, k, 1 }, bt, c, wide);
 	else if (!ta && tb)
-		dot_rows(i0, i1, n, k, a, b, c);
+		dot_rows(i0, i1, n, k, a, b, c, wide);
 	else if (!tb)
-		axpy_rows(i0, i1, n, k, (struct amat){ a, ta ? 1 : k, ta ? m : 1 }, b, c);
+		axpy_rows(i0, i1, n, k, (struct amat){ a, ta ? 1 : k, ta ? m : 1 }, b, c, wide);
 	else
 		tt_rows(i0, i1, m, n, k, a, b, c);
 }
