@@ -10,7 +10,8 @@
  *
  * Threads: tapes, networks and data sets are independent. Different threads may use
  * different ones at the same time; one tape (or network) must not be used by two threads
- * at once. nb_set_threads() is process-wide: call it before starting threads.
+ * at once; reading a value counts as using its tape, since it may recompute it.
+ * nb_set_threads() is process-wide: call it before starting threads.
  *
  * Errors are sticky: the first failure (bad shape, NULL argument, out of memory, ...) is
  * recorded on the tape with a message naming the op and the shapes; every later op on that
@@ -43,7 +44,9 @@ int nb_version_number(void);
 
 /* ---- Status ------------------------------------------------------------------------ */
 
-/** X(name, value, description): the one list of status codes. */
+/** X(name, value, description): the one list of status codes. NB_ESTALE is no longer
+ * returned (values are recomputed when read); it keeps its number so codes stay stable.
+ * NB_EINTERNAL means a bug in nabla (a backward rule broke an invariant). */
 #define NB_STATUS_MAP(X)                                              \
 	X(NB_OK, 0, "no error")                                       \
 	X(NB_ENULL, 1, "NULL argument")                               \

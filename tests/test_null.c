@@ -21,7 +21,10 @@
  *   networks: test_net (test_new_rejects_null, test_bad_data), model files: test_model
  *     (test_null_arguments_are_rejected, test_msg_may_be_null)
  *
- * and below: the tape of two-operand ops, the dims of leaves and of reshape, broadcast_to
+ *   marks, rewind, reset, find, views (data), touch, nb_gradients, the updates (params,
+ *     grads, state, options): test_lifetime, test_grads
+ *
+ * and below: the views and bytes of a NULL tape, the updates' state entries, the tape of two-operand ops, the dims of leaves and of reshape, broadcast_to
  * and reduce_to, names, the remaining queries, backward's tape, the allocator's ud,
  * gradcheck's input data, every field of nb_mlp and every output array of the
  * reference, and the remaining arguments of the network functions. */
@@ -32,6 +35,42 @@
 #include "helpers.h"
 
 /* ---- Tape, leaves and queries -------------------------------------------------------- */
+
+START_TEST(test_views_and_bytes_of_null_tape)
+{
+	double v[2] = { 0 };
+
+	ck_assert_ptr_null(nb_variable_view(NULL, 1, (size_t[]){ 2 }, v));
+	ck_assert_ptr_null(nb_constant_view(NULL, 1, (size_t[]){ 2 }, v));
+	ck_assert_uint_eq(nb_tape_bytes(NULL), 0);
+}
+END_TEST
+
+/* A NULL entry of a state list is refused, naming the entry, and nothing moves. */
+START_TEST(test_update_null_state_entries)
+{
+	nb_tape *t = nb_tape_new();
+	nb_tensor *w = nb_variable(t, 1, (size_t[]){ 2 }, (double[]){ 1, 2 });
+	double m[2] = { 0 }, *ms[1] = { m }, *none[1] = { NULL };
+	nb_sgd_opts o = { .eta = 0.1, .momentum = 0.5 };
+	nb_adam_opts a = NB_ADAM_DEFAULTS;
+
+	ck_assert_int_eq(nb_backward(t, nb_sum(t, nb_mul(t, w, w)), NULL), NB_OK);
+	ck_assert_int_eq(nb_sgd_update(&w, NULL, none, 1, &o), NB_ENULL);
+	ck_assert_str_eq(nb_tape_message(t), "sgd_update: velocity[0] is NULL");
+	nb_tape_clear_error(t);
+	ck_assert_int_eq(nb_adam_update(&w, NULL, none, ms, 1, &a, 1), NB_ENULL);
+	ck_assert_str_eq(nb_tape_message(t), "adam_update: m[0] is NULL");
+	nb_tape_clear_error(t);
+	ck_assert_int_eq(nb_adam_update(&w, NULL, ms, ms, 1, NULL, 1), NB_ENULL);
+	ck_assert_str_eq(nb_tape_message(t), "adam_update: options are NULL");
+	nb_tape_clear_error(t);
+	ck_assert_int_eq(nb_sgd_update((nb_tensor *[]){ NULL }, NULL, NULL, 1, &o), NB_ENULL);
+	ck_assert_int_eq(nb_adam_update(NULL, NULL, ms, ms, 1, &a, 1), NB_ENULL);
+	ck_assert_double_eq(nb_value(w)[1], 2.0);
+	nb_tape_free(t);
+}
+END_TEST
 
 /* Two-operand ops with a NULL tape return NULL; the operands' tape is untouched. */
 typedef nb_tensor *(*binary_fn)(nb_tape *, nb_tensor *, nb_tensor *);
@@ -458,6 +497,8 @@ static Suite *null_suite(void)
 	TCase *check = tcase_create("gradcheck and reference");
 	TCase *net = tcase_create("data and networks");
 
+	tcase_add_test(tape, test_views_and_bytes_of_null_tape);
+	tcase_add_test(tape, test_update_null_state_entries);
 	tcase_add_loop_test(tape, test_binary_null_tape, 0, N_BINARY);
 	tcase_add_test(tape, test_leaves_reject_null_dims);
 	tcase_add_loop_test(tape, test_shape_ops_reject_null_dims, 0, N_SHAPE);
