@@ -209,7 +209,7 @@ static double show_equations(const struct closed_form *cf, const struct graph *g
 static int closed_form_gradients(struct closed_form *cf)
 {
 	const double *w[L] = { w1, w2 }, *b[L] = { b1, b2 };
-	const nb_mlp net = { N_LAYERS, sizes, w, b };
+	const nb_mlp net = { .n_layers = N_LAYERS, .sizes = sizes, .w = w, .b = b };
 	char msg[NB_MSG_MAX];
 	int status = nb_bp_reference(&net, BATCH, x, y, (double *[]){ cf->dw1, cf->dw2 },
 	                             (double *[]){ cf->db1, cf->db2 },

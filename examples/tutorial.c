@@ -171,7 +171,7 @@ static int closed_form(const struct batch *b, struct closed_form *cf)
 {
 	static const size_t sizes[] = { IN, HID, OUT };
 	const double *w[] = { w1, w2 }, *bias[] = { b1, b2 };
-	const nb_mlp net = { 3, sizes, w, bias };
+	const nb_mlp net = { .n_layers = 3, .sizes = sizes, .w = w, .b = bias };
 	char msg[NB_MSG_MAX];
 
 	if (nb_bp_reference(&net, BATCH, b->x_cols, b->y, (double *[]){ cf->dw1, cf->dw2 },

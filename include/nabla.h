@@ -424,6 +424,8 @@ typedef struct nb_gradcheck_opts {
 	double rtol;         /* (defaults 1e-7 and 1e-6) */
 	unsigned long seed;  /* random seed vector, direction and second-order vector (default 1) */
 	int first_order_only;/* non-zero: skip the second-order check */
+	nb_alloc_fn alloc;   /* every allocation of the check and its tapes (NULL: malloc) */
+	void *alloc_ud;      /* passed to alloc */
 } nb_gradcheck_opts;
 
 /** The result of one comparison (first or second order). */
@@ -473,6 +475,8 @@ typedef struct nb_mlp {
 	const size_t *sizes;
 	const double *const *w;
 	const double *const *b;
+	nb_alloc_fn alloc;    /* nb_bp_reference()'s work space (NULL: malloc) */
+	void *alloc_ud;       /* passed to alloc */
 } nb_mlp;
 
 /** Gradients of the quadratic cost C = 1/(2n) sum_x ||y(x) - a^L(x)||^2 over a mini-batch

@@ -25,6 +25,9 @@ struct bp_work {
 	double **a;       /* a[1..L] point into block; a[0] is unused (a^0 is xr) */
 	double **delta;   /* delta[1..L] point into block; delta[0] is unused */
 	double *block;
+	size_t n_scratch, n_ptr, n_block;  /* elements of each allocation, to give them back */
+	nb_alloc_fn alloc;                 /* the network's allocator, or malloc's */
+	void *ud;
 };
 
 /* Check the network: its fields, the layer count, every size, the batch size. */
@@ -77,12 +80,22 @@ static int check_io(size_t n_layers, const double *x, const double *y, double *c
 	return NB_OK;
 }
 
+/* n doubles (or pointers: elem bytes each) from the network's allocator, or NULL. */
+static void *work_take(const struct bp_work *wk, size_t n, size_t elem)
+{
+	return wk->alloc(wk->ud, NULL, 0, n * elem);
+}
+
 static void work_free(struct bp_work *wk)
 {
-	free(wk->scratch);
-	free(wk->a);
-	free(wk->delta);
-	free(wk->block);
+	if (wk->scratch)
+		wk->alloc(wk->ud, wk->scratch, wk->n_scratch * sizeof *wk->scratch, 0);
+	if (wk->a)
+		wk->alloc(wk->ud, wk->a, wk->n_ptr * sizeof *wk->a, 0);
+	if (wk->delta)
+		wk->alloc(wk->ud, wk->delta, wk->n_ptr * sizeof *wk->delta, 0);
+	if (wk->block)
+		wk->alloc(wk->ud, wk->block, wk->n_block * sizeof *wk->block, 0);
 }
 
 /* The largest work space the matrix kernel asks for in run(). */
@@ -118,10 +131,15 @@ static int work_alloc(const nb_mlp *net, size_t n, const double *x, struct bp_wo
 	}
 	if (net->sizes[0] > limit / n || net->sizes[0] * n > limit - 2 * total)
 		return nb__msg_fail(msg, NB_ENOMEM, "bp_reference: out of memory");
-	wk->scratch = malloc((scratch_size(net, n) + 1) * sizeof *wk->scratch);
-	wk->a = malloc((L + 1) * sizeof *wk->a);
-	wk->delta = malloc((L + 1) * sizeof *wk->delta);
-	wk->block = malloc((2 * total + net->sizes[0] * n) * sizeof *wk->block);
+	wk->alloc = net->alloc ? net->alloc : nb__default_alloc;
+	wk->ud = net->alloc_ud;
+	wk->n_scratch = scratch_size(net, n) + 1;
+	wk->n_ptr = L + 1;
+	wk->n_block = 2 * total + net->sizes[0] * n;
+	wk->scratch = work_take(wk, wk->n_scratch, sizeof *wk->scratch);
+	wk->a = work_take(wk, wk->n_ptr, sizeof *wk->a);
+	wk->delta = work_take(wk, wk->n_ptr, sizeof *wk->delta);
+	wk->block = work_take(wk, wk->n_block, sizeof *wk->block);
 	if (!wk->scratch || !wk->a || !wk->delta || !wk->block) {
 		work_free(wk);
 		return nb__msg_fail(msg, NB_ENOMEM, "bp_reference: out of memory");

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "nabla.h"
 #include "rng.h"
 
@@ -35,8 +36,25 @@ struct check {
 	double *grad;      /* analytic gradient (first order, then Hessian-vector product) */
 	double *again;     /* gradient of the second sweep, for the repeatability check */
 	double *dir;       /* direction u (direction mode) */
+	size_t biggest;    /* doubles in work */
 	struct nb_rng rng;
+	nb_alloc_fn alloc; /* the caller's allocator, or malloc's */
+	void *ud;
 };
+
+/* ---- Memory: everything through the caller's allocator ----------------------------- */
+
+/* n elements of size bytes, or NULL (also when n * size overflows). */
+static void *take(const struct check *c, size_t n, size_t size)
+{
+	return size && n > SIZE_MAX / size ? NULL : c->alloc(c->ud, NULL, 0, n * size + !n);
+}
+
+static void give(const struct check *c, void *p, size_t n, size_t size)
+{
+	if (p)
+		c->alloc(c->ud, p, n * size + !n, 0);
+}
 
 /* ---- Random numbers: the library's generator, so a check is the same on every run ---- */
 
@@ -143,14 +161,16 @@ static size_t input_size(const nb_gradcheck_input *in)
 
 static void check_free(struct check *c)
 {
+	size_t total = c->off ? c->off[c->n] : 0;
+
 	nb_tape_free(c->t);
-	free(c->x);
-	free(c->off);
-	free(c->base);
-	free(c->work);
-	free(c->grad);
-	free(c->again);
-	free(c->dir);
+	give(c, c->x, c->n, sizeof(*c->x));
+	give(c, c->base, total, sizeof(double));
+	give(c, c->work, c->biggest, sizeof(double));
+	give(c, c->grad, total, sizeof(double));
+	give(c, c->again, total, sizeof(double));
+	give(c, c->dir, total, sizeof(double));
+	give(c, c->off, c->n + 1, sizeof(*c->off));
 }
 
 /* Allocate the buffers and record one variable per input on a fresh tape. */
@@ -159,24 +179,33 @@ static int check_init(struct check *c, const nb_gradcheck_input *inputs, size_t 
 	size_t total = 0, biggest = 0;
 
 	c->n = n;
-	c->off = malloc((n + 1) * sizeof(*c->off));
-	c->x = calloc(n, sizeof(*c->x));
-	if (!c->off || !c->x)
+	c->off = n < SIZE_MAX ? take(c, n + 1, sizeof(*c->off)) : NULL;
+	c->x = take(c, n, sizeof(*c->x));
+	if (!c->off || !c->x) {
+		give(c, c->off, n + 1, sizeof(*c->off));
+		c->off = NULL;
 		return fail(c->rep, NB_ENOMEM, "gradcheck: out of memory");
+	}
+	memset(c->x, 0, n * sizeof(*c->x));
 	for (size_t k = 0; k < n; k++) {
 		size_t s = input_size(&inputs[k]);
 
 		c->off[k] = total;
+		if (s > SIZE_MAX - total) {
+			c->off[n] = 0;
+			return fail(c->rep, NB_EINVAL, "gradcheck: the inputs have too many elements");
+		}
 		total += s;
 		biggest = s > biggest ? s : biggest;
 	}
 	c->off[n] = total;
-	c->base = malloc(total * sizeof(double));
-	c->work = malloc(biggest * sizeof(double));
-	c->grad = malloc(total * sizeof(double));
-	c->again = malloc(total * sizeof(double));
-	c->dir = malloc(total * sizeof(double));
-	c->t = nb_tape_new();
+	c->biggest = biggest;
+	c->base = take(c, total, sizeof(double));
+	c->work = take(c, biggest, sizeof(double));
+	c->grad = take(c, total, sizeof(double));
+	c->again = take(c, total, sizeof(double));
+	c->dir = take(c, total, sizeof(double));
+	c->t = nb_tape_new_alloc(c->alloc, c->ud);
 	if (!c->base || !c->work || !c->grad || !c->again || !c->dir || !c->t)
 		return fail(c->rep, NB_ENOMEM, "gradcheck: out of memory");
 	for (size_t k = 0; k < n; k++)
@@ -203,7 +232,7 @@ static nb_tensor *objective(struct check *c, nb_tensor *out)
 	c->rep->output_size = nb_size(out);
 	if (c->rep->output_size == 1)
 		return out;
-	r = malloc(c->rep->output_size * sizeof(double));
+	r = take(c, c->rep->output_size, sizeof(double));
 	if (!r) {
 		fail(c->rep, NB_ENOMEM, "gradcheck: out of memory");
 		return NULL;
@@ -212,7 +241,7 @@ static nb_tensor *objective(struct check *c, nb_tensor *out)
 		dim[i] = nb_dim(out, i);
 	rng_fill(&c->rng, r, c->rep->output_size);
 	rt = nb_constant(c->t, rank, dim, r);
-	free(r);
+	give(c, r, c->rep->output_size, sizeof(double));
 	return nb_sum(c->t, nb_mul(c->t, rt, out));
 }
 
@@ -280,11 +309,13 @@ static int check_repeatable(struct check *c, nb_expr_fn f, void *ud, const struc
 	struct nb_rng r0 = c->rng;
 	size_t total = c->off[c->n];
 
-	c->t = nb_tape_new();
-	c->x = calloc(c->n, sizeof(*c->x));
+	c->t = nb_tape_new_alloc(c->alloc, c->ud);
+	c->x = take(c, c->n, sizeof(*c->x));
 	c->rng = *rng;
 	if (!c->t || !c->x)
 		fail(c->rep, NB_ENOMEM, "gradcheck: out of memory");
+	else
+		memset(c->x, 0, c->n * sizeof(*c->x));
 	for (size_t k = 0; c->x && c->t && k < c->n; k++) {
 		size_t dim[NB_MAX_RANK];
 
@@ -298,7 +329,7 @@ static int check_repeatable(struct check *c, nb_expr_fn f, void *ud, const struc
 	else if (y && read_grads(c, c->again) == NB_OK)
 		c->rep->repeatable = memcmp(c->grad, c->again, total * sizeof(double)) == 0;
 	nb_tape_free(c->t);
-	free(c->x);
+	give(c, c->x, c->n, sizeof(*c->x));
 	c->t = t0;
 	c->x = x0;
 	c->rng = r0;
@@ -521,6 +552,8 @@ int nb_gradcheck(nb_expr_fn f, void *ud, const nb_gradcheck_input *inputs, size_
 	if (read_opts(rep, opts) || check_args(f, inputs, n, rep))
 		return rep->status;
 	nb__rng_seed(&c.rng, opts && opts->seed ? opts->seed : DEFAULT_SEED);
+	c.alloc = opts && opts->alloc ? opts->alloc : nb__default_alloc;
+	c.ud = opts ? opts->alloc_ud : NULL;
 	run(&c, f, ud, inputs, n, opts && opts->first_order_only);
 	check_free(&c);
 	rep->passed = rep->status == NB_OK && rep->first.passed && rep->repeatable &&

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alloc.h"
 #include "nabla.h"
 
 #define NB_MAX_ARITY 2
@@ -112,7 +113,6 @@ struct nb_tape {
 void *nb__alloc(nb_tape *t, size_t size);
 void *nb__try_alloc(nb_tape *t, size_t size);
 void nb__free(nb_tape *t, void *p, size_t size);
-void *nb__default_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 
 /* error.c: record status and a message in e unless it already holds an error (the first
  * one is kept); returns e's status. */

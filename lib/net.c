@@ -281,6 +281,8 @@ nb_mlp nb_net_mlp(const nb_net *net)
 		m.sizes = net->sizes;
 		m.w = (const double *const *)net->w;
 		m.b = (const double *const *)net->b;
+		m.alloc = net->cfg.alloc;
+		m.alloc_ud = net->cfg.alloc_ud;
 	}
 	return m;
 }

@@ -462,6 +462,37 @@ static double hand_sigma(double z)
 }
 
 /* [1,1,1], two examples: every quantity of BP1-BP4 written out with sigma itself. */
+/* Every allocation of the reference goes through the network's allocator: failing each
+ * in turn gives NB_ENOMEM and leaks nothing, and the run after the last one succeeds. */
+START_TEST(test_reference_uses_the_callers_allocator)
+{
+	const double w1 = 0.5, b1 = -0.25, w2 = -1.5, b2 = 0.75;
+	const double x[2] = { 0.8, -0.3 }, y[2] = { 1.0, 0.9 };
+	const size_t sizes[3] = { 1, 1, 1 };
+	const double *w[2] = { &w1, &w2 }, *b[2] = { &b1, &b2 };
+	double dw[2], db[2];
+	size_t k;
+
+	for (k = 1;; k++) {
+		count_alloc c = { .fail_at = k };
+		nb_mlp net = { 3, sizes, w, b, count_alloc_fn, &c };
+		char msg[NB_MSG_MAX] = "";
+		int status = nb_bp_reference(&net, 2, x, y, (double *[]){ &dw[0], &dw[1] },
+		                             (double *[]){ &db[0], &db[1] }, NULL, NULL, msg);
+
+		ck_assert_uint_eq(c.bytes_in_use, 0);
+		if (c.fail_at != 0) {
+			ck_assert_int_eq(status, NB_OK);
+			ck_assert_uint_gt(c.allocs, 0);
+			break;
+		}
+		ck_assert_int_eq(status, NB_ENOMEM);
+		ck_assert_str_eq(msg, "bp_reference: out of memory");
+	}
+	ck_assert_uint_gt(k, 3);
+}
+END_TEST
+
 START_TEST(test_reference_matches_hand_computation)
 {
 	const double w1 = 0.5, b1 = -0.25, w2 = -1.5, b2 = 0.75;
@@ -470,7 +501,7 @@ START_TEST(test_reference_matches_hand_computation)
 	double dw[2], db[2], got_d1[2], got_d2[2], cost = 0.0;
 	const size_t sizes[3] = { 1, 1, 1 };
 	const double *w[2] = { &w1, &w2 }, *b[2] = { &b1, &b2 };
-	nb_mlp net = { 3, sizes, w, b };
+	nb_mlp net = { .n_layers = 3, .sizes = sizes, .w = w, .b = b };
 	char msg[NB_MSG_MAX] = "";
 
 	for (int c = 0; c < 2; c++) {
@@ -506,7 +537,7 @@ START_TEST(test_reference_skips_null_delta_entry)
 	const double w1 = 0.5, b1 = -0.25, w2 = -1.5, b2 = 0.75, x = 0.8, y = 1.0;
 	const size_t sizes[3] = { 1, 1, 1 };
 	const double *w[2] = { &w1, &w2 }, *b[2] = { &b1, &b2 };
-	nb_mlp net = { 3, sizes, w, b };
+	nb_mlp net = { .n_layers = 3, .sizes = sizes, .w = w, .b = b };
 	double dw[2], db[2], d2 = 0.0;
 
 	ck_assert_int_eq(nb_bp_reference(&net, 1, &x, &y, (double *[]){ &dw[0], &dw[1] },
@@ -549,7 +580,7 @@ static void args_init(struct bp_args *a)
 	a->dw[1] = a->dw1;
 	a->db[0] = a->db0;
 	a->db[1] = a->db1;
-	a->net = (nb_mlp){ 3, a->sizes, a->w, a->b };
+	a->net = (nb_mlp){ .n_layers = 3, .sizes = a->sizes, .w = a->w, .b = a->b };
 	a->netp = &a->net;
 	a->n = 1;
 	a->xp = a->x;
@@ -636,6 +667,7 @@ static Suite *bp_suite(void)
 	tcase_add_loop_test(st, test_bp3_bp4_grad_nodes, 0, N_LOOP);
 	tcase_add_loop_test(rp, test_replay_tracks_bp_reference, 0, N_LOOP);
 	tcase_add_test(ref, test_reference_matches_hand_computation);
+	tcase_add_test(ref, test_reference_uses_the_callers_allocator);
 	tcase_add_test(ref, test_reference_skips_null_delta_entry);
 	tcase_add_loop_test(ref, test_reference_rejects_bad_argument, 0, N_BAD_CASES);
 	suite_add_tcase(s, eq);

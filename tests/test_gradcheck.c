@@ -273,6 +273,33 @@ START_TEST(test_large_step_fails_at_largest_element)
 }
 END_TEST
 
+/* Every allocation of a check, its buffers and its tapes alike, goes through the
+ * caller's allocator: failing each in turn gives NB_ENOMEM, leaks nothing, and the run
+ * after the last one passes. */
+START_TEST(test_gradcheck_uses_the_callers_allocator)
+{
+	nb_gradcheck_input in = { 1, dim_4, val_exp };
+	nb_gradcheck_report r;
+	size_t k;
+
+	for (k = 1;; k++) {
+		count_alloc c = { .fail_at = k };
+		nb_gradcheck_opts o = { .alloc = count_alloc_fn, .alloc_ud = &c };
+		int status = nb_gradcheck(sum_exp, NULL, &in, 1, &o, &r);
+
+		ck_assert_uint_eq(c.bytes_in_use, 0);
+		if (c.fail_at != 0) {
+			ck_assert_int_eq(status, NB_OK);
+			ck_assert_int_eq(r.passed, 1);
+			break;
+		}
+		ck_assert_int_eq(status, NB_ENOMEM);
+		ck_assert_int_eq(r.passed, 0);
+	}
+	ck_assert_uint_gt(k, 10);
+}
+END_TEST
+
 /* An expression that reads state outside the graph (a counter bumped at every call) has
  * a correct gradient on each tape, but not the same one twice: the repeatability check,
  * which records it again on a fresh tape, must catch that. */
@@ -511,6 +538,7 @@ static Suite *gradcheck_suite(void)
 	tcase_add_test(err, test_expression_returning_null_reported);
 	tcase_add_test(err, test_expression_shape_error_reported);
 	tcase_add_test(err, test_repeatable_fails_for_state_outside_the_graph);
+	tcase_add_test(err, test_gradcheck_uses_the_callers_allocator);
 	tcase_add_test(print, test_print_shows_pass_and_fail);
 	tcase_add_test(print, test_print_shows_error_and_null);
 	suite_add_tcase(s, pass);

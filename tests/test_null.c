@@ -288,7 +288,7 @@ static void ref_init(struct ref_args *a)
 	a->dw[1] = &a->dw1;
 	a->db[0] = &a->db0;
 	a->db[1] = &a->db1;
-	a->net = (nb_mlp){ 3, a->sizes, a->w, a->b };
+	a->net = (nb_mlp){ .n_layers = 3, .sizes = a->sizes, .w = a->w, .b = a->b };
 }
 
 static void null_sizes(struct ref_args *a) { a->net.sizes = NULL; }
