@@ -69,8 +69,10 @@ static int sweep(nb_tape *t, const char *fn, nb_tensor *y, nb_tensor *seed)
 	t->grads_valid = false;
 	t->in_backward = true;
 	seed = backward_seed(t, fn, y, seed);
-	if (seed)
-		nb__grad_add(t, y, seed);
+	if (seed && !nb__is_zero(seed)) {  /* dy/dy: the seed, whether or not y is wanted */
+		y->grad = seed;
+		y->grad_sweep = t->sweep;
+	}
 	for (size_t i = y->id + 1; i-- > 0 && t->err.status == NB_OK;) {
 		nb_tensor *x = t->node[i];
 

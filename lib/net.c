@@ -168,6 +168,8 @@ static double **layer_arrays(const nb_net *net, bool weights)
 
 static void graph_free(const nb_net *net, struct nb_graph *g)
 {
+	if (!net->sizes)  /* a network whose creation failed early has no graph */
+		return;
 	nb_tape_free(g->tape);
 	unmem(net, g->xdata, g->batch * net->sizes[0] * sizeof *g->xdata);
 	unmem(net, g->ydata, g->batch * net->sizes[net->L] * sizeof *g->ydata);

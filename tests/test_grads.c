@@ -38,6 +38,20 @@ START_TEST(test_hvp_of_linear_function_is_zero)
 }
 END_TEST
 
+/* dy/dy is the seed even when y depends on no variable; what y depends on gets zeros. */
+START_TEST(test_grad_of_output_is_seed)
+{
+	nb_tape *t = nb_tape_new();
+	nb_tensor *k = nb_constant(t, 0, NULL, (double[]){ 2 });
+	nb_tensor *y = nb_exp(t, k), *seed = nb_constant(t, 0, NULL, (double[]){ 3 });
+
+	ck_assert_int_eq(nb_backward(t, y, seed), NB_OK);
+	ck_assert_ptr_eq(nb_grad(y), seed);
+	ck_assert_double_eq(nb_value(nb_grad(k))[0], 0.0);
+	nb_tape_free(t);
+}
+END_TEST
+
 START_TEST(test_grad_before_any_sweep_is_null)
 {
 	nb_tape *t = nb_tape_new();
@@ -389,6 +403,7 @@ static Suite *grads_suite(void)
 	TCase *tc = tcase_create("grads");
 
 	tcase_add_test(tc, test_hvp_of_linear_function_is_zero);
+	tcase_add_test(tc, test_grad_of_output_is_seed);
 	tcase_add_test(tc, test_grad_before_any_sweep_is_null);
 	tcase_add_test(tc, test_full_hessian_of_quadratic_form);
 	tcase_add_test(tc, test_gradients_survive_later_sweeps);
