@@ -309,10 +309,17 @@ nb_tensor *nb_sigmoid_cross_entropy(nb_tape *t, nb_tensor *z, nb_tensor *y);
  * C = -1/n sum y ln softmax(z); for targets summing to 1 per example, dC/dz = (a - y) / n. */
 nb_tensor *nb_softmax_cross_entropy(nb_tape *t, nb_tensor *z, nb_tensor *y);
 
-/** Let the matrix kernels use up to n threads (default 1; values below 1 mean 1). Has an
- * effect only when nabla was built with OpenMP (./configure --enable-openmp, the default
- * where the compiler supports it). Results are identical for any number of threads. */
+/** Let the matrix kernels use up to n threads (default 1; values below 1 mean 1). n is
+ * clamped to the number of processors OpenMP may run on (omp_get_num_procs()), or to
+ * OMP_THREAD_LIMIT when that is lower: more threads would only wait on each other, and a
+ * count the runtime cannot start would end the process. Has an effect only when nabla was
+ * built with OpenMP (./configure --enable-openmp, the default where the compiler supports
+ * it). Results are identical for any number of threads. */
 void nb_set_threads(int n);
+
+/** The number of threads the matrix kernels may use: what nb_set_threads() granted after
+ * clamping, 1 before any call and always 1 without OpenMP. */
+int nb_get_threads(void);
 
 /* ---- Backward and replay ------------------------------------------------------------
  * Values. Whatever a program reads or records after changing a leaf (nb_set, nb_touch,

@@ -40,9 +40,31 @@ typedef double v4 __attribute__((vector_size(32), aligned(8)));
 
 static int max_threads = 1;
 
+/* The most threads the kernels take: the processors OpenMP may run on, and no more than
+ * its thread limit (OMP_THREAD_LIMIT). More threads than processors would only wait on
+ * each other, and a count the runtime cannot start makes libgomp exit the process. */
+static int thread_cap(void)
+{
+#ifdef _OPENMP
+	int procs = omp_get_num_procs(), limit = omp_get_thread_limit();
+	int cap = procs < limit ? procs : limit;
+
+	return cap < 1 ? 1 : cap;
+#else
+	return 1;
+#endif
+}
+
 void nb_set_threads(int n)
 {
-	max_threads = n < 1 ? 1 : n;
+	int cap = thread_cap();
+
+	max_threads = n < 1 ? 1 : n > cap ? cap : n;
+}
+
+int nb_get_threads(void)
+{
+	return nb__threads();
 }
 
 int nb__threads(void)

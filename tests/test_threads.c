@@ -1,10 +1,15 @@
 /* test_threads.c -- tapes are independent: two threads training separate networks at the
- * same time get exactly what each gets alone. Run under ThreadSanitizer by
- * `./build.sh tsan`, which reports any data race between them. */
+ * same time get exactly what each gets alone; and any thread count a caller asks for is
+ * one the matrix kernels can run with. Run under ThreadSanitizer by `./build.sh tsan`,
+ * which reports any data race between them. */
+#define _POSIX_C_SOURCE 200809L /* sysconf */
 #include <check.h>
+#include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 
@@ -60,12 +65,70 @@ START_TEST(test_two_threads_train_as_one)
 }
 END_TEST
 
+/* c = a b for 256 x 256 matrices through the public API: enough multiply-adds for the
+ * kernels to use every thread they may. */
+enum { SIDE = 256 };
+
+static void matmul_256(const double *a, const double *b, double *c)
+{
+	nb_tape *t = nb_tape_new();
+	const size_t dim[2] = { SIDE, SIDE };
+	nb_tensor *p = nb_matmul(t, nb_constant(t, 2, dim, a), nb_constant(t, 2, dim, b));
+
+	ck_assert_msg(p != NULL, "matmul: %s", nb_tape_message(t));
+	memcpy(c, nb_value(p), sizeof(double) * SIDE * SIDE);
+	nb_tape_free(t);
+}
+
+/* The largest difference between c and a b computed by plain loops, relative to the
+ * largest |c|: the kernels sum in another order, so they differ by rounding only. */
+static double diff_from_loops(const double *a, const double *b, const double *c)
+{
+	double worst = 0.0, scale = 0.0;
+
+	for (size_t i = 0; i < SIDE; i++)
+		for (size_t j = 0; j < SIDE; j++) {
+			double s = 0.0;
+
+			for (size_t k = 0; k < SIDE; k++)
+				s += a[i * SIDE + k] * b[k * SIDE + j];
+			worst = fmax(worst, fabs(s - c[i * SIDE + j]));
+			scale = fmax(scale, fabs(s));
+		}
+	return worst / scale;
+}
+
+/* A thread count the OpenMP runtime cannot start (it once made libgomp exit the process)
+ * is clamped: the product is right, and the same bit for bit as on one thread. */
+START_TEST(test_huge_thread_count_is_clamped)
+{
+	static double a[SIDE * SIDE], b[SIDE * SIDE], one[SIDE * SIDE], many[SIDE * SIDE];
+	test_rng r;
+
+	rng_seed(&r, 5);
+	rng_fill(&r, a, SIDE * SIDE, -1.0, 1.0);
+	rng_fill(&r, b, SIDE * SIDE, -1.0, 1.0);
+	nb_set_threads(1);
+	matmul_256(a, b, one);
+	nb_set_threads(INT_MAX);
+	ck_assert_int_ge(nb_get_threads(), 1);
+	ck_assert_int_le(nb_get_threads(), sysconf(_SC_NPROCESSORS_ONLN));
+	matmul_256(a, b, many);
+	nb_set_threads(-5);
+	ck_assert_int_eq(nb_get_threads(), 1);
+	nb_set_threads(1);
+	ck_assert_mem_eq(many, one, sizeof one);
+	ck_assert_double_lt(diff_from_loops(a, b, many), TOL_EXACT);
+}
+END_TEST
+
 static Suite *threads_suite(void)
 {
 	Suite *s = suite_create("threads");
 	TCase *tc = tcase_create("threads");
 
 	tcase_add_test(tc, test_two_threads_train_as_one);
+	tcase_add_test(tc, test_huge_thread_count_is_clamped);
 	suite_add_tcase(s, tc);
 	return s;
 }
