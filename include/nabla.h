@@ -401,7 +401,8 @@ int nb_adam_update(nb_tensor *const *params, nb_tensor *const *grads, double *co
 /** Write the tape as a Graphviz DOT graph: one box per node labelled with its name (if
  * any), op and shape; nodes recorded by nb_backward() (the gradient graph) are drawn
  * apart from the forward ones, and the gradient node of a named node x from the last
- * nb_backward() is labelled "dC/dx". Returns NB_OK, NB_ENULL, or NB_EIO on a write error. */
+ * nb_backward() is labelled "dC/dx". The stream is flushed, not closed. Returns NB_OK,
+ * NB_ENULL, or NB_EIO when a write or the flush fails. */
 int nb_tape_write_dot(const nb_tape *t, FILE *out);
 
 /* ---- Gradient check ---------------------------------------------------------------- */

@@ -65,5 +65,9 @@ int nb_tape_write_dot(const nb_tape *t, FILE *out)
 		write_node(out, x->grad, gname);
 	}
 	fprintf(out, "}\n");
-	return ferror(out) ? NB_EIO : NB_OK;
+	/* A stream keeps what fits in its buffer: a write that fails (a full disk, say) shows
+	 * only when that is flushed, and the caller's fclose() comes too late for our status. */
+	if (fflush(out) != 0 || ferror(out))
+		return NB_EIO;
+	return NB_OK;
 }
