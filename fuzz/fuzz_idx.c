@@ -20,6 +20,7 @@
 #include <nabla.h>
 
 #include "fuzz.h"
+#include "fuzz_msg.h"
 
 #define PREFIX 3                /* the images length (2 bytes), then the gzip choice */
 #define IDX_IMAGE_HEADER 16
@@ -86,7 +87,8 @@ static void check_failure(int status, const nb_dataset *ds, const char *msg, con
 	FUZZ_CHECK(status == NB_EIO || status == NB_EFORMAT || status == NB_ENOMEM,
 	           "status %s: %s", nb_status_name(status), msg);
 	FUZZ_CHECK(memcmp(ds, &empty, sizeof empty) == 0, "data set not empty after: %s", msg);
-	FUZZ_CHECK(fuzz_names_file(msg, NB_MSG_MAX, im) || fuzz_names_file(msg, NB_MSG_MAX, lb),
+	FUZZ_CHECK(fuzz_msg_names_file(msg, NB_MSG_MAX, im) ||
+	           fuzz_msg_names_file(msg, NB_MSG_MAX, lb),
 	           "message names neither file: %s", msg);
 }
 

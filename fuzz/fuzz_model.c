@@ -24,6 +24,7 @@
 #include <xxhash.h>
 
 #include "fuzz.h"
+#include "fuzz_msg.h"
 
 /* Byte offsets of docs/model-format.md, "Layout". */
 #define OFF_N_LAYERS 16
@@ -128,7 +129,7 @@ static void load(const uint8_t *f, size_t size)
 		FUZZ_CHECK(status == NB_EIO || status == NB_EFORMAT || status == NB_ENOMEM,
 		           "status %s: %s", nb_status_name(status), msg);
 		FUZZ_CHECK(net == NULL, "*out set after: %s", msg);
-		FUZZ_CHECK(fuzz_names_file(msg, NB_MSG_MAX, path), "message does not name the "
+		FUZZ_CHECK(fuzz_msg_names_file(msg, NB_MSG_MAX, path), "message does not name the "
 		           "file: %s", msg);
 	}
 	unlink(path);

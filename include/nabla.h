@@ -518,9 +518,11 @@ typedef struct nb_dataset {
 
 /** Load an IDX image file (magic 0x00000803) and an IDX label file (0x00000801), each
  * plain or gzip-compressed. On error ds is left empty (all zero), nothing leaks, and msg
- * (NB_MSG_MAX bytes, may be NULL) names the file and what is wrong, with the byte offset
- * where it applies: NB_ENULL, NB_EIO (cannot open or read, gzip error), NB_EFORMAT (bad
- * magic, truncated, counts that disagree, absurd dimensions, a label >= 10), NB_ENOMEM. */
+ * (NB_MSG_MAX bytes, may be NULL) says what is wrong, with the byte offset where it
+ * applies, then names the file ("label 10 at byte 9 is not a digit (0..9): PATH"; the
+ * path comes last so that a long one, cut at the end of msg, never hides the reason):
+ * NB_ENULL, NB_EIO (cannot open or read, gzip error), NB_EFORMAT (bad magic, truncated,
+ * counts that disagree, absurd dimensions, a label >= 10), NB_ENOMEM. */
 int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, char *msg);
 
 /** Load split "train" or "t10k" from directory dir in the standard MNIST layout:
@@ -620,7 +622,8 @@ nb_tape *nb_net_tape(nb_net *net, size_t batch);
 
 /** Save the network to path in nabla's model format (docs/model-format.md): written to a
  * temporary file in the same directory, then renamed over path, so that a failure never
- * destroys an existing file. Returns NB_OK, NB_ENULL, NB_EIO (msg names the file),
+ * destroys an existing file. Messages about the file give the reason, then the path, as
+ * the loaders' do. Returns NB_OK, NB_ENULL, NB_EIO (msg names the file),
  * NB_ENOMEM, or NB_EINVAL for a network whose file would exceed the 1 GiB a load accepts. */
 int nb_net_save(const nb_net *net, const char *path, char *msg);
 

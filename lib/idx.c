@@ -13,6 +13,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "file.h"
 #include "nabla_int.h"
 
 #define IDX_IMAGES 0x00000803u
@@ -34,16 +35,18 @@ struct idx_file {
 	char *msg;
 };
 
-/* As nb__msg_fail(), with "PATH: " in front: every message about a file names it first. */
+/* As nb__msg_fail(), with ": PATH" after the reason: every message about a file names it. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
 static int file_fail(struct idx_file *f, int status, const char *fmt, ...)
 {
-	char what[NB_MSG_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof what, fmt, ap);
+	status = nb__file_vfail(f->msg, status, f->path, fmt, ap);
 	va_end(ap);
-	return nb__msg_fail(f->msg, status, "%s: %s", f->path, what);
+	return status;
 }
 
 /* Report zlib's error on f. gzerror() puts the path in front, which we do already. */
@@ -335,9 +338,9 @@ static int probe(const char *path)
 	return errno ? errno : ENOENT;
 }
 
-/* Write DIR/SPLIT-KIND into path (room for ".gz" included) and add ".gz" when only the
+/* Write DIR/SPLIT-KIND into path (room for "[.gz]" included) and add ".gz" when only the
  * compressed file exists. A file that exists but cannot be opened is kept, so that the
- * loader reports why. */
+ * loader reports why; when neither exists, the message names both as "PATH[.gz]". */
 static int find_file(char *path, size_t size, const char *dir, const char *split,
                      const char *kind, char *msg)
 {
@@ -348,14 +351,14 @@ static int find_file(char *path, size_t size, const char *dir, const char *split
 	strcpy(path + len, ".gz");
 	if (probe(path) != ENOENT)
 		return NB_OK;
-	path[len] = '\0';
-	return nb__msg_fail(msg, NB_EIO, "%s[.gz]: cannot open: %s", path, strerror(ENOENT));
+	strcpy(path + len, "[.gz]");
+	return nb__file_fail(msg, NB_EIO, path, "cannot open: %s", strerror(ENOENT));
 }
 
 /* Find the two files of a split in dir and load them. */
 static int load_split(const char *dir, const char *split, nb_dataset *ds, char *msg)
 {
-	size_t size = strlen(dir) + sizeof "/train-images-idx3-ubyte.gz";
+	size_t size = strlen(dir) + sizeof "/train-images-idx3-ubyte[.gz]";
 	char *im = malloc(size), *lb = malloc(size);
 	int s = NB_OK;
 

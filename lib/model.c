@@ -20,6 +20,7 @@
 
 #include <xxhash.h>
 
+#include "file.h"
 #include "nabla_int.h"
 
 #define MODEL_MAGIC "NABLAMLP"
@@ -156,13 +157,14 @@ static int encode(const nb_net *net, const char *path, unsigned char **file, siz
 	unsigned char *buf, *p;
 
 	if (count == UINT64_MAX || header_len(n) + 8 * count + CHECKSUM_BYTES > MODEL_MAX_BYTES)
-		return nb__msg_fail(msg, NB_EINVAL, "%s: network too large for a model file (over %" PRIu64
-		            " bytes)", path, MODEL_MAX_BYTES);
+		return nb__file_fail(msg, NB_EINVAL, path, "network too large for a model file "
+		            "(over %" PRIu64 " bytes)", MODEL_MAX_BYTES);
 	/* Bounded by MODEL_MAX_BYTES, the length and n fit in size_t and in the u32 fields. */
 	*len = (size_t)(header_len(n) + 8 * count + CHECKSUM_BYTES);
 	buf = cfg.alloc(cfg.alloc_ud, NULL, 0, *len);
 	if (buf == NULL)
-		return nb__msg_fail(msg, NB_ENOMEM, "%s: out of memory allocating %zu bytes", path, *len);
+		return nb__file_fail(msg, NB_ENOMEM, path, "out of memory allocating %zu bytes",
+		            *len);
 	memcpy(buf, MODEL_MAGIC, 8);
 	p = put_u32(buf + OFF_VERSION, MODEL_VERSION);
 	p = put_u32(p, (uint32_t)header_len(n));
@@ -191,15 +193,15 @@ static int write_all(int fd, const char *path, const unsigned char *buf, size_t 
 	if (f == NULL) {
 		err = errno;
 		close(fd);
-		return nb__msg_fail(msg, NB_EIO, "%s: cannot write: %s", path, strerror(err));
+		return nb__file_fail(msg, NB_EIO, path, "cannot write: %s", strerror(err));
 	}
 	if (fwrite(buf, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		err = errno;
 		fclose(f);
-		return nb__msg_fail(msg, NB_EIO, "%s: cannot write: %s", path, strerror(err));
+		return nb__file_fail(msg, NB_EIO, path, "cannot write: %s", strerror(err));
 	}
 	if (fclose(f) != 0)
-		return nb__msg_fail(msg, NB_EIO, "%s: cannot write: %s", path, strerror(errno));
+		return nb__file_fail(msg, NB_EIO, path, "cannot write: %s", strerror(errno));
 	return NB_OK;
 }
 
@@ -226,12 +228,12 @@ static int replace_file(const nb_net_config *cfg, const char *path, const unsign
 	int fd, status;
 
 	if (tmp == NULL)
-		return nb__msg_fail(msg, NB_ENOMEM, "%s: out of memory", path);
+		return nb__file_fail(msg, NB_ENOMEM, path, "out of memory");
 	memcpy(tmp, path, n);
 	memcpy(tmp + n, ".XXXXXX", sizeof ".XXXXXX");
 	fd = mkstemp(tmp);
 	if (fd < 0) {
-		status = nb__msg_fail(msg, NB_EIO, "%s: cannot create a temporary file: %s", path,
+		status = nb__file_fail(msg, NB_EIO, path, "cannot create a temporary file: %s",
 		              strerror(errno));
 		cfg->alloc(cfg->alloc_ud, tmp, n + sizeof ".XXXXXX", 0);
 		return status;
@@ -239,7 +241,7 @@ static int replace_file(const nb_net_config *cfg, const char *path, const unsign
 	set_mode(fd, path);
 	status = write_all(fd, path, buf, len, msg);
 	if (status == NB_OK && rename(tmp, path) != 0)
-		status = nb__msg_fail(msg, NB_EIO, "%s: cannot replace: %s", path, strerror(errno));
+		status = nb__file_fail(msg, NB_EIO, path, "cannot replace: %s", strerror(errno));
 	if (status != NB_OK)
 		unlink(tmp);
 	cfg->alloc(cfg->alloc_ud, tmp, n + sizeof ".XXXXXX", 0);
@@ -270,8 +272,8 @@ int nb_net_save(const nb_net *net, const char *path, char *msg)
 
 static int too_large(const char *path, char *msg)
 {
-	return nb__msg_fail(msg, NB_EFORMAT, "%s: larger than %" PRIu64 " bytes: not a nabla model "
-	            "file", path, MODEL_MAX_BYTES);
+	return nb__file_fail(msg, NB_EFORMAT, path, "larger than %" PRIu64 " bytes: not a nabla "
+	            "model file", MODEL_MAX_BYTES);
 }
 
 /* Make room in *buf for more bytes: double its capacity, up to one byte more than the
@@ -288,7 +290,7 @@ static int grow(unsigned char **buf, size_t *cap, const char *path, char *msg)
 		want = (size_t)(MODEL_MAX_BYTES + 1);
 	p = realloc(*buf, want);
 	if (p == NULL)
-		return nb__msg_fail(msg, NB_ENOMEM, "%s: out of memory reading the file", path);
+		return nb__file_fail(msg, NB_ENOMEM, path, "out of memory reading the file");
 	*buf = p;
 	*cap = want;
 	return NB_OK;
@@ -304,7 +306,7 @@ static int read_all(const char *path, unsigned char **data, size_t *len, char *m
 	int status = NB_OK;
 
 	if (f == NULL)
-		return nb__msg_fail(msg, NB_EIO, "%s: cannot open: %s", path, strerror(errno));
+		return nb__file_fail(msg, NB_EIO, path, "cannot open: %s", strerror(errno));
 	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
 	    (uint64_t)st.st_size > MODEL_MAX_BYTES) {
 		fclose(f);
@@ -316,7 +318,7 @@ static int read_all(const char *path, unsigned char **data, size_t *len, char *m
 		n += fread(buf + n, 1, cap - n, f);
 		if (n < cap) {  /* fread stops short only at the end of the file or an error */
 			if (ferror(f))
-				status = nb__msg_fail(msg, NB_EIO, "%s: cannot read: %s", path,
+				status = nb__file_fail(msg, NB_EIO, path, "cannot read: %s",
 				              strerror(errno));
 			break;
 		}
@@ -341,30 +343,30 @@ static int check_layout(const char *path, const unsigned char *f, size_t len,
 	uint64_t n, count;
 
 	if (len < FIXED_HEADER)
-		return nb__msg_fail(msg, NB_EFORMAT, "%s: truncated: %zu bytes, shorter than the %d-byte "
-		            "fixed header", path, len, FIXED_HEADER);
+		return nb__file_fail(msg, NB_EFORMAT, path, "truncated: %zu bytes, shorter than "
+		            "the %d-byte fixed header", len, FIXED_HEADER);
 	if (memcmp(f, MODEL_MAGIC, 8) != 0)
-		return nb__msg_fail(msg, NB_EFORMAT, "%s: bad magic at byte 0 (not a nabla model file)",
-		            path);
+		return nb__file_fail(msg, NB_EFORMAT, path, "bad magic at byte 0 (not a nabla "
+		            "model file)");
 	if (get_u32(f + OFF_VERSION) != MODEL_VERSION)
-		return nb__msg_fail(msg, NB_EFORMAT, "%s: unsupported version %" PRIu32 " at byte %d "
-		            "(this nabla reads version %d)", path, get_u32(f + OFF_VERSION),
+		return nb__file_fail(msg, NB_EFORMAT, path, "unsupported version %" PRIu32 " at "
+		            "byte %d (this nabla reads version %d)", get_u32(f + OFF_VERSION),
 		            OFF_VERSION, MODEL_VERSION);
 	n = get_u32(f + OFF_N_LAYERS);
 	if (len < off_config(n))  /* the sizes are not all there: T is unknown */
-		return nb__msg_fail(msg, NB_EFORMAT, "%s: truncated: %zu bytes, the header says at least "
-		            "%" PRIu64, path, len, header_len(n) + CHECKSUM_BYTES);
+		return nb__file_fail(msg, NB_EFORMAT, path, "truncated: %zu bytes, the header "
+		            "says at least %" PRIu64, len, header_len(n) + CHECKSUM_BYTES);
 	count = param_count(file_size_at, f, n);
 	if (count == UINT64_MAX)
-		return nb__msg_fail(msg, NB_EFORMAT, "%s: truncated: %zu bytes, the header says more "
-		            "than %" PRIu64, path, len, MODEL_MAX_BYTES);
+		return nb__file_fail(msg, NB_EFORMAT, path, "truncated: %zu bytes, the header "
+		            "says more than %" PRIu64, len, MODEL_MAX_BYTES);
 	*total = header_len(n) + 8 * count + CHECKSUM_BYTES;
 	if (len < *total)
-		return nb__msg_fail(msg, NB_EFORMAT, "%s: truncated: %zu bytes, the header says %" PRIu64,
-		            path, len, *total);
+		return nb__file_fail(msg, NB_EFORMAT, path, "truncated: %zu bytes, the header "
+		            "says %" PRIu64, len, *total);
 	if (len > *total)
-		return nb__msg_fail(msg, NB_EFORMAT, "%s: %" PRIu64 " bytes after the end of the model "
-		            "(byte %" PRIu64 ")", path, len - *total, *total);
+		return nb__file_fail(msg, NB_EFORMAT, path, "%" PRIu64 " bytes after the end of "
+		            "the model (byte %" PRIu64 ")", len - *total, *total);
 	return NB_OK;
 }
 
@@ -375,9 +377,9 @@ static int check_sum(const char *path, const unsigned char *f, uint64_t total, c
 	uint64_t stored = get_u64(f + at), computed = XXH3_64bits(f, (size_t)at);
 
 	if (stored != computed)
-		return nb__msg_fail(msg, NB_EFORMAT, "%s: checksum mismatch at byte %" PRIu64 " (stored "
-		            "0x%016" PRIx64 ", computed 0x%016" PRIx64 "): the file is corrupt",
-		            path, at, stored, computed);
+		return nb__file_fail(msg, NB_EFORMAT, path, "checksum mismatch at byte %" PRIu64
+		            " (stored 0x%016" PRIx64 ", computed 0x%016" PRIx64 "): the file is "
+		            "corrupt", at, stored, computed);
 	return NB_OK;
 }
 
@@ -395,16 +397,16 @@ static int check_shape(const char *path, const unsigned char *f, char *msg)
 	uint32_t h = get_u32(f + OFF_HEADER_LEN);
 
 	if (h != header_len(n))
-		return nb__msg_fail(msg, NB_EFORMAT, "%s: header length %" PRIu32 " at byte %d, %" PRIu64
-		            " expected for %" PRIu64 " layers", path, h, OFF_HEADER_LEN,
+		return nb__file_fail(msg, NB_EFORMAT, path, "header length %" PRIu32 " at byte "
+		            "%d, %" PRIu64 " expected for %" PRIu64 " layers", h, OFF_HEADER_LEN,
 		            header_len(n), n);
 	if (n < 2)
-		return nb__msg_fail(msg, NB_EFORMAT, "%s: n_layers is %" PRIu64 " at byte %d (a network "
-		            "has at least 2)", path, n, OFF_N_LAYERS);
+		return nb__file_fail(msg, NB_EFORMAT, path, "n_layers is %" PRIu64 " at byte %d "
+		            "(a network has at least 2)", n, OFF_N_LAYERS);
 	for (uint64_t l = 0; l < n; l++) {
 		if (file_size_at(f, l) == 0)
-			return nb__msg_fail(msg, NB_EFORMAT, "%s: layer %" PRIu64 " has size 0 at byte %"
-			            PRIu64, path, l, OFF_SIZES + 8 * l);
+			return nb__file_fail(msg, NB_EFORMAT, path, "layer %" PRIu64 " has size 0 "
+			            "at byte %" PRIu64, l, OFF_SIZES + 8 * l);
 	}
 	return NB_OK;
 }
@@ -418,20 +420,20 @@ static int check_choices(const char *path, const unsigned char *f, char *msg)
 	uint32_t cost = get_u32(f + at + 8), init = get_u32(f + at + 12);
 
 	if (hidden > NB_RELU)
-		return nb__msg_fail(msg, NB_EFORMAT, "%s: hidden activation %" PRIu32 " at byte %" PRIu64
-		            " (0 sigmoid, 1 tanh or 2 relu expected)", path, hidden, at);
+		return nb__file_fail(msg, NB_EFORMAT, path, "hidden activation %" PRIu32 " at "
+		            "byte %" PRIu64 " (0 sigmoid, 1 tanh or 2 relu expected)", hidden, at);
 	if (output > NB_SOFTMAX)
-		return nb__msg_fail(msg, NB_EFORMAT, "%s: output activation %" PRIu32 " at byte %" PRIu64
-		            " (0 to 3 expected)", path, output, at + 4);
+		return nb__file_fail(msg, NB_EFORMAT, path, "output activation %" PRIu32 " at "
+		            "byte %" PRIu64 " (0 to 3 expected)", output, at + 4);
 	if (cost > NB_CROSS_ENTROPY)
-		return nb__msg_fail(msg, NB_EFORMAT, "%s: cost %" PRIu32 " at byte %" PRIu64 " (0 "
-		            "quadratic or 1 cross-entropy expected)", path, cost, at + 8);
+		return nb__file_fail(msg, NB_EFORMAT, path, "cost %" PRIu32 " at byte %" PRIu64 " "
+		            "(0 quadratic or 1 cross-entropy expected)", cost, at + 8);
 	if (init > NB_INIT_SCALED)
-		return nb__msg_fail(msg, NB_EFORMAT, "%s: initialisation %" PRIu32 " at byte %" PRIu64
-		            " (0 normal or 1 scaled expected)", path, init, at + 12);
+		return nb__file_fail(msg, NB_EFORMAT, path, "initialisation %" PRIu32 " at byte %"
+		            PRIu64 " (0 normal or 1 scaled expected)", init, at + 12);
 	if (cost == NB_CROSS_ENTROPY && output != NB_SIGMOID && output != NB_SOFTMAX)
-		return nb__msg_fail(msg, NB_EFORMAT, "%s: cross-entropy cost at byte %" PRIu64 " needs a "
-		            "sigmoid or softmax output, not %s", path, at + 8,
+		return nb__file_fail(msg, NB_EFORMAT, path, "cross-entropy cost at byte %" PRIu64
+		            " needs a sigmoid or softmax output, not %s", at + 8,
 		            activation_name(output));
 	return NB_OK;
 }
@@ -450,8 +452,8 @@ static int check_params(const char *path, const unsigned char *f, char *msg)
 
 			if (isfinite(v))
 				continue;
-			return nb__msg_fail(msg, NB_EFORMAT, "%s: %s %" PRIu64 " of layer %" PRIu64
-			            " is %g at byte %" PRIu64, path, bias ? "bias" : "weight",
+			return nb__file_fail(msg, NB_EFORMAT, path, "%s %" PRIu64 " of layer %"
+			            PRIu64 " is %g at byte %" PRIu64, bias ? "bias" : "weight",
 			            bias ? i - out * in : i, l, v, at);
 		}
 	}
@@ -486,7 +488,7 @@ static int build(const char *path, const unsigned char *f, nb_net **out, char *m
 	int status;
 
 	if (sizes == NULL)
-		return nb__msg_fail(msg, NB_ENOMEM, "%s: out of memory", path);
+		return nb__file_fail(msg, NB_ENOMEM, path, "out of memory");
 	for (size_t l = 0; l < n; l++)
 		sizes[l] = (size_t)file_size_at(f, l);  /* at most MAX_PARAMS (step 5) */
 	cfg = (nb_net_config){
@@ -500,7 +502,7 @@ static int build(const char *path, const unsigned char *f, nb_net **out, char *m
 		copy_params(*out, f, &cfg);
 	else
 		/* Our checks mirror nb_net_new()'s; anything it still refuses is the file's. */
-		status = nb__msg_fail(msg, status == NB_EINVAL ? NB_EFORMAT : status, "%s: %s", path,
+		status = nb__file_fail(msg, status == NB_EINVAL ? NB_EFORMAT : status, path, "%s",
 		              why);
 	free(sizes);
 	return status;

@@ -187,6 +187,15 @@ static void expect_good(const nb_dataset *ds)
 	}
 }
 
+/* Whether msg ends with ": PATH", as every message about a file does. */
+static int names_file(const char *msg, const char *path)
+{
+	size_t m = strlen(msg), n = strlen(path);
+
+	return m > n + 2 && strncmp(msg + m - n - 2, ": ", 2) == 0 &&
+	       strcmp(msg + m - n, path) == 0;
+}
+
 static void remove2(const char *a, const char *b)
 {
 	remove(a);
@@ -292,8 +301,8 @@ START_TEST(test_images_bad_magic)
 
 	write_good(im, 0, lb, 0);
 	write_plain(im, b, image_bytes(b, 0x804, N, ROWS, COLS, pixels));
-	expect_fail(im, lb, NB_EFORMAT, TMP("magic_images") ": bad magic 0x00000804 at byte 0 "
-	            "(expected 0x00000803, an IDX image file)");
+	expect_fail(im, lb, NB_EFORMAT, "bad magic 0x00000804 at byte 0 "
+	            "(expected 0x00000803, an IDX image file): " TMP("magic_images"));
 	remove2(im, lb);
 }
 END_TEST
@@ -305,8 +314,8 @@ START_TEST(test_labels_bad_magic)
 
 	write_good(im, 0, lb, 1);
 	write_gzip(lb, b, label_bytes(b, 0x08030000, N, labels));
-	expect_fail(im, lb, NB_EFORMAT, TMP("magic2_labels") ": bad magic 0x08030000 at byte 0 "
-	            "(expected 0x00000801, an IDX label file)");
+	expect_fail(im, lb, NB_EFORMAT, "bad magic 0x08030000 at byte 0 "
+	            "(expected 0x00000801, an IDX label file): " TMP("magic2_labels"));
 	remove2(im, lb);
 }
 END_TEST
@@ -317,10 +326,10 @@ START_TEST(test_swapped_files)
 	const char *im = TMP("swap_images"), *lb = TMP("swap_labels");
 
 	write_good(im, 0, lb, 0);
-	expect_fail(lb, im, NB_EFORMAT, TMP("swap_labels") ": bad magic 0x00000801 at byte 0 "
-	            "(expected 0x00000803, an IDX image file)");
-	expect_fail(im, im, NB_EFORMAT, TMP("swap_images") ": bad magic 0x00000803 at byte 0 "
-	            "(expected 0x00000801, an IDX label file)");
+	expect_fail(lb, im, NB_EFORMAT, "bad magic 0x00000801 at byte 0 "
+	            "(expected 0x00000803, an IDX image file): " TMP("swap_labels"));
+	expect_fail(im, im, NB_EFORMAT, "bad magic 0x00000803 at byte 0 "
+	            "(expected 0x00000801, an IDX label file): " TMP("swap_images"));
 	remove2(im, lb);
 }
 END_TEST
@@ -335,8 +344,8 @@ START_TEST(test_images_truncated_at_every_length)
 	write_good(im, 0, lb, 0);
 	image_bytes(b, 0x803, N, ROWS, COLS, pixels);
 	write_plain(im, b, (size_t)_i);
-	snprintf(text, sizeof text, "%s: truncated at byte %d (%s)", im, _i,
-	         _i < 16 ? "header needs 16 bytes" : "image data needs 34 bytes");
+	snprintf(text, sizeof text, "truncated at byte %d (%s): %s", _i,
+	         _i < 16 ? "header needs 16 bytes" : "image data needs 34 bytes", im);
 	expect_fail(im, lb, NB_EFORMAT, text);
 	remove2(im, lb);
 }
@@ -351,8 +360,8 @@ START_TEST(test_labels_truncated_at_every_length)
 	write_good(im, 0, lb, 0);
 	label_bytes(b, 0x801, N, labels);
 	write_plain(lb, b, (size_t)_i);
-	snprintf(text, sizeof text, "%s: truncated at byte %d (%s)", lb, _i,
-	         _i < 8 ? "header needs 8 bytes" : "label data needs 11 bytes");
+	snprintf(text, sizeof text, "truncated at byte %d (%s): %s", _i,
+	         _i < 8 ? "header needs 8 bytes" : "label data needs 11 bytes", lb);
 	expect_fail(im, lb, NB_EFORMAT, text);
 	remove2(im, lb);
 }
@@ -367,7 +376,7 @@ START_TEST(test_gzip_data_truncated)
 	write_good(im, 0, lb, 0);
 	write_gzip(im, b, image_bytes(b, 0x803, N, ROWS, COLS, pixels) - 4);
 	expect_fail(im, lb, NB_EFORMAT,
-	            TMP("gzcut_images") ": truncated at byte 30 (image data needs 34 bytes)");
+	            "truncated at byte 30 (image data needs 34 bytes): " TMP("gzcut_images"));
 	remove2(im, lb);
 }
 END_TEST
@@ -392,11 +401,10 @@ START_TEST(test_gzip_file_cut_anywhere)
 		msg[0] = '\0';
 		s = nb_dataset_load_idx(im, lb, &ds, msg);
 		ck_assert_msg(s == NB_EFORMAT || s == NB_EIO, "cut %zu: %s", cut, msg);
-		ck_assert_msg(strncmp(msg, TMP("gzshort_images") ": ", strlen(im) + 2) == 0,
-		              "cut %zu: %s", cut, msg);
+		ck_assert_msg(names_file(msg, im), "cut %zu: %s", cut, msg);
 		if (cut <= 8)
-			ck_assert_str_eq(msg, TMP("gzshort_images")
-			                 ": gzip error: unexpected end of file");
+			ck_assert_str_eq(msg, "gzip error: unexpected end of file: "
+			                 TMP("gzshort_images"));
 		expect_zeroed(&ds);
 	}
 	remove2(im, lb);
@@ -411,11 +419,11 @@ START_TEST(test_counts_disagree)
 
 	write_good(im, 0, lb, 0);
 	write_plain(lb, b, label_bytes(b, 0x801, N - 1, labels));
-	expect_fail(im, lb, NB_EFORMAT, TMP("count_labels") ": 3 images but 2 labels");
+	expect_fail(im, lb, NB_EFORMAT, "3 images but 2 labels: " TMP("count_labels"));
 	len = label_bytes(b, 0x801, N, labels);
 	put_be32(b + 4, 70000);
 	write_plain(lb, b, len);
-	expect_fail(im, lb, NB_EFORMAT, TMP("count_labels") ": 3 images but 70000 labels");
+	expect_fail(im, lb, NB_EFORMAT, "3 images but 70000 labels: " TMP("count_labels"));
 	remove2(im, lb);
 }
 END_TEST
@@ -443,7 +451,7 @@ START_TEST(test_absurd_dimensions)
 	write_good(im, 0, lb, 0);
 	write_plain(im, b, image_bytes(b, 0x803, absurd[_i].n, absurd[_i].rows, absurd[_i].cols,
 	                               NULL));
-	snprintf(text, sizeof text, "%s: %s", im, absurd[_i].text);
+	snprintf(text, sizeof text, "%s: %s", absurd[_i].text, im);
 	expect_fail(im, lb, NB_EFORMAT, text);
 	remove2(im, lb);
 }
@@ -463,7 +471,7 @@ START_TEST(test_huge_claim_is_truncated_not_allocated)
 	len = put_be32(b, 0x801);
 	len += put_be32(b + len, 100000000);
 	write_plain(lb, b, len);
-	snprintf(text, sizeof text, "%s: truncated at byte 16 (image data needs 78400000016 bytes)",
+	snprintf(text, sizeof text, "truncated at byte 16 (image data needs 78400000016 bytes): %s",
 	         im);
 	expect_fail(im, lb, NB_EFORMAT, text);
 	remove2(im, lb);
@@ -480,10 +488,10 @@ START_TEST(test_label_not_a_digit)
 	write_good(im, 0, lb, 0);
 	write_plain(lb, b, label_bytes(b, 0x801, N, (const unsigned char[]){ 3, 10, 9 }));
 	expect_fail(im, lb, NB_EFORMAT,
-	            TMP("digit_labels") ": label 10 at byte 9 is not a digit (0..9)");
+	            "label 10 at byte 9 is not a digit (0..9): " TMP("digit_labels"));
 	write_gzip(lb, b, label_bytes(b, 0x801, N, (const unsigned char[]){ 3, 0, 255 }));
 	expect_fail(im, lb, NB_EFORMAT,
-	            TMP("digit_labels") ": label 255 at byte 10 is not a digit (0..9)");
+	            "label 255 at byte 10 is not a digit (0..9): " TMP("digit_labels"));
 	remove2(im, lb);
 }
 END_TEST
@@ -500,13 +508,13 @@ START_TEST(test_trailing_bytes)
 	memcpy(b + len, "abc", 3);
 	write_file(im, b, len + 3, _i);
 	expect_fail(im, lb, NB_EFORMAT,
-	            TMP("trail_images") ": 3 unexpected bytes after the data at byte 34");
+	            "3 unexpected bytes after the data at byte 34: " TMP("trail_images"));
 	write_good(im, _i, lb, _i);
 	len = label_bytes(b, 0x801, N, labels);
 	b[len] = 0;
 	write_file(lb, b, len + 1, _i);
 	expect_fail(im, lb, NB_EFORMAT,
-	            TMP("trail_labels") ": 1 unexpected byte after the data at byte 11");
+	            "1 unexpected byte after the data at byte 11: " TMP("trail_labels"));
 	remove2(im, lb);
 }
 END_TEST
@@ -519,10 +527,10 @@ START_TEST(test_corrupt_gzip_stream)
 
 	write_good(im, 0, lb, 0);
 	write_plain(im, bad, sizeof bad);
-	expect_fail(im, lb, NB_EIO, TMP("corrupt_images") ": gzip error: invalid block type");
+	expect_fail(im, lb, NB_EIO, "gzip error: invalid block type: " TMP("corrupt_images"));
 	write_good(im, 0, lb, 0);
 	write_plain(lb, bad, sizeof bad);
-	expect_fail(im, lb, NB_EIO, TMP("corrupt_labels") ": gzip error: invalid block type");
+	expect_fail(im, lb, NB_EIO, "gzip error: invalid block type: " TMP("corrupt_labels"));
 	remove2(im, lb);
 }
 END_TEST
@@ -535,11 +543,11 @@ START_TEST(test_missing_file)
 	char text[NB_MSG_MAX];
 
 	remove2(im, lb);
-	snprintf(text, sizeof text, "%s: cannot open: %s", im, strerror(ENOENT));
+	snprintf(text, sizeof text, "cannot open: %s: %s", strerror(ENOENT), im);
 	expect_fail(im, lb, NB_EIO, text);
 	write_good(im, 0, lb, 0);
 	remove(lb);
-	snprintf(text, sizeof text, "%s: cannot open: %s", lb, strerror(ENOENT));
+	snprintf(text, sizeof text, "cannot open: %s: %s", strerror(ENOENT), lb);
 	expect_fail(im, lb, NB_EIO, text);
 	remove(im);
 }
@@ -552,16 +560,17 @@ START_TEST(test_directory_is_not_a_file)
 	char text[NB_MSG_MAX];
 
 	write_good(TMP("isdir_images"), 0, lb, 0);
-	snprintf(text, sizeof text, ".: cannot read: %s", strerror(EISDIR));
+	snprintf(text, sizeof text, "cannot read: %s: .", strerror(EISDIR));
 	expect_fail(".", lb, NB_EIO, text);
 	remove2(TMP("isdir_images"), lb);
 }
 END_TEST
 
-/* A long path is cut to NB_MSG_MAX - 1 bytes, never overflowing msg. */
+/* A long path is cut to NB_MSG_MAX - 1 bytes, never overflowing msg, and the reason
+ * before it is whole. */
 START_TEST(test_long_path_message_is_cut)
 {
-	char path[3 * NB_MSG_MAX], msg[NB_MSG_MAX + 1];
+	char path[3 * NB_MSG_MAX], msg[NB_MSG_MAX + 1], want[NB_MSG_MAX];
 	nb_dataset ds;
 
 	memset(path, 'a', sizeof path - 1);
@@ -570,7 +579,70 @@ START_TEST(test_long_path_message_is_cut)
 	ck_assert_int_eq(nb_dataset_load_idx(path, path, &ds, msg), NB_EIO);
 	ck_assert_uint_eq(strlen(msg), NB_MSG_MAX - 1);
 	ck_assert_int_eq(msg[NB_MSG_MAX], 'X');
+	snprintf(want, sizeof want, "cannot open: %s: aaaa", strerror(ENAMETOOLONG));
+	ck_assert_msg(strncmp(msg, want, strlen(want)) == 0, "message: %s", msg);
 	expect_zeroed(&ds);
+}
+END_TEST
+
+/* LONG_DIR, two levels of 150-byte names inside it, then a file: a path of over 300
+ * bytes whose every component is short enough to exist. */
+#define LONG_DIR TMP("long")
+#define LONG_NAME "dddddddddddddddddddddddddddddddddddddddddddddddddd" \
+	"dddddddddddddddddddddddddddddddddddddddddddddddddd" \
+	"dddddddddddddddddddddddddddddddddddddddddddddddddd"
+#define LONG_PATH(file) LONG_DIR "/" LONG_NAME "/" LONG_NAME "/" file
+
+static void make_long_dirs(void)
+{
+	ck_assert_int_eq(mkdir(LONG_DIR, 0755), 0);
+	ck_assert_int_eq(mkdir(LONG_DIR "/" LONG_NAME, 0755), 0);
+	ck_assert_int_eq(mkdir(LONG_DIR "/" LONG_NAME "/" LONG_NAME, 0755), 0);
+}
+
+static void remove_long_dirs(void)
+{
+	rmdir(LONG_DIR "/" LONG_NAME "/" LONG_NAME);
+	rmdir(LONG_DIR "/" LONG_NAME);
+	rmdir(LONG_DIR);
+}
+
+/* msg is the reason, then as much of ": PATH" as fits. */
+static void expect_reason_then_path(const char *msg, const char *reason, const char *path)
+{
+	size_t n = strlen(reason);
+
+	ck_assert_uint_eq(strlen(msg), NB_MSG_MAX - 1);
+	ck_assert_msg(strncmp(msg, reason, n) == 0 && strncmp(msg + n, ": ", 2) == 0,
+	              "message: %s", msg);
+	ck_assert(strncmp(msg + n + 2, path, NB_MSG_MAX - 1 - n - 2) == 0);
+}
+
+/* With a path of over 300 bytes, each message still starts with its whole reason. */
+START_TEST(test_long_path_keeps_the_reason)
+{
+	const char *im = LONG_PATH("images"), *lb = LONG_PATH("labels");
+	unsigned char b[BLOB_MAX];
+	char msg[NB_MSG_MAX], reason[NB_MSG_MAX];
+	nb_dataset ds;
+
+	ck_assert_uint_gt(strlen(im), 300);
+	remove_long_dirs();
+	snprintf(reason, sizeof reason, "cannot open: %s", strerror(ENOENT));
+	ck_assert_int_eq(nb_dataset_load_idx(im, lb, &ds, msg), NB_EIO);
+	expect_reason_then_path(msg, reason, im);
+	make_long_dirs();
+	write_good(im, 0, lb, 1);
+	write_plain(im, b, image_bytes(b, 0x804, N, ROWS, COLS, pixels));
+	ck_assert_int_eq(nb_dataset_load_idx(im, lb, &ds, msg), NB_EFORMAT);
+	expect_reason_then_path(msg, "bad magic 0x00000804 at byte 0 (expected 0x00000803, an "
+	                        "IDX image file)", im);
+	write_good(im, 0, lb, 1);
+	write_gzip(lb, b, label_bytes(b, 0x801, N, (const unsigned char[]){ 3, 10, 9 }));
+	ck_assert_int_eq(nb_dataset_load_idx(im, lb, &ds, msg), NB_EFORMAT);
+	expect_reason_then_path(msg, "label 10 at byte 9 is not a digit (0..9)", lb);
+	remove2(im, lb);
+	remove_long_dirs();
 }
 END_TEST
 
@@ -624,14 +696,14 @@ START_TEST(test_dir_missing_files)
 	char text[NB_MSG_MAX];
 
 	remove_dir();
-	snprintf(text, sizeof text, "%s[.gz]: cannot open: %s", DIR_IM("train", ""),
-	         strerror(ENOENT));
+	snprintf(text, sizeof text, "cannot open: %s: %s[.gz]", strerror(ENOENT),
+	         DIR_IM("train", ""));
 	expect_dir_fail(DIR, "train", NB_EIO, text);
 	ck_assert_int_eq(mkdir(DIR, 0755), 0);
 	expect_dir_fail(DIR, "train", NB_EIO, text);
 	write_plain(DIR_IM("train", ".gz"), "", 0);
-	snprintf(text, sizeof text, "%s[.gz]: cannot open: %s", DIR_LB("train", ""),
-	         strerror(ENOENT));
+	snprintf(text, sizeof text, "cannot open: %s: %s[.gz]", strerror(ENOENT),
+	         DIR_LB("train", ""));
 	expect_dir_fail(DIR, "train", NB_EIO, text);
 	remove_dir();
 }
@@ -648,7 +720,7 @@ START_TEST(test_dir_finds_plain_then_gzip)
 	write_good(DIR_IM("train", ".gz"), 1, DIR_LB("train", ".gz"), 1);
 	write_plain(DIR_IM("train", ""), "bad", 3);
 	expect_dir_fail(DIR, "train", NB_EFORMAT,
-	                DIR_IM("train", "") ": truncated at byte 3 (header needs 16 bytes)");
+	                "truncated at byte 3 (header needs 16 bytes): " DIR_IM("train", ""));
 	remove(DIR_IM("train", ""));
 	ck_assert_int_eq(nb_dataset_load_dir(DIR, "train", &ds, NULL), NB_OK);
 	expect_good(&ds);
@@ -656,7 +728,7 @@ START_TEST(test_dir_finds_plain_then_gzip)
 	write_good(DIR_IM("t10k", ""), 0, DIR_LB("t10k", ""), 0);
 	write_plain(DIR_LB("train", ""), b, label_bytes(b, 0x801, 1, labels));
 	expect_dir_fail(DIR, "train", NB_EFORMAT,
-	                DIR_LB("train", "") ": 3 images but 1 labels");
+	                "3 images but 1 labels: " DIR_LB("train", ""));
 	ck_assert_int_eq(nb_dataset_load_dir(DIR, "t10k", &ds, NULL), NB_OK);
 	expect_good(&ds);
 	nb_dataset_free(&ds);
@@ -753,6 +825,7 @@ static Suite *idx_suite(void)
 	tcase_add_test(args, test_missing_file);
 	tcase_add_test(args, test_directory_is_not_a_file);
 	tcase_add_test(args, test_long_path_message_is_cut);
+	tcase_add_test(args, test_long_path_keeps_the_reason);
 	tcase_add_test(args, test_null_arguments);
 	tcase_add_test(args, test_bad_split);
 	tcase_add_test(args, test_dir_missing_files);

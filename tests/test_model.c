@@ -112,8 +112,17 @@ static nb_net *load_ok(const char *path)
 	return net;
 }
 
-/* The load fails with this status, *out is NULL, and the message starts with the path
- * (when want is NULL) or is exactly "path: want". */
+/* Whether msg ends with ": PATH", as every message about a file does. */
+static int names_file(const char *msg, const char *path)
+{
+	size_t m = strlen(msg), n = strlen(path);
+
+	return m > n + 2 && strncmp(msg + m - n - 2, ": ", 2) == 0 &&
+	       strcmp(msg + m - n, path) == 0;
+}
+
+/* The load fails with this status, *out is NULL, and the message ends with the path
+ * (when want is NULL) or is exactly "want: path". */
 static void expect_load_fails(const char *path, int status, const char *want)
 {
 	char msg[NB_MSG_MAX] = "", full[NB_MSG_MAX + PATH_MAX_LEN];
@@ -123,13 +132,11 @@ static void expect_load_fails(const char *path, int status, const char *want)
 	ck_assert_ptr_null(net);
 	nb_net_free(dummy);
 	if (want == NULL) {
-		size_t n = strlen(path);
-
-		ck_assert_msg(strncmp(msg, path, n) == 0 && strlen(msg) > n + 2,
-		              "message does not name the file: \"%s\"", msg);
+		ck_assert_msg(names_file(msg, path), "message does not name the file: \"%s\"",
+		              msg);
 		return;
 	}
-	snprintf(full, sizeof full, "%s: %s", path, want);
+	snprintf(full, sizeof full, "%s: %s", want, path);
 	ck_assert_str_eq(msg, full);
 }
 
@@ -534,6 +541,60 @@ START_TEST(test_huge_file_is_rejected_unread)
 }
 END_TEST
 
+/* LONG_DIR, two levels of 150-byte names inside it, then a file: a path of over 300
+ * bytes whose every component is short enough to exist. */
+#define LONG_DIR "test_model_long"
+#define LONG_NAME "dddddddddddddddddddddddddddddddddddddddddddddddddd" \
+	"dddddddddddddddddddddddddddddddddddddddddddddddddd" \
+	"dddddddddddddddddddddddddddddddddddddddddddddddddd"
+#define LONG_PATH LONG_DIR "/" LONG_NAME "/" LONG_NAME "/model.bin"
+
+static void remove_long_dirs(void)
+{
+	remove(LONG_PATH);
+	rmdir(LONG_DIR "/" LONG_NAME "/" LONG_NAME);
+	rmdir(LONG_DIR "/" LONG_NAME);
+	rmdir(LONG_DIR);
+}
+
+/* msg is the reason, then as much of ": PATH" as fits. */
+static void expect_reason_then_path(const char *msg, const char *reason, const char *path)
+{
+	size_t n = strlen(reason);
+
+	ck_assert_uint_eq(strlen(msg), NB_MSG_MAX - 1);
+	ck_assert_msg(strncmp(msg, reason, n) == 0 && strncmp(msg + n, ": ", 2) == 0,
+	              "message: %s", msg);
+	ck_assert(strncmp(msg + n + 2, path, NB_MSG_MAX - 1 - n - 2) == 0);
+}
+
+/* With a path of over 300 bytes, each message of saving and loading still starts with
+ * its whole reason. */
+START_TEST(test_long_path_keeps_the_reason)
+{
+	char msg[NB_MSG_MAX], reason[NB_MSG_MAX];
+	nb_net *net = make_net(3, sizes_342, 1), *out = NULL;
+
+	ck_assert_uint_gt(strlen(LONG_PATH), 300);
+	remove_long_dirs();
+	snprintf(reason, sizeof reason, "cannot open: %s", strerror(ENOENT));
+	ck_assert_int_eq(nb_net_load(LONG_PATH, &out, msg), NB_EIO);
+	expect_reason_then_path(msg, reason, LONG_PATH);
+	snprintf(reason, sizeof reason, "cannot create a temporary file: %s", strerror(ENOENT));
+	ck_assert_int_eq(nb_net_save(net, LONG_PATH, msg), NB_EIO);
+	expect_reason_then_path(msg, reason, LONG_PATH);
+	ck_assert_int_eq(mkdir(LONG_DIR, 0755), 0);
+	ck_assert_int_eq(mkdir(LONG_DIR "/" LONG_NAME, 0755), 0);
+	ck_assert_int_eq(mkdir(LONG_DIR "/" LONG_NAME "/" LONG_NAME, 0755), 0);
+	write_bytes(LONG_PATH, (const unsigned char *)"NABLAMLQ\1\0\0\0\0\0\0\0\0\0\0\0", 20);
+	ck_assert_int_eq(nb_net_load(LONG_PATH, &out, msg), NB_EFORMAT);
+	expect_reason_then_path(msg, "bad magic at byte 0 (not a nabla model file)", LONG_PATH);
+	ck_assert_ptr_null(out);
+	nb_net_free(net);
+	remove_long_dirs();
+}
+END_TEST
+
 START_TEST(test_null_arguments_are_rejected)
 {
 	char path[PATH_MAX_LEN], msg[NB_MSG_MAX];
@@ -605,7 +666,7 @@ START_TEST(test_failed_save_keeps_the_old_file)
 	save_ok(a, path);
 	before = read_bytes(path, &len_before);
 	ck_assert_int_eq(save_with_size_limit(b, path, 100, msg), NB_EIO);
-	ck_assert_msg(strncmp(msg, path, strlen(path)) == 0, "message: %s", msg);
+	ck_assert_msg(names_file(msg, path), "message: %s", msg);
 	ck_assert_ptr_nonnull(strstr(msg, "cannot write"));
 	after = read_bytes(path, &len_after);
 	ck_assert_uint_eq(len_after, len_before);
@@ -673,8 +734,8 @@ START_TEST(test_save_into_a_file_as_directory_fails)
 	write_bytes(dir, (const unsigned char *)"x", 1);
 	snprintf(path, sizeof path, "%s/model.bin", dir);
 	ck_assert_int_eq(nb_net_save(net, path, msg), NB_EIO);
-	snprintf(want, sizeof want, "%s: cannot create a temporary file: %s", path,
-	         strerror(ENOTDIR));
+	snprintf(want, sizeof want, "cannot create a temporary file: %s: %s", strerror(ENOTDIR),
+	         path);
 	ck_assert_str_eq(msg, want);
 	expect_no_temporaries(dir);
 	nb_net_free(net);
@@ -692,7 +753,7 @@ START_TEST(test_failed_rename_leaves_no_temporary)
 	unique_path(path, "dir_target");
 	ck_assert_int_eq(mkdir(path, 0755), 0);
 	ck_assert_int_eq(nb_net_save(net, path, msg), NB_EIO);
-	ck_assert_msg(strncmp(msg, path, strlen(path)) == 0, "message: %s", msg);
+	ck_assert_msg(names_file(msg, path), "message: %s", msg);
 	ck_assert_ptr_nonnull(strstr(msg, "cannot replace"));
 	ck_assert_int_eq(stat(path, &st), 0);
 	ck_assert(S_ISDIR(st.st_mode));
@@ -747,6 +808,7 @@ static Suite *model_suite(void)
 	tcase_add_test(corrupt, test_missing_file_is_an_io_error);
 	tcase_add_test(corrupt, test_huge_file_is_rejected_unread);
 	tcase_add_test(corrupt, test_null_arguments_are_rejected);
+	tcase_add_test(corrupt, test_long_path_keeps_the_reason);
 	suite_add_tcase(s, corrupt);
 
 	tcase_add_test(save, test_failed_save_keeps_the_old_file);
