@@ -521,8 +521,10 @@ typedef struct nb_dataset {
  * (NB_MSG_MAX bytes, may be NULL) says what is wrong, with the byte offset where it
  * applies, then names the file ("label 10 at byte 9 is not a digit (0..9): PATH"; the
  * path comes last so that a long one, cut at the end of msg, never hides the reason):
- * NB_ENULL, NB_EIO (cannot open or read, gzip error), NB_EFORMAT (bad magic, truncated,
- * counts that disagree, absurd dimensions, a label >= 10), NB_ENOMEM. */
+ * NB_ENULL, NB_EIO (cannot open or read, gzip error, or not a regular file: a FIFO, a
+ * directory or a device is refused without being read, so a load never blocks),
+ * NB_EFORMAT (bad magic, truncated, counts that disagree, absurd dimensions, a label
+ * >= 10), NB_ENOMEM. */
 int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, char *msg);
 
 /** Load split "train" or "t10k" from directory dir in the standard MNIST layout:
@@ -627,7 +629,8 @@ nb_tape *nb_net_tape(nb_net *net, size_t batch);
  * NB_ENOMEM, or NB_EINVAL for a network whose file would exceed the 1 GiB a load accepts. */
 int nb_net_save(const nb_net *net, const char *path, char *msg);
 
-/** Load a network saved by nb_net_save(). Returns NB_OK and *out, or NB_ENULL, NB_EIO,
+/** Load a network saved by nb_net_save(). Returns NB_OK and *out, or NB_ENULL, NB_EIO
+ * (cannot open or read, or not a regular file, which is refused without being read),
  * NB_EFORMAT (wrong magic, unsupported version, truncated, checksum mismatch, bad
  * contents: msg says which, with the byte offset), NB_ENOMEM; *out is NULL on error. */
 int nb_net_load(const char *path, nb_net **out, char *msg);

@@ -1,6 +1,13 @@
 /* file.c -- what the loaders and savers of files share (see file.h). */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "file.h"
 #include "nabla.h"
@@ -25,4 +32,88 @@ int nb__file_fail(char *msg, int status, const char *path, const char *fmt, ...)
 	status = nb__file_vfail(msg, status, path, fmt, ap);
 	va_end(ap);
 	return status;
+}
+
+const char *nb__file_kind(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISLNK(mode))
+		return "a symbolic link";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "a special file";
+}
+
+static int open_fail(const char *path, int err, char *msg)
+{
+	if (err == ENOMEM)
+		return nb__file_fail(msg, NB_ENOMEM, path, "cannot open: out of memory");
+	return nb__file_fail(msg, NB_EIO, path, "cannot open: %s", strerror(err));
+}
+
+static int not_regular(const char *path, mode_t mode, char *msg)
+{
+	return nb__file_fail(msg, NB_EIO, path, "cannot open: %s, not a regular file",
+	                     nb__file_kind(mode));
+}
+
+/* stat() first, so that a FIFO or a device is not even opened (opening a FIFO releases a
+ * writer waiting for a reader; opening some devices does things). Then open with
+ * O_NONBLOCK, so that a FIFO put there meanwhile cannot make open() wait, and fstat() the
+ * file actually opened. */
+int nb__open_regular(const char *path, int *fd, off_t *size, char *msg)
+{
+	struct stat st;
+	int f, err;
+
+	*fd = -1;
+	if (stat(path, &st) != 0)
+		return open_fail(path, errno, msg);
+	if (!S_ISREG(st.st_mode))
+		return not_regular(path, st.st_mode, msg);
+	do
+		f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	while (f < 0 && errno == EINTR);
+	if (f < 0)
+		return open_fail(path, errno, msg);
+	if (fstat(f, &st) != 0) {
+		err = errno;
+		close(f);
+		return open_fail(path, err, msg);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(f);
+		return not_regular(path, st.st_mode, msg);
+	}
+	/* Regular files ignore O_NONBLOCK; clear it all the same, so reads are plain ones. */
+	fcntl(f, F_SETFL, fcntl(f, F_GETFL) & ~O_NONBLOCK);
+	*fd = f;
+	*size = st.st_size;
+	return NB_OK;
+}
+
+int nb__read_full(int fd, void *buf, size_t n, size_t *got)
+{
+	unsigned char *p = buf;
+
+	*got = 0;
+	while (*got < n) {
+		ssize_t k = read(fd, p + *got, n - *got);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return errno;
+		if (k == 0)
+			break;
+		*got += (size_t)k;
+	}
+	return 0;
 }

@@ -5,12 +5,16 @@
  * Labels: u32 magic 0x00000801, u32 count, then count labels 0..9. Files may be gzip
  * compressed; zlib's gzread() reads plain and gzip files alike, so offsets in messages
  * are those of the uncompressed bytes. */
+#define _POSIX_C_SOURCE 200809L
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "file.h"
@@ -49,34 +53,38 @@ static int file_fail(struct idx_file *f, int status, const char *fmt, ...)
 	return status;
 }
 
-/* Report zlib's error on f. gzerror() puts the path in front, which we do already. */
+/* Report zlib's error on f. gzerror() puts the name gzdopen() gave the file, "<fd:N>",
+ * in front: the path goes at the end instead. */
 static int gz_fail(struct idx_file *f)
 {
 	int err;
-	const char *s = gzerror(f->gz, &err);
-	size_t len = strlen(f->path);
+	const char *s = gzerror(f->gz, &err), *colon = strstr(s, ": ");
 
 	if (err == Z_MEM_ERROR)
 		return file_fail(f, NB_ENOMEM, "out of memory in zlib");
-	if (strncmp(s, f->path, len) == 0 && strncmp(s + len, ": ", 2) == 0)
-		s += len + 2;
+	if (strncmp(s, "<fd:", 4) == 0 && colon)
+		s = colon + 2;
 	if (err == Z_ERRNO)
 		return file_fail(f, NB_EIO, "cannot read: %s", s);
 	return file_fail(f, NB_EIO, "gzip error: %s", s);
 }
 
+/* Open path, which must be a regular file (a FIFO would block the load forever). */
 static int idx_open(struct idx_file *f, const char *path, char *msg)
 {
+	off_t size;
+	int fd, s = nb__open_regular(path, &fd, &size, msg);
+
 	f->path = path;
 	f->off = 0;
 	f->msg = msg;
-	errno = 0;
-	f->gz = gzopen(path, "rb");
+	if (s != NB_OK)
+		return s;
+	f->gz = gzdopen(fd, "rb");
 	if (f->gz)
 		return NB_OK;
-	if (errno == 0 || errno == ENOMEM)
-		return file_fail(f, NB_ENOMEM, "cannot open: out of memory");
-	return file_fail(f, NB_EIO, "cannot open: %s", strerror(errno));
+	close(fd);
+	return file_fail(f, NB_ENOMEM, "cannot open: out of memory");
 }
 
 static void idx_close(struct idx_file *f)
@@ -324,18 +332,12 @@ int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, 
 	return s;
 }
 
-/* Whether path can be opened for reading: 0, or the errno of the failure. */
+/* Whether path exists: 0, or the errno of stat() (never opening it: it may be a FIFO). */
 static int probe(const char *path)
 {
-	FILE *fp;
+	struct stat st;
 
-	errno = 0;
-	fp = fopen(path, "rb");
-	if (fp) {
-		fclose(fp);
-		return 0;
-	}
-	return errno ? errno : ENOENT;
+	return stat(path, &st) == 0 ? 0 : errno;
 }
 
 /* Write DIR/SPLIT-KIND into path (room for "[.gz]" included) and add ".gz" when only the

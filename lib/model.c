@@ -276,57 +276,30 @@ static int too_large(const char *path, char *msg)
 	            "model file", MODEL_MAX_BYTES);
 }
 
-/* Make room in *buf for more bytes: double its capacity, up to one byte more than the
- * largest model so that a larger file (a pipe, say, whose size fstat cannot tell) is
- * noticed without reading it all. */
-static int grow(unsigned char **buf, size_t *cap, const char *path, char *msg)
-{
-	size_t want = *cap ? 2 * *cap : 4096;
-	unsigned char *p;
-
-	if (*cap == MODEL_MAX_BYTES + 1)
-		return too_large(path, msg);
-	if (want > MODEL_MAX_BYTES + 1)
-		want = (size_t)(MODEL_MAX_BYTES + 1);
-	p = realloc(*buf, want);
-	if (p == NULL)
-		return nb__file_fail(msg, NB_ENOMEM, path, "out of memory reading the file");
-	*buf = p;
-	*cap = want;
-	return NB_OK;
-}
-
-/* Read the whole file into *data (the caller frees it; set only on success). */
+/* Read the whole file into *data (the caller frees it; set only on success). Only a
+ * regular file is read: a FIFO would block, and would have no size to check first. */
 static int read_all(const char *path, unsigned char **data, size_t *len, char *msg)
 {
-	FILE *f = fopen(path, "rb");
 	unsigned char *buf = NULL;
-	size_t n = 0, cap = 0;
-	struct stat st;
-	int status = NB_OK;
+	off_t size;
+	size_t n = 0;
+	int fd, err, status = nb__open_regular(path, &fd, &size, msg);
 
-	if (f == NULL)
-		return nb__file_fail(msg, NB_EIO, path, "cannot open: %s", strerror(errno));
-	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
-	    (uint64_t)st.st_size > MODEL_MAX_BYTES) {
-		fclose(f);
+	if (status != NB_OK)
+		return status;
+	if ((uint64_t)size > MODEL_MAX_BYTES) {
+		close(fd);
 		return too_large(path, msg);
 	}
-	for (;;) {
-		if (n == cap && (status = grow(&buf, &cap, path, msg)) != NB_OK)
-			break;
-		n += fread(buf + n, 1, cap - n, f);
-		if (n < cap) {  /* fread stops short only at the end of the file or an error */
-			if (ferror(f))
-				status = nb__file_fail(msg, NB_EIO, path, "cannot read: %s",
-				              strerror(errno));
-			break;
-		}
+	if (size > 0 && (buf = malloc((size_t)size)) == NULL) {
+		close(fd);
+		return nb__file_fail(msg, NB_ENOMEM, path, "out of memory reading the file");
 	}
-	fclose(f);
-	if (status != NB_OK) {
+	err = nb__read_full(fd, buf, (size_t)size, &n);
+	close(fd);
+	if (err != 0) {
 		free(buf);
-		return status;
+		return nb__file_fail(msg, NB_EIO, path, "cannot read: %s", strerror(err));
 	}
 	*data = buf;
 	*len = n;

@@ -553,16 +553,42 @@ START_TEST(test_missing_file)
 }
 END_TEST
 
-/* A directory opens, but reading it fails. */
+/* A directory is refused before it is read. */
 START_TEST(test_directory_is_not_a_file)
 {
 	const char *lb = TMP("isdir_labels");
-	char text[NB_MSG_MAX];
 
 	write_good(TMP("isdir_images"), 0, lb, 0);
-	snprintf(text, sizeof text, "cannot read: %s: .", strerror(EISDIR));
-	expect_fail(".", lb, NB_EIO, text);
+	expect_fail(".", lb, NB_EIO, "cannot open: a directory, not a regular file: .");
 	remove2(TMP("isdir_images"), lb);
+}
+END_TEST
+
+/* A FIFO with no writer would block a reader forever: it is refused without being read,
+ * as either file or through a directory. The alarm ends the test if a load blocks. */
+START_TEST(test_fifo_is_refused_at_once)
+{
+	const char *im = TMP("fifo_images"), *lb = TMP("fifo_labels");
+
+	remove2(im, lb);
+	ck_assert_int_eq(mkfifo(im, 0644), 0);
+	write_good(TMP("fifo_good_images"), 0, lb, 0);
+	alarm(20);
+	expect_fail(im, lb, NB_EIO,
+	            "cannot open: a FIFO, not a regular file: " TMP("fifo_images"));
+	expect_fail(TMP("fifo_good_images"), im, NB_EIO,
+	            "cannot open: a FIFO, not a regular file: " TMP("fifo_images"));
+	alarm(0);
+	remove2(im, lb);
+	remove(TMP("fifo_good_images"));
+}
+END_TEST
+
+/* A device is not read either (/dev/zero would give zeros for ever). */
+START_TEST(test_device_is_refused)
+{
+	expect_fail("/dev/zero", "/dev/null", NB_EIO,
+	            "cannot open: a character device, not a regular file: /dev/zero");
 }
 END_TEST
 
@@ -824,6 +850,8 @@ static Suite *idx_suite(void)
 	tcase_add_test(bad, test_corrupt_gzip_stream);
 	tcase_add_test(args, test_missing_file);
 	tcase_add_test(args, test_directory_is_not_a_file);
+	tcase_add_test(args, test_fifo_is_refused_at_once);
+	tcase_add_test(args, test_device_is_refused);
 	tcase_add_test(args, test_long_path_message_is_cut);
 	tcase_add_test(args, test_long_path_keeps_the_reason);
 	tcase_add_test(args, test_null_arguments);

@@ -524,6 +524,24 @@ START_TEST(test_missing_file_is_an_io_error)
 }
 END_TEST
 
+/* A FIFO with no writer would block a reader forever, and a directory is no file: both
+ * are refused without being read. The alarm ends the test if the load blocks. */
+START_TEST(test_load_refuses_what_is_not_a_regular_file)
+{
+	char path[PATH_MAX_LEN];
+
+	unique_path(path, "fifo");
+	ck_assert_int_eq(mkfifo(path, 0644), 0);
+	alarm(20);
+	expect_load_fails(path, NB_EIO, "cannot open: a FIFO, not a regular file");
+	alarm(0);
+	ck_assert_int_eq(remove(path), 0);
+	expect_load_fails(".", NB_EIO, "cannot open: a directory, not a regular file");
+	expect_load_fails("/dev/zero", NB_EIO, "cannot open: a character device, not a regular "
+	                  "file");
+}
+END_TEST
+
 /* A file over 1 GiB is refused before it is read (a sparse file: no disk needed). */
 START_TEST(test_huge_file_is_rejected_unread)
 {
@@ -806,6 +824,7 @@ static Suite *model_suite(void)
 	tcase_add_loop_test(corrupt, test_crafted_file_is_checked_field_by_field, 0,
 	                    sizeof crafted / sizeof crafted[0]);
 	tcase_add_test(corrupt, test_missing_file_is_an_io_error);
+	tcase_add_test(corrupt, test_load_refuses_what_is_not_a_regular_file);
 	tcase_add_test(corrupt, test_huge_file_is_rejected_unread);
 	tcase_add_test(corrupt, test_null_arguments_are_rejected);
 	tcase_add_test(corrupt, test_long_path_keeps_the_reason);
