@@ -624,8 +624,11 @@ nb_tape *nb_net_tape(nb_net *net, size_t batch);
 
 /** Save the network to path in nabla's model format (docs/model-format.md): written to a
  * temporary file in the same directory, then renamed over path, so that a failure never
- * destroys an existing file. Messages about the file give the reason, then the path, as
- * the loaders' do. Returns NB_OK, NB_ENULL, NB_EIO (msg names the file),
+ * destroys an existing file. path must not exist or be a regular file, which is replaced
+ * and keeps its permission bits; a new file gets 0666 less the umask. A symbolic link, a
+ * directory, a FIFO or a device at path is refused with NB_EIO before anything is
+ * written. Messages about the file give the reason, then the path, as the loaders' do.
+ * Returns NB_OK, NB_ENULL, NB_EIO (msg names the file),
  * NB_ENOMEM, or NB_EINVAL for a network whose file would exceed the 1 GiB a load accepts. */
 int nb_net_save(const nb_net *net, const char *path, char *msg);
 

@@ -8,14 +8,17 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -183,68 +186,120 @@ static int encode(const nb_net *net, const char *path, unsigned char **file, siz
 }
 
 /* Write len bytes to the fresh temporary file fd, flush them to the disk, and close fd
- * whatever happens. A write error may only show at fflush, fsync or even close. */
+ * whatever happens. A write error may only show at fsync or even close. */
 static int write_all(int fd, const char *path, const unsigned char *buf, size_t len,
                      char *msg)
 {
-	FILE *f = fdopen(fd, "wb");
-	int err;
+	size_t done = 0;
+	int err = 0;
 
-	if (f == NULL) {
-		err = errno;
-		close(fd);
-		return nb__file_fail(msg, NB_EIO, path, "cannot write: %s", strerror(err));
+	while (done < len && err == 0) {
+		ssize_t k = write(fd, buf + done, len - done);
+
+		if (k > 0)
+			done += (size_t)k;
+		else if (k == 0)
+			err = EIO;
+		else if (errno != EINTR)
+			err = errno;
 	}
-	if (fwrite(buf, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+	if (err == 0 && fsync(fd) != 0)
 		err = errno;
-		fclose(f);
+	if (close(fd) != 0 && err == 0)
+		err = errno;
+	if (err != 0)
 		return nb__file_fail(msg, NB_EIO, path, "cannot write: %s", strerror(err));
-	}
-	if (fclose(f) != 0)
-		return nb__file_fail(msg, NB_EIO, path, "cannot write: %s", strerror(errno));
 	return NB_OK;
 }
 
-/* mkstemp creates the file 0600; give it the mode of the file it replaces, or 0644. A
- * failure here is cosmetic (some file systems have no modes), so it is ignored. */
-static void set_mode(int fd, const char *path)
+/* What is at path now: nothing (*old_mode -1), or a regular file (*old_mode its
+ * permission bits, which the new file keeps). Anything else is refused: renaming over a
+ * symbolic link would replace the link and leave the file it points to as it was, and a
+ * FIFO, a device or a directory is not a file to save a model into. lstat() sees the link
+ * itself. A path lstat() cannot reach is left to creating the temporary file, which says
+ * why. This is a check, not a lock: what appears at path meanwhile, rename() replaces. */
+static int check_target(const char *path, int *old_mode, char *msg)
 {
 	struct stat st;
-	mode_t mode = 0644;
 
-	if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
-		mode = st.st_mode & 07777;
-	(void)fchmod(fd, mode);
+	*old_mode = -1;
+	if (lstat(path, &st) != 0)
+		return NB_OK;
+	if (!S_ISREG(st.st_mode))
+		return nb__file_fail(msg, NB_EIO, path, "cannot replace: %s, not a regular file",
+		                     nb__file_kind(st.st_mode));
+	*old_mode = (int)(st.st_mode & 0777);
+	return NB_OK;
 }
 
-/* Write buf to a temporary file beside path, then rename it over path. On any failure the
- * temporary file is removed and path is left as it was. Memory comes from the network's
- * allocator, so that tests can make saving run out of it. */
-static int replace_file(const nb_net_config *cfg, const char *path, const unsigned char *buf,
-                        size_t len, char *msg)
+/* splitmix64's finaliser: spreads a few changing bits over all 64. */
+static uint64_t mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 31);
+}
+
+/* Create the temporary file tmp (path, then TMP_SUFFIX to fill in) with O_EXCL and mode
+ * 0666, so that the umask applies to it as to any new file. mkstemp() would make it 0600,
+ * and reading the umask to correct that (umask() sets it as it reads) would change it for
+ * every thread of the process meanwhile. Names are tried until one is free, as mkstemp()
+ * does. Returns the descriptor, or -1 with errno set. */
+#define TMP_SUFFIX ".XXXXXX"
+static int create_temporary(char *tmp, size_t n)
+{
+	static const char chars[] = "abcdefghijklmnopqrstuvwxyz"
+	                            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	static atomic_uint_fast64_t counter;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	for (int attempt = 0; attempt < 100; attempt++) {
+		uint64_t v = mix64((uint64_t)getpid() << 32 ^ (uint64_t)ts.tv_nsec ^
+		                   atomic_fetch_add(&counter, 1) << 40);
+		int fd;
+
+		for (size_t i = 1; i < sizeof TMP_SUFFIX - 1; i++, v /= sizeof chars - 1)
+			tmp[n + i] = chars[v % (sizeof chars - 1)];
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+	}
+	return -1;
+}
+
+/* Write buf to a temporary file beside path, then rename it over path (old_mode as
+ * check_target() gives it). On any failure the temporary file is removed and path is left
+ * as it was. Memory comes from the network's allocator, so that tests can make saving run
+ * out of it. */
+static int replace_file(const nb_net_config *cfg, const char *path, int old_mode,
+                        const unsigned char *buf, size_t len, char *msg)
 {
 	size_t n = strlen(path);
-	char *tmp = cfg->alloc(cfg->alloc_ud, NULL, 0, n + sizeof ".XXXXXX");
+	char *tmp = cfg->alloc(cfg->alloc_ud, NULL, 0, n + sizeof TMP_SUFFIX);
 	int fd, status;
+
 
 	if (tmp == NULL)
 		return nb__file_fail(msg, NB_ENOMEM, path, "out of memory");
 	memcpy(tmp, path, n);
-	memcpy(tmp + n, ".XXXXXX", sizeof ".XXXXXX");
-	fd = mkstemp(tmp);
+	memcpy(tmp + n, TMP_SUFFIX, sizeof TMP_SUFFIX);
+	fd = create_temporary(tmp, n);
 	if (fd < 0) {
 		status = nb__file_fail(msg, NB_EIO, path, "cannot create a temporary file: %s",
-		              strerror(errno));
-		cfg->alloc(cfg->alloc_ud, tmp, n + sizeof ".XXXXXX", 0);
+		                       strerror(errno));
+		cfg->alloc(cfg->alloc_ud, tmp, n + sizeof TMP_SUFFIX, 0);
 		return status;
 	}
-	set_mode(fd, path);
+	/* Cosmetic where it fails (some file systems have no modes): ignored. */
+	if (old_mode >= 0)
+		(void)fchmod(fd, (mode_t)old_mode);
 	status = write_all(fd, path, buf, len, msg);
 	if (status == NB_OK && rename(tmp, path) != 0)
 		status = nb__file_fail(msg, NB_EIO, path, "cannot replace: %s", strerror(errno));
 	if (status != NB_OK)
 		unlink(tmp);
-	cfg->alloc(cfg->alloc_ud, tmp, n + sizeof ".XXXXXX", 0);
+	cfg->alloc(cfg->alloc_ud, tmp, n + sizeof TMP_SUFFIX, 0);
 	return status;
 }
 
@@ -253,17 +308,19 @@ int nb_net_save(const nb_net *net, const char *path, char *msg)
 	nb_net_config cfg;
 	unsigned char *buf = NULL;
 	size_t len = 0;
-	int status;
+	int old_mode, status;
 
 	if (net == NULL)
 		return nb__msg_fail(msg, NB_ENULL, "nb_net_save: net is NULL");
 	if (path == NULL)
 		return nb__msg_fail(msg, NB_ENULL, "nb_net_save: path is NULL");
 	cfg = nb_net_get_config(net);
-	status = encode(net, path, &buf, &len, msg);
+	status = check_target(path, &old_mode, msg);
+	if (status == NB_OK)
+		status = encode(net, path, &buf, &len, msg);
 	if (status != NB_OK)
 		return status;
-	status = replace_file(&cfg, path, buf, len, msg);
+	status = replace_file(&cfg, path, old_mode, buf, len, msg);
 	cfg.alloc(cfg.alloc_ud, buf, len, 0);
 	return status;
 }

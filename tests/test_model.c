@@ -761,18 +761,18 @@ START_TEST(test_save_into_a_file_as_directory_fails)
 }
 END_TEST
 
-/* The last step, rename over a directory, fails: the written temporary file goes too. */
-START_TEST(test_failed_rename_leaves_no_temporary)
+/* A directory at the path is refused before anything is written. */
+START_TEST(test_save_refuses_a_directory)
 {
-	char path[PATH_MAX_LEN], msg[NB_MSG_MAX] = "";
+	char path[PATH_MAX_LEN], msg[NB_MSG_MAX] = "", want[NB_MSG_MAX + PATH_MAX_LEN];
 	nb_net *net = make_net(3, sizes_342, 1);
 	struct stat st;
 
 	unique_path(path, "dir_target");
 	ck_assert_int_eq(mkdir(path, 0755), 0);
 	ck_assert_int_eq(nb_net_save(net, path, msg), NB_EIO);
-	ck_assert_msg(names_file(msg, path), "message: %s", msg);
-	ck_assert_ptr_nonnull(strstr(msg, "cannot replace"));
+	snprintf(want, sizeof want, "cannot replace: a directory, not a regular file: %s", path);
+	ck_assert_str_eq(msg, want);
 	ck_assert_int_eq(stat(path, &st), 0);
 	ck_assert(S_ISDIR(st.st_mode));
 	expect_no_temporaries(path);
@@ -781,19 +781,96 @@ START_TEST(test_failed_rename_leaves_no_temporary)
 }
 END_TEST
 
-/* mkstemp makes files 0600: a new model gets 0644, a replaced one keeps its mode. */
-START_TEST(test_save_sets_a_sensible_mode)
+/* Saving "to" a symbolic link would rename a new file over the link and leave the file
+ * it points to as it was: refused, and both stay as they were. */
+START_TEST(test_save_refuses_a_symbolic_link)
+{
+	char link[PATH_MAX_LEN], target[PATH_MAX_LEN], msg[NB_MSG_MAX] = "";
+	char want[NB_MSG_MAX + PATH_MAX_LEN], got[PATH_MAX_LEN];
+	nb_net *net = make_net(3, sizes_342, 1);
+	struct stat st;
+	size_t len;
+	unsigned char *f;
+
+	unique_path(target, "link_target");
+	unique_path(link, "link");
+	write_bytes(target, (const unsigned char *)"not a model", 11);
+	ck_assert_int_eq(symlink(target, link), 0);
+	ck_assert_int_eq(nb_net_save(net, link, msg), NB_EIO);
+	snprintf(want, sizeof want, "cannot replace: a symbolic link, not a regular file: %s",
+	         link);
+	ck_assert_str_eq(msg, want);
+	ck_assert_int_eq(lstat(link, &st), 0);
+	ck_assert(S_ISLNK(st.st_mode));
+	ck_assert_int_eq((int)readlink(link, got, sizeof got - 1), (int)strlen(target));
+	got[strlen(target)] = '\0';
+	ck_assert_str_eq(got, target);
+	f = read_bytes(target, &len);
+	ck_assert_uint_eq(len, 11);
+	ck_assert(memcmp(f, "not a model", 11) == 0);
+	free(f);
+	expect_no_temporaries(link);
+	nb_net_free(net);
+	ck_assert_int_eq(remove(link), 0);
+	ck_assert_int_eq(remove(target), 0);
+}
+END_TEST
+
+/* A FIFO is refused at once (nothing opens it, so nothing waits for a reader) and stays. */
+START_TEST(test_save_refuses_a_fifo)
+{
+	char path[PATH_MAX_LEN], msg[NB_MSG_MAX] = "", want[NB_MSG_MAX + PATH_MAX_LEN];
+	nb_net *net = make_net(3, sizes_342, 1);
+	struct stat st;
+
+	unique_path(path, "fifo_target");
+	ck_assert_int_eq(mkfifo(path, 0644), 0);
+	alarm(20);
+	ck_assert_int_eq(nb_net_save(net, path, msg), NB_EIO);
+	alarm(0);
+	snprintf(want, sizeof want, "cannot replace: a FIFO, not a regular file: %s", path);
+	ck_assert_str_eq(msg, want);
+	ck_assert_int_eq(lstat(path, &st), 0);
+	ck_assert(S_ISFIFO(st.st_mode));
+	expect_no_temporaries(path);
+	nb_net_free(net);
+	ck_assert_int_eq(remove(path), 0);
+}
+END_TEST
+
+/* A new model file gets 0666 less the umask, as any new file; _i picks the umask. */
+static const mode_t umasks[] = { 022, 077, 002 };
+
+START_TEST(test_new_file_mode_follows_the_umask)
 {
 	char path[PATH_MAX_LEN];
 	nb_net *net = make_net(3, sizes_342, 1);
+	mode_t old = umask(umasks[_i]);
+	struct stat st;
+
+	unique_path(path, "umask");
+	save_ok(net, path);
+	umask(old);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0666 & ~umasks[_i]);
+	nb_net_free(net);
+	ck_assert_int_eq(remove(path), 0);
+}
+END_TEST
+
+/* A file replaced keeps its mode, whatever the umask. */
+START_TEST(test_replaced_file_keeps_its_mode)
+{
+	char path[PATH_MAX_LEN];
+	nb_net *net = make_net(3, sizes_342, 1);
+	mode_t old = umask(077);
 	struct stat st;
 
 	unique_path(path, "mode");
 	save_ok(net, path);
-	ck_assert_int_eq(stat(path, &st), 0);
-	ck_assert_uint_eq(st.st_mode & 0777, 0644);
 	ck_assert_int_eq(chmod(path, 0640), 0);
 	save_ok(net, path);
+	umask(old);
 	ck_assert_int_eq(stat(path, &st), 0);
 	ck_assert_uint_eq(st.st_mode & 0777, 0640);
 	nb_net_free(net);
@@ -833,8 +910,12 @@ static Suite *model_suite(void)
 	tcase_add_test(save, test_failed_save_keeps_the_old_file);
 	tcase_add_test(save, test_save_out_of_memory_keeps_the_old_file);
 	tcase_add_test(save, test_save_into_a_file_as_directory_fails);
-	tcase_add_test(save, test_failed_rename_leaves_no_temporary);
-	tcase_add_test(save, test_save_sets_a_sensible_mode);
+	tcase_add_test(save, test_save_refuses_a_directory);
+	tcase_add_test(save, test_save_refuses_a_symbolic_link);
+	tcase_add_test(save, test_save_refuses_a_fifo);
+	tcase_add_loop_test(save, test_new_file_mode_follows_the_umask, 0,
+	                    sizeof umasks / sizeof umasks[0]);
+	tcase_add_test(save, test_replaced_file_keeps_its_mode);
 	suite_add_tcase(s, save);
 	return s;
 }
