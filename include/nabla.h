@@ -628,8 +628,11 @@ nb_tape *nb_net_tape(nb_net *net, size_t batch);
  * and keeps its permission bits; a new file gets 0666 less the umask. A symbolic link, a
  * directory, a FIFO or a device at path is refused with NB_EIO before anything is
  * written. Messages about the file give the reason, then the path, as the loaders' do.
- * Returns NB_OK, NB_ENULL, NB_EIO (msg names the file),
- * NB_ENOMEM, or NB_EINVAL for a network whose file would exceed the 1 GiB a load accepts. */
+ * Returns NB_OK, NB_ENULL, NB_EIO (msg names the file), NB_ENOMEM, or NB_EINVAL for a
+ * network a load would refuse: one whose file would exceed the 1 GiB a load accepts, or
+ * with a NaN or an infinity among its parameters (a diverged network; msg names the
+ * first: "weight 3 of layer 1 is nan, which a model file cannot hold (it would not
+ * load): PATH"). */
 int nb_net_save(const nb_net *net, const char *path, char *msg);
 
 /** Load a network saved by nb_net_save(). Returns NB_OK and *out, or NB_ENULL, NB_EIO

@@ -150,6 +150,40 @@ static unsigned char *put_params(unsigned char *p, const nb_net *net, nb_net_con
 	return p;
 }
 
+/* The index of the first non-finite of n values, or n. */
+static size_t first_non_finite(const double *v, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && isfinite(v[i]))
+		i++;
+	return i;
+}
+
+/* Every parameter must be finite: a loader refuses a file with a NaN or an infinity (it
+ * cannot tell a diverged network from a corrupt file), so saving one would write a file
+ * that never loads. */
+static int check_finite(const nb_net *net, const char *path, char *msg)
+{
+	nb_net_config cfg = nb_net_get_config(net);
+
+	for (size_t l = 0; l + 1 < cfg.n_layers; l++) {
+		const double *v[2] = { nb_net_weights((nb_net *)net, l),
+		                       nb_net_biases((nb_net *)net, l) };
+		size_t n[2] = { cfg.sizes[l + 1] * cfg.sizes[l], cfg.sizes[l + 1] };
+
+		for (int k = 0; k < 2; k++) {
+			size_t i = first_non_finite(v[k], n[k]);
+
+			if (i < n[k])
+				return nb__file_fail(msg, NB_EINVAL, path, "%s %zu of layer %zu is "
+				                     "%g, which a model file cannot hold (it would not "
+				                     "load)", k ? "bias" : "weight", i, l, v[k][i]);
+		}
+	}
+	return NB_OK;
+}
+
 /* Build the whole file in memory: *file (the caller frees it) of *len bytes. */
 static int encode(const nb_net *net, const char *path, unsigned char **file, size_t *len,
                   char *msg)
@@ -316,6 +350,8 @@ int nb_net_save(const nb_net *net, const char *path, char *msg)
 		return nb__msg_fail(msg, NB_ENULL, "nb_net_save: path is NULL");
 	cfg = nb_net_get_config(net);
 	status = check_target(path, &old_mode, msg);
+	if (status == NB_OK)
+		status = check_finite(net, path, msg);
 	if (status == NB_OK)
 		status = encode(net, path, &buf, &len, msg);
 	if (status != NB_OK)

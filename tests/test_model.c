@@ -761,6 +761,48 @@ START_TEST(test_save_into_a_file_as_directory_fails)
 }
 END_TEST
 
+/* A network whose parameters diverged cannot be saved: the file would not load (a model
+ * file holds finite values only). Save refuses it, naming the parameter, and leaves the
+ * old file as it was; once the values are finite again, save and load agree. */
+START_TEST(test_save_refuses_non_finite_parameters)
+{
+	char path[PATH_MAX_LEN], msg[NB_MSG_MAX] = "", want[NB_MSG_MAX + PATH_MAX_LEN];
+	nb_net *net = make_net(3, sizes_342, 1), *back;
+	unsigned char *before, *after;
+	size_t len_before, len_after;
+	double w3;
+
+	unique_path(path, "nan");
+	save_ok(net, path);
+	before = read_bytes(path, &len_before);
+	w3 = nb_net_weights(net, 1)[3];
+	nb_net_weights(net, 1)[3] = NAN;
+	ck_assert_int_eq(nb_net_save(net, path, msg), NB_EINVAL);
+	snprintf(want, sizeof want, "weight 3 of layer 1 is nan, which a model file cannot hold "
+	         "(it would not load): %s", path);
+	ck_assert_str_eq(msg, want);
+	nb_net_weights(net, 1)[3] = w3;
+	nb_net_biases(net, 0)[2] = -INFINITY;
+	ck_assert_int_eq(nb_net_save(net, path, msg), NB_EINVAL);
+	snprintf(want, sizeof want, "bias 2 of layer 0 is -inf, which a model file cannot hold "
+	         "(it would not load): %s", path);
+	ck_assert_str_eq(msg, want);
+	after = read_bytes(path, &len_after);
+	ck_assert_uint_eq(len_after, len_before);
+	ck_assert(memcmp(before, after, len_before) == 0);
+	expect_no_temporaries(path);
+	nb_net_biases(net, 0)[2] = 0.5;
+	save_ok(net, path);
+	back = load_ok(path);
+	expect_same_params(net, back);
+	free(before);
+	free(after);
+	nb_net_free(back);
+	nb_net_free(net);
+	ck_assert_int_eq(remove(path), 0);
+}
+END_TEST
+
 /* A directory at the path is refused before anything is written. */
 START_TEST(test_save_refuses_a_directory)
 {
@@ -910,6 +952,7 @@ static Suite *model_suite(void)
 	tcase_add_test(save, test_failed_save_keeps_the_old_file);
 	tcase_add_test(save, test_save_out_of_memory_keeps_the_old_file);
 	tcase_add_test(save, test_save_into_a_file_as_directory_fails);
+	tcase_add_test(save, test_save_refuses_non_finite_parameters);
 	tcase_add_test(save, test_save_refuses_a_directory);
 	tcase_add_test(save, test_save_refuses_a_symbolic_link);
 	tcase_add_test(save, test_save_refuses_a_fifo);
