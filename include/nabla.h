@@ -500,6 +500,23 @@ int nb_bp_reference(const nb_mlp *net, size_t n, const double *x, const double *
                     double *const *dw, double *const *db, double *const *delta, double *cost,
                     char *msg);
 
+/* ---- Loading files: options ------------------------------------------------------- */
+
+/** The default of nb_load_opts.max_bytes: 1 GiB, about 2.8 times what the 60,000
+ * training images of MNIST or Fashion-MNIST take in memory (381 MB). */
+#define NB_LOAD_MAX_BYTES ((size_t)1 << 30)
+
+/** Options of the loaders of files: nb_dataset_load_idx_opts() and
+ * nb_dataset_load_dir_opts(). A zero field takes its default, so {0} (or a NULL pointer
+ * to options) gives what the functions without _opts do. */
+typedef struct nb_load_opts {
+	nb_alloc_fn alloc;      /* every allocation of the load, zlib's included, and of what
+	                         * it returns, for its whole life (NULL: malloc) */
+	void *alloc_ud;         /* passed to alloc */
+	size_t max_bytes;       /* the most memory what is loaded may take (0:
+	                         * NB_LOAD_MAX_BYTES); each loader says what it counts */
+} nb_load_opts;
+
 /* ---- Data sets: the IDX format of MNIST -------------------------------------------- */
 
 /** Images and labels in memory. x holds n rows of features = rows * cols pixels scaled to
@@ -514,6 +531,9 @@ typedef struct nb_dataset {
 	double *x;              /* n x features, row-major */
 	double *y;              /* n x classes, one-hot */
 	unsigned char *label;   /* n labels, each < classes */
+	nb_alloc_fn alloc;      /* what allocated x, y and label, set by a load, used by
+	                         * nb_dataset_free() (NULL: free) */
+	void *alloc_ud;         /* passed to alloc */
 } nb_dataset;
 
 /** Load an IDX image file (magic 0x00000803) and an IDX label file (0x00000801), each
@@ -524,8 +544,22 @@ typedef struct nb_dataset {
  * NB_ENULL, NB_EIO (cannot open or read, gzip error, or not a regular file: a FIFO, a
  * directory or a device is refused without being read, so a load never blocks),
  * NB_EFORMAT (bad magic, truncated, counts that disagree, absurd dimensions, a label
- * >= 10), NB_ENOMEM. */
+ * >= 10, a data set over the limit below), NB_ENOMEM ("out of memory ...").
+ *
+ * Memory: the data set takes n (8 features + 8 classes + 1) bytes (x, y and label), and a
+ * load that would need more than NB_LOAD_MAX_BYTES is refused from the image header,
+ * before any data is read, with NB_EFORMAT ("60000 images of 28 x 28 (byte 4) would take
+ * ... bytes, over the limit of ..."). nb_dataset_load_idx_opts() takes another limit. A
+ * load never allocates for data a file does not hold: the arrays grow as the bytes
+ * arrive, so a short file claiming a huge count is reported as truncated having taken
+ * little memory. While it scales them, a load also holds the n features pixel bytes. */
 int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, char *msg);
+
+/** nb_dataset_load_idx() with options (NULL: the defaults): every allocation, zlib's
+ * included, goes through opts->alloc, which ds keeps for nb_dataset_free(), and
+ * opts->max_bytes bounds the data set's n (8 features + 8 classes + 1) bytes. */
+int nb_dataset_load_idx_opts(const char *images, const char *labels,
+                             const nb_load_opts *opts, nb_dataset *ds, char *msg);
 
 /** Load split "train" or "t10k" from directory dir in the standard MNIST layout:
  * SPLIT-images-idx3-ubyte and SPLIT-labels-idx1-ubyte, each with or without ".gz"
@@ -533,7 +567,12 @@ int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, 
  * NB_EINVAL for another split. */
 int nb_dataset_load_dir(const char *dir, const char *split, nb_dataset *ds, char *msg);
 
-/** Free what a load allocated and zero ds. NULL does nothing. */
+/** nb_dataset_load_dir() with options, as nb_dataset_load_idx_opts(). */
+int nb_dataset_load_dir_opts(const char *dir, const char *split, const nb_load_opts *opts,
+                             nb_dataset *ds, char *msg);
+
+/** Free what a load allocated (through the allocator the load used) and zero ds. NULL
+ * does nothing. */
 void nb_dataset_free(nb_dataset *ds);
 
 /* ---- Networks: a multilayer perceptron as an op graph, trained by replaying its tape - */

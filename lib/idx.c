@@ -3,22 +3,28 @@
  * An IDX file is a big-endian header followed by unsigned bytes. Images: u32 magic
  * 0x00000803, u32 count, u32 rows, u32 cols, then count * rows * cols pixels, row by row.
  * Labels: u32 magic 0x00000801, u32 count, then count labels 0..9. Files may be gzip
- * compressed; zlib's gzread() reads plain and gzip files alike, so offsets in messages
- * are those of the uncompressed bytes. */
+ * compressed (zfile.c reads both kinds), so offsets in messages are those of the
+ * uncompressed bytes.
+ *
+ * What a load allocates is bounded twice: by the caller's limit (nb_load_opts.max_bytes),
+ * checked against the image header before any data is read, and by the data a file
+ * really holds, since arrays grow as bytes arrive rather than to what a header claims.
+ * Every allocation, zlib's included, goes through the caller's allocator. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
-#include <zlib.h>
 
 #include "file.h"
 #include "nabla_int.h"
+#include "zfile.h"
 
 #define IDX_IMAGES 0x00000803u
 #define IDX_LABELS 0x00000801u
@@ -27,23 +33,34 @@
 #define IDX_MAX_SIDE 4096u
 #define IDX_MAX_COUNT 100000000u
 #define IDX_CLASSES 10
-/* Bytes per gzread() call; on the stack, and zlib buffers its own reads besides. */
-#define IDX_CHUNK 16384
+/* Bytes read at a time, and the first size of a growing array. */
+#define IDX_CHUNK NB_ZFILE_CHUNK
 
-/* An open IDX file: the path as given (for messages), the zlib handle, how many
- * uncompressed bytes have been read, and where messages go (may be NULL). */
-struct idx_file {
-	const char *path;
-	gzFile gz;
-	size_t off;
+/* The caller's choices for one load (nb_load_opts with the defaults filled in). */
+struct idx_load {
+	nb_alloc_fn alloc;
+	void *ud;
+	size_t max_bytes;
 	char *msg;
 };
 
-/* As nb__msg_fail(), with ": PATH" after the reason: every message about a file names it. */
+/* What a load builds: the shape from the image header, the pixels as bytes while they
+ * arrive (bytes_cap of them allocated), then x; the labels (label_cap allocated), then y.
+ * It becomes the caller's nb_dataset only when everything is read and checked. */
+struct idx_data {
+	size_t n, rows, cols, features;
+	unsigned char *bytes;
+	size_t bytes_cap;
+	double *x;
+	unsigned char *label;
+	size_t label_cap;
+	double *y;
+};
+
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static int file_fail(struct idx_file *f, int status, const char *fmt, ...)
+static int file_fail(struct nb_zfile *f, int status, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -53,86 +70,53 @@ static int file_fail(struct idx_file *f, int status, const char *fmt, ...)
 	return status;
 }
 
-/* Report zlib's error on f. gzerror() puts the name gzdopen() gave the file, "<fd:N>",
- * in front: the path goes at the end instead. */
-static int gz_fail(struct idx_file *f)
+static void release(const struct idx_load *ld, void *p, size_t size)
 {
-	int err;
-	const char *s = gzerror(f->gz, &err), *colon = strstr(s, ": ");
-
-	if (err == Z_MEM_ERROR)
-		return file_fail(f, NB_ENOMEM, "out of memory in zlib");
-	if (strncmp(s, "<fd:", 4) == 0 && colon)
-		s = colon + 2;
-	if (err == Z_ERRNO)
-		return file_fail(f, NB_EIO, "cannot read: %s", s);
-	return file_fail(f, NB_EIO, "gzip error: %s", s);
+	if (p)
+		ld->alloc(ld->ud, p, size, 0);
 }
 
-/* Open path, which must be a regular file (a FIFO would block the load forever). */
-static int idx_open(struct idx_file *f, const char *path, char *msg)
-{
-	off_t size;
-	int fd, s = nb__open_regular(path, &fd, &size, msg);
-
-	f->path = path;
-	f->off = 0;
-	f->msg = msg;
-	if (s != NB_OK)
-		return s;
-	f->gz = gzdopen(fd, "rb");
-	if (f->gz)
-		return NB_OK;
-	close(fd);
-	return file_fail(f, NB_ENOMEM, "cannot open: out of memory");
-}
-
-static void idx_close(struct idx_file *f)
-{
-	if (f->gz)
-		gzclose(f->gz);
-	f->gz = NULL;
-}
+/* ---- Reading bytes ----------------------------------------------------------------- */
 
 /* Read exactly n bytes into buf. A file that ends first is truncated: the message says
  * where, and that what (a header, the data) needs need bytes in all. */
-static int idx_read(struct idx_file *f, unsigned char *buf, size_t n, const char *what,
+static int idx_read(struct nb_zfile *f, unsigned char *buf, size_t n, const char *what,
                     size_t need)
 {
 	while (n > 0) {
-		unsigned ask = n < IDX_CHUNK ? (unsigned)n : IDX_CHUNK;
-		int got = gzread(f->gz, buf, ask);
+		size_t got;
+		int s = nb__zfile_read(f, buf, n, &got);
 
-		if (got < 0)
-			return gz_fail(f);
+		if (s != NB_OK)
+			return s;
 		if (got == 0)
 			return file_fail(f, NB_EFORMAT,
 			                 "truncated at byte %zu (%s needs %zu bytes)", f->off,
 			                 what, need);
 		buf += got;
-		n -= (size_t)got;
-		f->off += (size_t)got;
+		n -= got;
 	}
 	return NB_OK;
 }
 
-/* The file must end where the data does. zlib reports a gzip stream cut short (its
- * trailer missing, say) only as Z_BUF_ERROR once it runs out, so that is checked here. */
-static int idx_expect_end(struct idx_file *f)
+/* The file must end where the data does. Reading to the end also checks a gzip stream's
+ * CRC and length, which come after the data. */
+static int idx_expect_end(struct nb_zfile *f)
 {
 	unsigned char buf[IDX_CHUNK];
-	size_t extra = 0;
-	int got, err;
+	size_t extra = 0, at = f->off, got;
+	int s;
 
-	while ((got = gzread(f->gz, buf, sizeof buf)) > 0)
-		extra += (size_t)got;
-	if (got < 0)
-		return gz_fail(f);
+	do {
+		s = nb__zfile_read(f, buf, sizeof buf, &got);
+		extra += got;
+	} while (s == NB_OK && got > 0);
+	if (s != NB_OK)
+		return s;
 	if (extra > 0)
 		return file_fail(f, NB_EFORMAT, "%zu unexpected byte%s after the data at byte %zu",
-		                 extra, extra == 1 ? "" : "s", f->off);
-	gzerror(f->gz, &err);
-	return err == Z_BUF_ERROR ? gz_fail(f) : NB_OK;
+		                 extra, extra == 1 ? "" : "s", at);
+	return NB_OK;
 }
 
 static uint32_t be32(const unsigned char *p)
@@ -140,9 +124,11 @@ static uint32_t be32(const unsigned char *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* ---- Headers ----------------------------------------------------------------------- */
+
 /* Read the magic number at byte 0 and check it, before the rest of the header, so that a
  * short file of the other kind is reported as such rather than as truncated. */
-static int read_magic(struct idx_file *f, uint32_t magic, size_t header, const char *kind)
+static int read_magic(struct nb_zfile *f, uint32_t magic, size_t header, const char *kind)
 {
 	unsigned char b[4];
 	int s = idx_read(f, b, 4, "header", header);
@@ -166,8 +152,17 @@ static int dims_ok(uint32_t n, uint32_t rows, uint32_t cols)
 	return (size_t)rows * cols <= SIZE_MAX / sizeof(double) / n;
 }
 
-/* Read and check an image header; set ds's n, rows, cols, features and classes. */
-static int read_image_header(struct idx_file *f, nb_dataset *ds)
+/* The bytes of the data set the header describes: x, y and label. dims_ok() bounds n to
+ * 10^8 and a side to 4096, so this fits in 64 bits. */
+static uint64_t dataset_bytes(const struct idx_data *d)
+{
+	uint64_t per_image = sizeof(double) * ((uint64_t)d->features + IDX_CLASSES) + 1;
+
+	return (uint64_t)d->n * per_image;
+}
+
+/* Read and check an image header, including against the caller's limit. */
+static int read_image_header(struct nb_zfile *f, const struct idx_load *ld, struct idx_data *d)
 {
 	unsigned char b[12];
 	uint32_t n, rows, cols;
@@ -183,16 +178,19 @@ static int read_image_header(struct idx_file *f, nb_dataset *ds)
 	if (!dims_ok(n, rows, cols))
 		return file_fail(f, NB_EFORMAT, "absurd dimensions %lu x %lu x %lu at byte 4",
 		                 (unsigned long)n, (unsigned long)rows, (unsigned long)cols);
-	ds->n = n;
-	ds->rows = rows;
-	ds->cols = cols;
-	ds->features = (size_t)rows * cols;
-	ds->classes = IDX_CLASSES;
+	d->n = n;
+	d->rows = rows;
+	d->cols = cols;
+	d->features = (size_t)rows * cols;
+	if (dataset_bytes(d) > ld->max_bytes)
+		return file_fail(f, NB_EFORMAT, "%zu images of %zu x %zu (byte 4) would take %"
+		                 PRIu64 " bytes, over the limit of %zu (nb_load_opts.max_bytes)",
+		                 d->n, d->rows, d->cols, dataset_bytes(d), ld->max_bytes);
 	return NB_OK;
 }
 
 /* Read and check a label header: its count must be the images' n. */
-static int read_label_header(struct idx_file *f, size_t n)
+static int read_label_header(struct nb_zfile *f, size_t n)
 {
 	unsigned char b[4];
 	int s = read_magic(f, IDX_LABELS, IDX_LABEL_HEADER, "label");
@@ -207,112 +205,189 @@ static int read_label_header(struct idx_file *f, size_t n)
 	return NB_OK;
 }
 
-static int out_of_memory(struct idx_file *f, const nb_dataset *ds)
-{
-	return file_fail(f, NB_ENOMEM, "out of memory for %zu images of %zu x %zu", ds->n,
-	                 ds->rows, ds->cols);
-}
+/* ---- Data -------------------------------------------------------------------------- */
 
-/* Make room in ds->x for want pixels, want <= n * features (which dims_ok() has bounded):
- * double the capacity *cap, up to n * features. The pixels are stored as they arrive,
- * never all allocated up front, so that memory stays within a constant factor of the
- * data a file really holds: a 16-byte header claiming 10^8 images of 28 x 28 is a
- * truncated file, not a request for 627 GB that fails as out of memory. */
-static int grow_pixels(struct idx_file *f, nb_dataset *ds, size_t *cap, size_t want)
+/* Make room in *p (*cap bytes, used of them in use) for want <= max bytes: double the
+ * capacity, up to max, and copy (the hook does not reallocate). Growing as bytes arrive,
+ * never to what a header claims, keeps memory within a constant factor of the data a
+ * file really holds: a 16-byte header claiming 10^8 images is a truncated file, not a
+ * request for gigabytes. */
+static int grow(struct nb_zfile *f, const struct idx_load *ld, unsigned char **p,
+                size_t *cap, size_t used, size_t want, size_t max, const char *what)
 {
-	size_t total = ds->n * ds->features, c = *cap ? *cap : IDX_CHUNK;
-	double *x;
+	size_t c = *cap ? *cap : IDX_CHUNK;
+	unsigned char *q;
 
 	if (want <= *cap)
 		return NB_OK;
 	while (c < want)
 		c *= 2;
-	if (c > total)
-		c = total;
-	x = realloc(ds->x, c * sizeof *x);
-	if (!x)
-		return out_of_memory(f, ds);
-	ds->x = x;
+	if (c > max)
+		c = max;
+	q = ld->alloc(ld->ud, NULL, 0, c);
+	if (!q)
+		return file_fail(f, NB_ENOMEM, "out of memory (%zu bytes for the %s)", c, what);
+	if (used)
+		memcpy(q, *p, used);
+	release(ld, *p, *cap);
+	*p = q;
 	*cap = c;
 	return NB_OK;
 }
 
-/* Allocate the label arrays once the pixels have shown that the headers' n is real, so
- * that they too stay within a constant factor of the data. y starts all zero: the
- * one-hot rows are set as the labels are read. */
-static int labels_alloc(struct idx_file *f, nb_dataset *ds)
+/* Read the n * features pixel bytes, growing d->bytes as they arrive. */
+static int read_pixels(struct nb_zfile *f, const struct idx_load *ld, struct idx_data *d)
 {
-	ds->y = calloc(ds->n * ds->classes, sizeof *ds->y);
-	ds->label = malloc(ds->n);
-	if (ds->y && ds->label)
-		return NB_OK;
-	return out_of_memory(f, ds);
-}
-
-/* Read the pixel bytes a chunk at a time and scale them to [0, 1] into ds->x. */
-static int read_pixels(struct idx_file *f, nb_dataset *ds)
-{
-	unsigned char buf[IDX_CHUNK];
-	size_t total = ds->n * ds->features, cap = 0;
-	size_t need = IDX_IMAGE_HEADER + total;
+	size_t total = d->n * d->features, need = IDX_IMAGE_HEADER + total;
 
 	for (size_t done = 0; done < total;) {
-		size_t k = total - done < sizeof buf ? total - done : sizeof buf;
-		int s = idx_read(f, buf, k, "image data", need);
+		size_t k = total - done < IDX_CHUNK ? total - done : IDX_CHUNK;
+		int s = grow(f, ld, &d->bytes, &d->bytes_cap, done, done + k, total, "pixels");
 
 		if (s == NB_OK)
-			s = grow_pixels(f, ds, &cap, done + k);
+			s = idx_read(f, d->bytes + done, k, "image data", need);
 		if (s != NB_OK)
 			return s;
-		for (size_t i = 0; i < k; i++)
-			ds->x[done + i] = buf[i] / 255.0;
 		done += k;
 	}
 	return idx_expect_end(f);
 }
 
-/* Read the labels into ds->label, check each, and set the one-hot rows of ds->y. */
-static int read_labels(struct idx_file *f, nb_dataset *ds)
+/* Once every pixel is there, x: each byte scaled to [0, 1]. The bytes are freed. */
+static int scale_pixels(struct nb_zfile *f, const struct idx_load *ld, struct idx_data *d)
 {
-	int s = idx_read(f, ds->label, ds->n, "label data", IDX_LABEL_HEADER + ds->n);
+	size_t total = d->n * d->features;
 
-	if (s != NB_OK)
-		return s;
-	for (size_t i = 0; i < ds->n; i++) {
-		unsigned c = ds->label[i];
+	d->x = ld->alloc(ld->ud, NULL, 0, total * sizeof *d->x);
+	if (!d->x)
+		return file_fail(f, NB_ENOMEM, "out of memory (%zu bytes for the images)",
+		                 total * sizeof *d->x);
+	for (size_t i = 0; i < total; i++)
+		d->x[i] = d->bytes[i] / 255.0;
+	release(ld, d->bytes, d->bytes_cap);
+	d->bytes = NULL;
+	d->bytes_cap = 0;
+	return NB_OK;
+}
 
-		if (c >= IDX_CLASSES)
+/* Read the n labels, growing d->label as they arrive, and check that each is a digit. */
+static int read_labels(struct nb_zfile *f, const struct idx_load *ld, struct idx_data *d)
+{
+	size_t need = IDX_LABEL_HEADER + d->n;
+
+	for (size_t done = 0; done < d->n;) {
+		size_t k = d->n - done < IDX_CHUNK ? d->n - done : IDX_CHUNK;
+		int s = grow(f, ld, &d->label, &d->label_cap, done, done + k, d->n, "labels");
+
+		if (s == NB_OK)
+			s = idx_read(f, d->label + done, k, "label data", need);
+		if (s != NB_OK)
+			return s;
+		done += k;
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		if (d->label[i] >= IDX_CLASSES)
 			return file_fail(f, NB_EFORMAT,
-			                 "label %u at byte %zu is not a digit (0..9)", c,
+			                 "label %u at byte %zu is not a digit (0..9)", d->label[i],
 			                 IDX_LABEL_HEADER + i);
-		ds->y[i * ds->classes + c] = 1.0;
 	}
 	return idx_expect_end(f);
 }
 
-/* Both headers first, so that files that do not match fail before any data is read.
- * The caller closes both files, whichever step fails. */
-static int load(struct idx_file *im, struct idx_file *lb, const char *labels, nb_dataset *ds)
+/* Once every label is there, y: one one-hot row per label. */
+static int one_hot(struct nb_zfile *f, const struct idx_load *ld, struct idx_data *d)
 {
-	int s = read_image_header(im, ds);
+	size_t size = d->n * IDX_CLASSES * sizeof *d->y;
+
+	d->y = ld->alloc(ld->ud, NULL, 0, size);
+	if (!d->y)
+		return file_fail(f, NB_ENOMEM, "out of memory (%zu bytes for the one-hot labels)",
+		                 size);
+	memset(d->y, 0, size);
+	for (size_t i = 0; i < d->n; i++)
+		d->y[i * IDX_CLASSES + d->label[i]] = 1.0;
+	return NB_OK;
+}
+
+/* ---- Loading ----------------------------------------------------------------------- */
+
+/* Both headers first, so that files that do not match fail before any data is read.
+ * The caller closes both files and frees d, whichever step fails. */
+static int load(struct nb_zfile *im, struct nb_zfile *lb, const char *labels,
+                const struct idx_load *ld, struct idx_data *d)
+{
+	int s = read_image_header(im, ld, d);
 
 	if (s == NB_OK)
-		s = idx_open(lb, labels, im->msg);
+		s = nb__zfile_open(lb, labels, ld->alloc, ld->ud, ld->msg);
 	if (s == NB_OK)
-		s = read_label_header(lb, ds->n);
+		s = read_label_header(lb, d->n);
 	if (s == NB_OK)
-		s = read_pixels(im, ds);
+		s = read_pixels(im, ld, d);
 	if (s == NB_OK)
-		s = labels_alloc(im, ds);
+		s = scale_pixels(im, ld, d);
 	if (s == NB_OK)
-		s = read_labels(lb, ds);
+		s = read_labels(lb, ld, d);
+	if (s == NB_OK)
+		s = one_hot(lb, ld, d);
 	return s;
 }
 
-int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, char *msg)
+static void free_data(const struct idx_load *ld, struct idx_data *d)
 {
-	struct idx_file im = { 0 }, lb = { 0 };
-	int s;
+	release(ld, d->bytes, d->bytes_cap);
+	release(ld, d->x, d->n * d->features * sizeof *d->x);
+	release(ld, d->label, d->label_cap);
+	release(ld, d->y, d->n * IDX_CLASSES * sizeof *d->y);
+}
+
+/* The data set, every array full: grow() stopped each at exactly its size. */
+static void commit(const struct idx_load *ld, const struct idx_data *d, nb_dataset *ds)
+{
+	assert(d->bytes == NULL && d->label_cap == d->n);
+	*ds = (nb_dataset){
+		.n = d->n, .rows = d->rows, .cols = d->cols, .features = d->features,
+		.classes = IDX_CLASSES, .x = d->x, .y = d->y, .label = d->label,
+		.alloc = ld->alloc, .alloc_ud = ld->ud,
+	};
+}
+
+static struct idx_load load_options(const nb_load_opts *opts, char *msg)
+{
+	struct idx_load ld = { nb__default_alloc, NULL, NB_LOAD_MAX_BYTES, msg };
+
+	if (opts && opts->alloc) {
+		ld.alloc = opts->alloc;
+		ld.ud = opts->alloc_ud;
+	}
+	if (opts && opts->max_bytes)
+		ld.max_bytes = opts->max_bytes;
+	return ld;
+}
+
+static int load_idx(const char *images, const char *labels, const struct idx_load *ld,
+                    nb_dataset *ds)
+{
+	struct nb_zfile im, lb = { .fd = -1 };
+	struct idx_data d = { 0 };
+	int s = nb__zfile_open(&im, images, ld->alloc, ld->ud, ld->msg);
+
+	if (s != NB_OK)
+		return s;
+	s = load(&im, &lb, labels, ld, &d);
+	nb__zfile_close(&im);
+	nb__zfile_close(&lb);
+	if (s == NB_OK)
+		commit(ld, &d, ds);
+	else
+		free_data(ld, &d);
+	return s;
+}
+
+int nb_dataset_load_idx_opts(const char *images, const char *labels,
+                             const nb_load_opts *opts, nb_dataset *ds, char *msg)
+{
+	struct idx_load ld = load_options(opts, msg);
 
 	if (ds)
 		memset(ds, 0, sizeof *ds);
@@ -322,15 +397,15 @@ int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, 
 		return nb__msg_fail(msg, NB_ENULL, "load_idx: labels is NULL");
 	if (!ds)
 		return nb__msg_fail(msg, NB_ENULL, "load_idx: ds is NULL");
-	s = idx_open(&im, images, msg);
-	if (s == NB_OK)
-		s = load(&im, &lb, labels, ds);
-	idx_close(&im);
-	idx_close(&lb);
-	if (s != NB_OK)
-		nb_dataset_free(ds);
-	return s;
+	return load_idx(images, labels, &ld, ds);
 }
+
+int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, char *msg)
+{
+	return nb_dataset_load_idx_opts(images, labels, NULL, ds, msg);
+}
+
+/* ---- Directories ------------------------------------------------------------------- */
 
 /* Whether path exists: 0, or the errno of stat() (never opening it: it may be a FIFO). */
 static int probe(const char *path)
@@ -357,28 +432,35 @@ static int find_file(char *path, size_t size, const char *dir, const char *split
 	return nb__file_fail(msg, NB_EIO, path, "cannot open: %s", strerror(ENOENT));
 }
 
-/* Find the two files of a split in dir and load them. */
-static int load_split(const char *dir, const char *split, nb_dataset *ds, char *msg)
+/* Find the two files of a split in dir and load them; the paths are allocated through
+ * the caller's allocator too. */
+static int load_split(const char *dir, const char *split, const struct idx_load *ld,
+                      nb_dataset *ds)
 {
 	size_t size = strlen(dir) + sizeof "/train-images-idx3-ubyte[.gz]";
-	char *im = malloc(size), *lb = malloc(size);
+	char *im = ld->alloc(ld->ud, NULL, 0, size), *lb = NULL;
 	int s = NB_OK;
 
-	if (!im || !lb)
-		s = nb__msg_fail(msg, NB_ENOMEM, "load_dir: out of memory");
+	if (im)
+		lb = ld->alloc(ld->ud, NULL, 0, size);
+	if (!lb)
+		s = nb__msg_fail(ld->msg, NB_ENOMEM, "load_dir: out of memory");
 	if (s == NB_OK)
-		s = find_file(im, size, dir, split, "images-idx3-ubyte", msg);
+		s = find_file(im, size, dir, split, "images-idx3-ubyte", ld->msg);
 	if (s == NB_OK)
-		s = find_file(lb, size, dir, split, "labels-idx1-ubyte", msg);
+		s = find_file(lb, size, dir, split, "labels-idx1-ubyte", ld->msg);
 	if (s == NB_OK)
-		s = nb_dataset_load_idx(im, lb, ds, msg);
-	free(im);
-	free(lb);
+		s = load_idx(im, lb, ld, ds);
+	release(ld, im, size);
+	release(ld, lb, size);
 	return s;
 }
 
-int nb_dataset_load_dir(const char *dir, const char *split, nb_dataset *ds, char *msg)
+int nb_dataset_load_dir_opts(const char *dir, const char *split, const nb_load_opts *opts,
+                             nb_dataset *ds, char *msg)
 {
+	struct idx_load ld = load_options(opts, msg);
+
 	if (ds)
 		memset(ds, 0, sizeof *ds);
 	if (!dir)
@@ -390,15 +472,27 @@ int nb_dataset_load_dir(const char *dir, const char *split, nb_dataset *ds, char
 	if (strcmp(split, "train") != 0 && strcmp(split, "t10k") != 0)
 		return nb__msg_fail(msg, NB_EINVAL,
 		            "load_dir: split must be \"train\" or \"t10k\", not \"%s\"", split);
-	return load_split(dir, split, ds, msg);
+	return load_split(dir, split, &ld, ds);
 }
 
+int nb_dataset_load_dir(const char *dir, const char *split, nb_dataset *ds, char *msg)
+{
+	return nb_dataset_load_dir_opts(dir, split, NULL, ds, msg);
+}
+
+/* A data set a load filled gives its arrays back to the allocator that made them. */
 void nb_dataset_free(nb_dataset *ds)
 {
+	nb_alloc_fn alloc;
+
 	if (!ds)
 		return;
-	free(ds->x);
-	free(ds->y);
-	free(ds->label);
+	alloc = ds->alloc ? ds->alloc : nb__default_alloc;
+	if (ds->x)
+		alloc(ds->alloc_ud, ds->x, ds->n * ds->features * sizeof *ds->x, 0);
+	if (ds->y)
+		alloc(ds->alloc_ud, ds->y, ds->n * ds->classes * sizeof *ds->y, 0);
+	if (ds->label)
+		alloc(ds->alloc_ud, ds->label, ds->n, 0);
 	memset(ds, 0, sizeof *ds);
 }

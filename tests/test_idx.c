@@ -382,7 +382,7 @@ START_TEST(test_gzip_data_truncated)
 END_TEST
 
 /* A gzip file cut anywhere never loads, and the message names the file. Cut inside the
- * 8-byte trailer (CRC and length), all the data inflates: zlib's complaint is the error. */
+ * 8-byte trailer (CRC and length), all the data inflates, and the stream is cut short. */
 START_TEST(test_gzip_file_cut_anywhere)
 {
 	const char *im = TMP("gzshort_images"), *lb = TMP("gzshort_labels");
@@ -403,7 +403,7 @@ START_TEST(test_gzip_file_cut_anywhere)
 		ck_assert_msg(s == NB_EFORMAT || s == NB_EIO, "cut %zu: %s", cut, msg);
 		ck_assert_msg(names_file(msg, im), "cut %zu: %s", cut, msg);
 		if (cut <= 8)
-			ck_assert_str_eq(msg, "gzip error: unexpected end of file: "
+			ck_assert_str_eq(msg, "gzip stream cut short after 34 bytes of data: "
 			                 TMP("gzshort_images"));
 		expect_zeroed(&ds);
 	}
@@ -457,9 +457,47 @@ START_TEST(test_absurd_dimensions)
 }
 END_TEST
 
+/* An allocator that records the most bytes in use at once. */
+struct peak_alloc {
+	count_alloc c;
+	size_t peak;
+};
+
+static void *peak_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct peak_alloc *p = ud;
+	void *q = count_alloc_fn(&p->c, ptr, osize, nsize);
+
+	if (p->c.bytes_in_use > p->peak)
+		p->peak = p->c.bytes_in_use;
+	return q;
+}
+
+/* Loading fails with this status and message, with opts (max_bytes given) and an
+ * allocator that reports the peak of memory in use, which must stay under peak_max;
+ * ds is left empty and nothing is left allocated. */
+static void expect_fail_within(const char *im, const char *lb, size_t max_bytes,
+                               size_t peak_max, int status, const char *text)
+{
+	struct peak_alloc p = { { 0 }, 0 };
+	nb_load_opts opts = { .alloc = peak_alloc_fn, .alloc_ud = &p, .max_bytes = max_bytes };
+	char msg[NB_MSG_MAX] = "";
+	nb_dataset ds;
+
+	scribble(&ds);
+	ck_assert_str_eq(nb_status_name(nb_dataset_load_idx_opts(im, lb, &opts, &ds, msg)),
+	                 nb_status_name(status));
+	ck_assert_str_eq(msg, text);
+	expect_zeroed(&ds);
+	ck_assert_uint_eq(p.c.bytes_in_use, 0);
+	ck_assert_uint_eq(p.c.allocs, p.c.frees);
+	ck_assert_msg(p.peak <= peak_max, "peak %zu bytes", p.peak);
+}
+
 /* Headers may claim far more data than the file holds: the loader must find the file
  * truncated rather than first allocate what the headers claim (a fuzzer found a 27-byte
- * input that asked for 627 GB this way). */
+ * input that asked for 627 GB this way). By default the claim is over the limit; with
+ * the limit lifted, the file is truncated and the load has taken less than 64 KB. */
 START_TEST(test_huge_claim_is_truncated_not_allocated)
 {
 	const char *im = TMP("claim_images"), *lb = TMP("claim_labels");
@@ -471,9 +509,55 @@ START_TEST(test_huge_claim_is_truncated_not_allocated)
 	len = put_be32(b, 0x801);
 	len += put_be32(b + len, 100000000);
 	write_plain(lb, b, len);
-	snprintf(text, sizeof text, "truncated at byte 16 (image data needs 78400000016 bytes): %s",
-	         im);
+	expect_fail(im, lb, NB_EFORMAT, "100000000 images of 28 x 28 (byte 4) would take "
+	            "635300000000 bytes, over the limit of 1073741824 (nb_load_opts.max_bytes): "
+	            TMP("claim_images"));
+	snprintf(text, sizeof text,
+	         "truncated at byte 16 (image data needs 78400000016 bytes): %s", im);
+	expect_fail_within(im, lb, SIZE_MAX, 65536, NB_EFORMAT, text);
+	remove2(im, lb);
+}
+END_TEST
+
+/* A small gzip file whose header claims 50 million images of 1 x 1 (inflating into 4.4 GB
+ * of data set, were they there), holding 1000: refused from the header by the default
+ * limit, having taken only zlib's state; with the limit lifted, truncated, having taken
+ * less than 128 KB. */
+START_TEST(test_gzip_huge_claim_is_bounded)
+{
+	const char *im = TMP("bomb_images"), *lb = TMP("bomb_labels");
+	unsigned char b[16 + 1000] = { 0 }, c[8 + 1000] = { 0 };
+	char text[NB_MSG_MAX];
+
+	write_gzip(im, b, image_bytes(b, 0x803, 50000000, 1, 1, NULL) + 1000);
+	put_be32(c, 0x801);
+	put_be32(c + 4, 50000000);
+	write_gzip(lb, c, sizeof c);
+	snprintf(text, sizeof text, "50000000 images of 1 x 1 (byte 4) would take 4450000000 "
+	         "bytes, over the limit of 1073741824 (nb_load_opts.max_bytes): %s", im);
 	expect_fail(im, lb, NB_EFORMAT, text);
+	expect_fail_within(im, lb, 0, 65536, NB_EFORMAT, text);
+	snprintf(text, sizeof text, "truncated at byte 1016 (image data needs 50000016 bytes): "
+	         "%s", im);
+	expect_fail_within(im, lb, SIZE_MAX, 131072, NB_EFORMAT, text);
+	remove2(im, lb);
+}
+END_TEST
+
+/* The limit counts x, y and label: 3 images of 2 x 3 take 3 (8 (6 + 10) + 1) = 387 bytes. */
+START_TEST(test_limit_is_the_data_set_size)
+{
+	const char *im = TMP("limit_images"), *lb = TMP("limit_labels");
+	nb_load_opts opts = { .max_bytes = 387 };
+	nb_dataset ds;
+
+	write_good(im, 1, lb, 0);
+	ck_assert_int_eq(nb_dataset_load_idx_opts(im, lb, &opts, &ds, NULL), NB_OK);
+	expect_good(&ds);
+	nb_dataset_free(&ds);
+	expect_fail_within(im, lb, 386, 65536, NB_EFORMAT, "3 images of 2 x 3 (byte 4) would "
+	                   "take 387 bytes, over the limit of 386 (nb_load_opts.max_bytes): "
+	                   TMP("limit_images"));
 	remove2(im, lb);
 }
 END_TEST
@@ -762,6 +846,62 @@ START_TEST(test_dir_finds_plain_then_gzip)
 }
 END_TEST
 
+/* ---- Running out of memory ------------------------------------------------------- */
+
+/* Load with allocation number k + 1 failing (k = 0, 1, ...), through load_idx or, when
+ * dir is set, load_dir. */
+static int load_failing_at(size_t k, const char *im, const char *lb, const char *dir,
+                           count_alloc *c, nb_dataset *ds, char *msg)
+{
+	nb_load_opts opts = { .alloc = count_alloc_fn, .alloc_ud = c };
+
+	*c = (count_alloc){ .fail_at = k + 1 };
+	scribble(ds);
+	if (dir)
+		return nb_dataset_load_dir_opts(dir, "train", &opts, ds, msg);
+	return nb_dataset_load_idx_opts(im, lb, &opts, ds, msg);
+}
+
+/* Every allocation of a load, zlib's included, goes through the caller's allocator:
+ * making each fail in turn gives NB_ENOMEM with "out of memory" and leaks nothing, until
+ * the load succeeds and its data set gives everything back to that allocator. _i: bit 0
+ * compresses the images, bit 1 the labels; _i == 4 loads through a directory. */
+START_TEST(test_every_allocation_failure_is_reported)
+{
+	const char *im = _i < 4 ? TMP("oom_images") : DIR_IM("train", ".gz");
+	const char *lb = _i < 4 ? TMP("oom_labels") : DIR_LB("train", "");
+	const char *dir = _i < 4 ? NULL : DIR;
+	char msg[NB_MSG_MAX];
+	count_alloc c;
+	nb_dataset ds;
+	size_t k, gzip_files;
+	int s;
+
+	remove_dir();
+	if (dir)
+		ck_assert_int_eq(mkdir(DIR, 0755), 0);
+	write_good(im, _i & 1 || dir, lb, _i & 2);
+	for (k = 0; (s = load_failing_at(k, im, lb, dir, &c, &ds, msg)) != NB_OK; k++) {
+		ck_assert_msg(s == NB_ENOMEM, "allocation %zu: %s: %s", k, nb_status_name(s), msg);
+		ck_assert_msg(strstr(msg, "out of memory") != NULL, "allocation %zu: %s", k, msg);
+		expect_zeroed(&ds);
+		ck_assert_uint_eq(c.bytes_in_use, 0);
+		ck_assert_uint_eq(c.allocs, c.frees);
+	}
+	/* pixels, x, labels, y; zlib's state and window for each gzip file; two paths */
+	gzip_files = (size_t)((_i & 1) || dir) + ((_i & 2) != 0);
+	ck_assert_uint_eq(k, 4 + 2 * gzip_files + (dir ? 2 : 0));
+	expect_good(&ds);
+	ck_assert(ds.alloc == count_alloc_fn);
+	ck_assert_ptr_eq(ds.alloc_ud, &c);
+	nb_dataset_free(&ds);
+	ck_assert_uint_eq(c.bytes_in_use, 0);
+	ck_assert_uint_eq(c.allocs, c.frees);
+	remove2(im, lb);
+	remove_dir();
+}
+END_TEST
+
 /* ---- The bundled digits -------------------------------------------------------------- */
 
 static const size_t train_counts[10] = { 799, 913, 801, 813, 781, 689, 809, 865, 747, 783 };
@@ -844,6 +984,8 @@ static Suite *idx_suite(void)
 	tcase_add_test(bad, test_gzip_file_cut_anywhere);
 	tcase_add_test(bad, test_counts_disagree);
 	tcase_add_test(bad, test_huge_claim_is_truncated_not_allocated);
+	tcase_add_test(bad, test_gzip_huge_claim_is_bounded);
+	tcase_add_test(bad, test_limit_is_the_data_set_size);
 	tcase_add_loop_test(bad, test_absurd_dimensions, 0, (int)(sizeof absurd / sizeof *absurd));
 	tcase_add_test(bad, test_label_not_a_digit);
 	tcase_add_loop_test(bad, test_trailing_bytes, 0, 2);
@@ -858,6 +1000,7 @@ static Suite *idx_suite(void)
 	tcase_add_test(args, test_bad_split);
 	tcase_add_test(args, test_dir_missing_files);
 	tcase_add_test(args, test_dir_finds_plain_then_gzip);
+	tcase_add_loop_test(args, test_every_allocation_failure_is_reported, 0, 5);
 	/* 10,000 digits through zlib are slow under valgrind only. */
 	tcase_set_timeout(data, 120);
 	tcase_add_loop_test(data, test_bundled_data_loads, 0, 2);

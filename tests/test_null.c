@@ -17,7 +17,8 @@
  *   nb_gradcheck (f, inputs, report), nb_gradcheck_print: test_gradcheck
  *   nb_bp_reference (net, x, y, dw, db, w[l], msg): test_bp
  *     (test_reference_rejects_bad_argument; delta entries: test_reference_skips_null_delta_entry)
- *   data sets: test_idx (test_null_arguments, test_free_null_and_zeroed_is_safe)
+ *   data sets: test_idx (test_null_arguments, test_free_null_and_zeroed_is_safe), and
+ *     below for the _opts loaders
  *   networks: test_net (test_new_rejects_null, test_bad_data), model files: test_model
  *     (test_null_arguments_are_rejected, test_msg_may_be_null)
  *
@@ -361,6 +362,40 @@ START_TEST(test_dataset_loads_all_null)
 	ck_assert_int_eq(nb_dataset_load_dir(NULL, NULL, NULL, NULL), NB_ENULL);
 	ck_assert_int_eq(nb_dataset_load_dir(NULL, NULL, NULL, msg), NB_ENULL);
 	ck_assert_str_eq(msg, "load_dir: dir is NULL");
+	ck_assert_int_eq(nb_dataset_load_idx_opts(NULL, NULL, NULL, NULL, NULL), NB_ENULL);
+	ck_assert_int_eq(nb_dataset_load_idx_opts(NULL, NULL, NULL, NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "load_idx: images is NULL");
+	ck_assert_int_eq(nb_dataset_load_idx_opts("i", NULL, NULL, NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "load_idx: labels is NULL");
+	ck_assert_int_eq(nb_dataset_load_idx_opts("i", "l", NULL, NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "load_idx: ds is NULL");
+	ck_assert_int_eq(nb_dataset_load_dir_opts(NULL, NULL, NULL, NULL, NULL), NB_ENULL);
+	ck_assert_int_eq(nb_dataset_load_dir_opts(NULL, NULL, NULL, NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "load_dir: dir is NULL");
+	ck_assert_int_eq(nb_dataset_load_dir_opts(".", NULL, NULL, NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "load_dir: split is NULL");
+	ck_assert_int_eq(nb_dataset_load_dir_opts(".", "train", NULL, NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "load_dir: ds is NULL");
+}
+END_TEST
+
+/* NULL options are the defaults, and a NULL alloc in options means malloc (its ud
+ * ignored): a missing file is reported either way. */
+START_TEST(test_dataset_null_options_are_the_defaults)
+{
+	nb_load_opts opts = { .alloc = NULL, .alloc_ud = &opts };
+	char msg[NB_MSG_MAX] = "";
+	nb_dataset ds;
+
+	ck_assert_int_eq(nb_dataset_load_idx_opts("test_null_no_such_file", "l", NULL, &ds, msg),
+	                 NB_EIO);
+	ck_assert_str_eq(msg, "cannot open: No such file or directory: test_null_no_such_file");
+	ck_assert_ptr_null(ds.x);
+	ck_assert_int_eq(nb_dataset_load_dir_opts("test_null_no_such_dir", "t10k", &opts, &ds,
+	                                          msg), NB_EIO);
+	ck_assert_str_eq(msg, "cannot open: No such file or directory: "
+	                 "test_null_no_such_dir/t10k-images-idx3-ubyte[.gz]");
+	ck_assert_ptr_null(ds.x);
 }
 END_TEST
 
@@ -510,6 +545,7 @@ static Suite *null_suite(void)
 	tcase_add_loop_test(check, test_reference_rejects_null_inside, 0, N_REF_CASES);
 	tcase_add_test(check, test_reference_all_null);
 	tcase_add_test(net, test_dataset_loads_all_null);
+	tcase_add_test(net, test_dataset_null_options_are_the_defaults);
 	tcase_add_test(net, test_net_new_null_config_clears_out);
 	tcase_add_test(net, test_net_queries_accept_null);
 	tcase_add_test(net, test_sgd_step_rejects_null);
