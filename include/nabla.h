@@ -506,9 +506,9 @@ int nb_bp_reference(const nb_mlp *net, size_t n, const double *x, const double *
  * training images of MNIST or Fashion-MNIST take in memory (381 MB). */
 #define NB_LOAD_MAX_BYTES ((size_t)1 << 30)
 
-/** Options of the loaders of files: nb_dataset_load_idx_opts() and
- * nb_dataset_load_dir_opts(). A zero field takes its default, so {0} (or a NULL pointer
- * to options) gives what the functions without _opts do. */
+/** Options of the loaders of files: nb_dataset_load_idx_opts(), nb_dataset_load_dir_opts()
+ * and nb_net_load_opts(). A zero field takes its default, so {0} (or a NULL pointer to
+ * options) gives what the functions without _opts do. */
 typedef struct nb_load_opts {
 	nb_alloc_fn alloc;      /* every allocation of the load, zlib's included, and of what
 	                         * it returns, for its whole life (NULL: malloc) */
@@ -679,6 +679,13 @@ int nb_net_save(const nb_net *net, const char *path, char *msg);
  * NB_EFORMAT (wrong magic, unsupported version, truncated, checksum mismatch, bad
  * contents: msg says which, with the byte offset), NB_ENOMEM; *out is NULL on error. */
 int nb_net_load(const char *path, nb_net **out, char *msg);
+
+/** nb_net_load() with options (NULL: the defaults): every allocation of the load, and
+ * of the network for its whole life, goes through opts->alloc (it becomes the network's
+ * nb_net_config.alloc); opts->max_bytes bounds the file's size, which the format bounds
+ * to 1 GiB anyway (a larger file: NB_EFORMAT, "N bytes, over the limit of M
+ * (nb_load_opts.max_bytes): PATH"). The network takes about as much memory as its file. */
+int nb_net_load_opts(const char *path, const nb_load_opts *opts, nb_net **out, char *msg);
 
 #ifdef __cplusplus
 }

@@ -175,10 +175,11 @@ static int check_finite(const nb_net *net, const char *path, char *msg)
 		for (int k = 0; k < 2; k++) {
 			size_t i = first_non_finite(v[k], n[k]);
 
-			if (i < n[k])
-				return nb__file_fail(msg, NB_EINVAL, path, "%s %zu of layer %zu is "
-				                     "%g, which a model file cannot hold (it would not "
-				                     "load)", k ? "bias" : "weight", i, l, v[k][i]);
+			if (i == n[k])
+				continue;
+			return nb__file_fail(msg, NB_EINVAL, path, "%s %zu of layer %zu is %g, "
+			                     "which a model file cannot hold (it would not load)",
+			                     k ? "bias" : "weight", i, l, v[k][i]);
 		}
 	}
 	return NB_OK;
@@ -363,6 +364,26 @@ int nb_net_save(const nb_net *net, const char *path, char *msg)
 
 /* ---- Reading ----------------------------------------------------------------------- */
 
+/* The caller's choices for one load: nb_load_opts with the defaults filled in. */
+struct model_load {
+	nb_alloc_fn alloc;
+	void *ud;
+	size_t max_bytes;
+};
+
+static struct model_load load_options(const nb_load_opts *opts)
+{
+	struct model_load ld = { nb__default_alloc, NULL, NB_LOAD_MAX_BYTES };
+
+	if (opts && opts->alloc) {
+		ld.alloc = opts->alloc;
+		ld.ud = opts->alloc_ud;
+	}
+	if (opts && opts->max_bytes)
+		ld.max_bytes = opts->max_bytes;
+	return ld;
+}
+
 static int too_large(const char *path, char *msg)
 {
 	return nb__file_fail(msg, NB_EFORMAT, path, "larger than %" PRIu64 " bytes: not a nabla "
@@ -371,32 +392,45 @@ static int too_large(const char *path, char *msg)
 
 /* Read the whole file into *data (the caller frees it; set only on success). Only a
  * regular file is read: a FIFO would block, and would have no size to check first. */
-static int read_all(const char *path, unsigned char **data, size_t *len, char *msg)
+/* A file of size bytes is within the format's 1 GiB and the caller's limit. */
+static int check_size(const char *path, off_t size, const struct model_load *ld, char *msg)
 {
-	unsigned char *buf = NULL;
+	if ((uint64_t)size > MODEL_MAX_BYTES)
+		return too_large(path, msg);
+	if ((uint64_t)size > ld->max_bytes)
+		return nb__file_fail(msg, NB_EFORMAT, path, "%" PRIu64 " bytes, over the limit of "
+		                     "%zu (nb_load_opts.max_bytes)", (uint64_t)size,
+		                     ld->max_bytes);
+	return NB_OK;
+}
+
+/* Read the file, whose size is checked first, into *data: a block of *cap bytes from the
+ * load's allocator (NULL for an empty file; the caller frees it), *len of them read (fewer
+ * if the file shrank meanwhile). */
+static int read_all(const char *path, const struct model_load *ld, unsigned char **data,
+                    size_t *cap, size_t *len, char *msg)
+{
 	off_t size;
-	size_t n = 0;
 	int fd, err, status = nb__open_regular(path, &fd, &size, msg);
 
 	if (status != NB_OK)
 		return status;
-	if ((uint64_t)size > MODEL_MAX_BYTES) {
+	status = check_size(path, size, ld, msg);
+	*cap = status == NB_OK ? (size_t)size : 0;
+	if (*cap > 0 && (*data = ld->alloc(ld->ud, NULL, 0, *cap)) == NULL)
+		status = nb__file_fail(msg, NB_ENOMEM, path, "out of memory reading the file");
+	if (status != NB_OK) {
 		close(fd);
-		return too_large(path, msg);
+		return status;
 	}
-	if (size > 0 && (buf = malloc((size_t)size)) == NULL) {
-		close(fd);
-		return nb__file_fail(msg, NB_ENOMEM, path, "out of memory reading the file");
-	}
-	err = nb__read_full(fd, buf, (size_t)size, &n);
+	err = nb__read_full(fd, *data, *cap, len);
 	close(fd);
-	if (err != 0) {
-		free(buf);
-		return nb__file_fail(msg, NB_EIO, path, "cannot read: %s", strerror(err));
-	}
-	*data = buf;
-	*len = n;
-	return NB_OK;
+	if (err == 0)
+		return NB_OK;
+	if (*data)
+		ld->alloc(ld->ud, *data, *cap, 0);
+	*data = NULL;
+	return nb__file_fail(msg, NB_EIO, path, "cannot read: %s", strerror(err));
 }
 
 /* ---- Loading: the checks of docs/model-format.md, in order ------------------------- */
@@ -544,11 +578,12 @@ static void copy_params(nb_net *net, const unsigned char *f, const nb_net_config
 }
 
 /* Step 8: a network of the checked configuration, with the stored parameters. */
-static int build(const char *path, const unsigned char *f, nb_net **out, char *msg)
+static int build(const char *path, const unsigned char *f, const struct model_load *ld,
+                 nb_net **out, char *msg)
 {
 	size_t n = get_u32(f + OFF_N_LAYERS);
 	uint64_t at = off_config(n);
-	size_t *sizes = malloc(n * sizeof *sizes);
+	size_t *sizes = ld->alloc(ld->ud, NULL, 0, n * sizeof *sizes);
 	nb_net_config cfg;
 	char why[NB_MSG_MAX] = "";
 	int status;
@@ -562,6 +597,7 @@ static int build(const char *path, const unsigned char *f, nb_net **out, char *m
 		.hidden = (int)get_u32(f + at), .output = (int)get_u32(f + at + 4),
 		.cost = (int)get_u32(f + at + 8), .init = (int)get_u32(f + at + 12),
 		.seed = get_u64(f + off_seed(n)),
+		.alloc = ld->alloc, .alloc_ud = ld->ud,
 	};
 	status = nb_net_new(&cfg, out, why);
 	if (status == NB_OK)
@@ -569,14 +605,14 @@ static int build(const char *path, const unsigned char *f, nb_net **out, char *m
 	else
 		/* Our checks mirror nb_net_new()'s; anything it still refuses is the file's. */
 		status = nb__file_fail(msg, status == NB_EINVAL ? NB_EFORMAT : status, path, "%s",
-		              why);
-	free(sizes);
+		                       why);
+	ld->alloc(ld->ud, sizes, n * sizeof *sizes, 0);
 	return status;
 }
 
 /* Check the file's bytes in the documented order, then build the network. */
-static int decode(const char *path, const unsigned char *f, size_t len, nb_net **out,
-                  char *msg)
+static int decode(const char *path, const unsigned char *f, size_t len,
+                  const struct model_load *ld, nb_net **out, char *msg)
 {
 	uint64_t total = 0;
 	int status;
@@ -590,13 +626,14 @@ static int decode(const char *path, const unsigned char *f, size_t len, nb_net *
 		status = check_choices(path, f, msg);
 	if (status == NB_OK)
 		status = check_params(path, f, msg);
-	return status == NB_OK ? build(path, f, out, msg) : status;
+	return status == NB_OK ? build(path, f, ld, out, msg) : status;
 }
 
-int nb_net_load(const char *path, nb_net **out, char *msg)
+int nb_net_load_opts(const char *path, const nb_load_opts *opts, nb_net **out, char *msg)
 {
+	struct model_load ld = load_options(opts);
 	unsigned char *buf = NULL;
-	size_t len = 0;
+	size_t cap = 0, len = 0;
 	int status;
 
 	if (out != NULL)
@@ -605,12 +642,18 @@ int nb_net_load(const char *path, nb_net **out, char *msg)
 		return nb__msg_fail(msg, NB_ENULL, "nb_net_load: path is NULL");
 	if (out == NULL)
 		return nb__msg_fail(msg, NB_ENULL, "nb_net_load: out is NULL");
-	status = read_all(path, &buf, &len, msg);
+	status = read_all(path, &ld, &buf, &cap, &len, msg);
 	if (status != NB_OK)
 		return status;
-	status = decode(path, buf, len, out, msg);
-	free(buf);
+	status = decode(path, buf, len, &ld, out, msg);
+	if (buf)
+		ld.alloc(ld.ud, buf, cap, 0);
 	if (status != NB_OK)
 		*out = NULL;
 	return status;
+}
+
+int nb_net_load(const char *path, nb_net **out, char *msg)
+{
+	return nb_net_load_opts(path, NULL, out, msg);
 }

@@ -741,6 +741,72 @@ START_TEST(test_save_out_of_memory_keeps_the_old_file)
 }
 END_TEST
 
+/* Loading runs out of memory at each of its allocations in turn (the file's bytes, the
+ * sizes, and every allocation of the network, through the caller's allocator): each is
+ * NB_ENOMEM with "out of memory" and leaks nothing, until the load succeeds with a
+ * network that allocates through that allocator for its whole life. */
+START_TEST(test_load_out_of_memory_at_every_allocation)
+{
+	char path[PATH_MAX_LEN], msg[NB_MSG_MAX];
+	nb_net *a = make_net(3, sizes_342, 1), *b = NULL;
+	count_alloc c;
+	nb_load_opts opts = { .alloc = count_alloc_fn, .alloc_ud = &c };
+	size_t k;
+	int status;
+
+	unique_path(path, "load_oom");
+	save_ok(a, path);
+	for (k = 0;; k++) {
+		c = (count_alloc){ .fail_at = k + 1 };
+		b = a;
+		status = nb_net_load_opts(path, &opts, &b, msg);
+		if (status == NB_OK)
+			break;
+		ck_assert_msg(status == NB_ENOMEM, "allocation %zu: %s", k, msg);
+		ck_assert_msg(strstr(msg, "out of memory") != NULL && names_file(msg, path),
+		              "allocation %zu: %s", k, msg);
+		ck_assert_ptr_null(b);
+		ck_assert_uint_eq(c.bytes_in_use, 0);
+		ck_assert_uint_eq(c.allocs, c.frees);
+	}
+	ck_assert_uint_ge(k, 3);  /* the file, the sizes, and at least one of the network's */
+	c.fail_at = 0;  /* the allocation it would have failed is the network's to make */
+	ck_assert(nb_net_get_config(b).alloc == count_alloc_fn);
+	expect_same_params(a, b);
+	expect_same_predictions(a, b);
+	nb_net_free(b);
+	ck_assert_uint_eq(c.bytes_in_use, 0);
+	ck_assert_uint_eq(c.allocs, c.frees);
+	nb_net_free(a);
+	ck_assert_int_eq(remove(path), 0);
+}
+END_TEST
+
+/* A caller's limit below the file's size refuses it before reading; at the size, loads. */
+START_TEST(test_load_limit_bounds_the_file_size)
+{
+	char path[PATH_MAX_LEN], msg[NB_MSG_MAX], want[NB_MSG_MAX + PATH_MAX_LEN];
+	nb_net *a = make_net(3, sizes_342, 1), *b = NULL;
+	nb_load_opts opts = { .max_bytes = 283 };
+
+	unique_path(path, "limit");
+	save_ok(a, path);
+	ck_assert_int_eq(nb_net_load_opts(path, &opts, &b, msg), NB_EFORMAT);
+	snprintf(want, sizeof want, "284 bytes, over the limit of 283 "
+	         "(nb_load_opts.max_bytes): %s", path);
+	ck_assert_str_eq(msg, want);
+	ck_assert_ptr_null(b);
+	opts.max_bytes = 284;
+	ck_assert_int_eq(nb_net_load_opts(path, &opts, &b, msg), NB_OK);
+	expect_same_params(a, b);
+	nb_net_free(b);
+	ck_assert_int_eq(nb_net_load_opts(path, NULL, &b, msg), NB_OK);
+	nb_net_free(b);
+	nb_net_free(a);
+	ck_assert_int_eq(remove(path), 0);
+}
+END_TEST
+
 /* A directory component that is a regular file fails for root too (ENOTDIR). */
 START_TEST(test_save_into_a_file_as_directory_fails)
 {
@@ -951,6 +1017,8 @@ static Suite *model_suite(void)
 
 	tcase_add_test(save, test_failed_save_keeps_the_old_file);
 	tcase_add_test(save, test_save_out_of_memory_keeps_the_old_file);
+	tcase_add_test(save, test_load_out_of_memory_at_every_allocation);
+	tcase_add_test(save, test_load_limit_bounds_the_file_size);
 	tcase_add_test(save, test_save_into_a_file_as_directory_fails);
 	tcase_add_test(save, test_save_refuses_non_finite_parameters);
 	tcase_add_test(save, test_save_refuses_a_directory);

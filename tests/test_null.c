@@ -20,7 +20,8 @@
  *   data sets: test_idx (test_null_arguments, test_free_null_and_zeroed_is_safe), and
  *     below for the _opts loaders
  *   networks: test_net (test_new_rejects_null, test_bad_data), model files: test_model
- *     (test_null_arguments_are_rejected, test_msg_may_be_null)
+ *     (test_null_arguments_are_rejected, test_msg_may_be_null), and below for
+ *     nb_net_load_opts
  *
  *   marks, rewind, reset, find, views (data), touch, nb_gradients, the updates (params,
  *     grads, state, options): test_lifetime, test_grads
@@ -399,6 +400,22 @@ START_TEST(test_dataset_null_options_are_the_defaults)
 }
 END_TEST
 
+START_TEST(test_net_load_opts_rejects_null)
+{
+	nb_net *net = (nb_net *)&net;  /* anything but NULL */
+	char msg[NB_MSG_MAX] = "";
+
+	ck_assert_int_eq(nb_net_load_opts(NULL, NULL, &net, msg), NB_ENULL);
+	ck_assert_ptr_null(net);
+	ck_assert_str_eq(msg, "nb_net_load: path is NULL");
+	ck_assert_int_eq(nb_net_load_opts("m", NULL, NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "nb_net_load: out is NULL");
+	ck_assert_int_eq(nb_net_load_opts(NULL, NULL, NULL, NULL), NB_ENULL);
+	ck_assert_int_eq(nb_net_load_opts("test_null_no_such_model", NULL, &net, msg), NB_EIO);
+	ck_assert_str_eq(msg, "cannot open: No such file or directory: test_null_no_such_model");
+}
+END_TEST
+
 START_TEST(test_net_new_null_config_clears_out)
 {
 	nb_net *net = (nb_net *)&net;  /* anything but NULL */
@@ -546,6 +563,7 @@ static Suite *null_suite(void)
 	tcase_add_test(check, test_reference_all_null);
 	tcase_add_test(net, test_dataset_loads_all_null);
 	tcase_add_test(net, test_dataset_null_options_are_the_defaults);
+	tcase_add_test(net, test_net_load_opts_rejects_null);
 	tcase_add_test(net, test_net_new_null_config_clears_out);
 	tcase_add_test(net, test_net_queries_accept_null);
 	tcase_add_test(net, test_sgd_step_rejects_null);
