@@ -7,7 +7,8 @@
  * of gradient descent and replays the same tape on the next mini-batch.
  *
  * Run: ./examples/tutorial [--data DIR] [--dot FILE]
- *      --data DIR   an MNIST directory (default: the bundled data/mnist-10k)
+ *      --data DIR   an MNIST directory (default: the bundled data/mnist-10k): 28 x 28
+ *                   images, at least 20 of them
  *      --dot FILE   also write the tape as Graphviz DOT (dot -Tsvg FILE -o graph.svg)
  * Exit status 0 when autodiff and the closed form agree to TOLERANCE.
  */
@@ -286,6 +287,23 @@ static double run(nb_tape *t, const nb_dataset *ds, const char *dot)
 	return worst;
 }
 
+/* The network takes 28 x 28 images (IN pixels) of 10 classes, and the program two
+ * mini-batches of them: another data set would be read past its end. */
+static int usable(const nb_dataset *ds, const char *dir)
+{
+	if (ds->rows != 28 || ds->cols != 28 || ds->classes != OUT) {
+		fprintf(stderr, "tutorial: the images of %s are %zu x %zu; this network takes "
+		        "28 x 28\n", dir, ds->rows, ds->cols);
+		return 0;
+	}
+	if (ds->n < 2 * BATCH) {
+		fprintf(stderr, "tutorial: %s has %zu training images; this program takes two "
+		        "mini-batches of %d\n", dir, ds->n, BATCH);
+		return 0;
+	}
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = NABLA_DATA_DIR, *dot = NULL;
@@ -306,6 +324,10 @@ int main(int argc, char **argv)
 	}
 	if (nb_dataset_load_dir(dir, "train", &ds, msg) != NB_OK) {
 		fprintf(stderr, "tutorial: %s\n", msg);
+		return 1;
+	}
+	if (!usable(&ds, dir)) {
+		nb_dataset_free(&ds);
 		return 1;
 	}
 	fill_normal(w1, HID * IN);
