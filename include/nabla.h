@@ -185,7 +185,9 @@ const char *nb_name(const nb_tensor *x);
 int nb_set(nb_tensor *x, const double *data, size_t n);
 
 /** Say that the values of the leaf x changed in place (a view's array written by the
- * caller): as nb_set() without the copy. NB_ENULL, or NB_EINVAL for a non-leaf. */
+ * caller): as nb_set() without the copy. It takes effect even on a tape that holds an
+ * error (and returns that error), since the memory has changed already. NB_ENULL, or
+ * NB_EINVAL for a non-leaf. */
 int nb_touch(nb_tensor *x);
 
 /* ---- Tensor queries (x may be NULL: rank -1, size 0, value NULL, name NULL) ---------- */

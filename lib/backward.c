@@ -172,7 +172,7 @@ int nb_gradients(nb_tape *t, nb_tensor *y, nb_tensor *seed, nb_tensor *const *xs
 
 	if (!t)
 		return NB_ENULL;
-	if (out && t->err.status == NB_OK)
+	if (out)
 		memset(out, 0, n * sizeof *out);
 	if (!sweep_args(t, "gradients", y, seed) || !xs_ok(t, xs, n, out))
 		return t->err.status;

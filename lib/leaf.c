@@ -96,12 +96,18 @@ int nb_set(nb_tensor *x, const double *data, size_t n)
 	return t->err.status;
 }
 
+/* Even on a tape holding an error: the caller has written the memory already, and a
+ * refused touch would leave every value computed from it stale after the error is
+ * cleared. */
 int nb_touch(nb_tensor *x)
 {
 	if (!x)
 		return NB_ENULL;
-	if (changeable(x, "touch"))
+	if (nb__is_leaf(x))
 		nb__leaf_changed(x);
+	else
+		nb__fail(x->tape, NB_EINVAL, "touch: tensor is a %s node, not a constant or "
+		         "variable leaf", x->op->name);
 	return x->tape->err.status;
 }
 

@@ -181,6 +181,9 @@ nb_tensor *nb__record_unary(nb_tape *t, const struct nb_op *op, nb_tensor *x);
  * borrowed. */
 nb_tensor *nb__append_leaf(nb_tape *t, const struct nb_op *op, int rank, const size_t *dim,
                            double *borrowed);
+/* The result of an op built from several recordings: when it is NULL (a later step
+ * failed), drop what the earlier steps recorded after mark, so the call records nothing. */
+nb_tensor *nb__undo(nb_tape *t, size_t mark, nb_tensor *result);
 /* Make the tape's scratch space at least n doubles (at recording, never in replay). */
 bool nb__reserve_scratch(nb_tape *t, size_t n);
 /* Bytes the tape holds from its allocator. */

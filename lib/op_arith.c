@@ -118,6 +118,7 @@ static bool simplified(nb_tape *t, const struct nb_op *op, nb_tensor *a, nb_tens
 {
 	bool add = op == &nb__op_add, sub = op == &nb__op_sub, mul = op == &nb__op_mul;
 	bool div = op == &nb__op_div;
+	size_t mark = t->n;  /* 0 - b records -b, then its broadcast */
 	nb_tensor *keep = NULL;
 
 	if ((mul && (nb__is_zero(a) || nb__is_zero(b))) || (div && nb__is_zero(a))) {
@@ -132,7 +133,7 @@ static bool simplified(nb_tape *t, const struct nb_op *op, nb_tensor *a, nb_tens
 		keep = nb_neg(t, b);
 	else
 		return false;
-	*out = keep ? nb_broadcast_to(t, keep, rank, dim) : NULL;
+	*out = keep ? nb__undo(t, mark, nb_broadcast_to(t, keep, rank, dim)) : NULL;
 	return true;
 }
 

@@ -131,7 +131,7 @@ nb_tensor *nb_sum(nb_tape *t, nb_tensor *x)
  * drops that axis. */
 nb_tensor *nb_sum_axis(nb_tape *t, nb_tensor *x, int axis, int keepdim)
 {
-	size_t dim[NB_MAX_RANK];
+	size_t dim[NB_MAX_RANK], mark;
 	char s[NB_MSG_MAX];
 	nb_tensor *y;
 
@@ -142,9 +142,10 @@ nb_tensor *nb_sum_axis(nb_tape *t, nb_tensor *x, int axis, int keepdim)
 		                axis, nb__shape_str(x->rank, x->dim, s));
 	memcpy(dim, x->dim, sizeof dim);
 	dim[axis] = 1;
+	mark = t->n;
 	y = nb_reduce_to(t, x, x->rank, dim);
 	if (keepdim || !y)
 		return y;
 	memmove(dim + axis, dim + axis + 1, (size_t)(x->rank - axis - 1) * sizeof *dim);
-	return nb_reshape(t, y, x->rank - 1, dim);
+	return nb__undo(t, mark, nb_reshape(t, y, x->rank - 1, dim));
 }

@@ -2,6 +2,7 @@
  * and Adam. A step reads every gradient before it changes any parameter (a gradient is
  * computed from the parameters), then marks the parameters changed, as nb_set() does. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,9 +10,24 @@
 #include "kernel.h"
 #include "nabla_int.h"
 
-static nb_tensor *grad_of(nb_tensor *const *params, nb_tensor *const *grads, size_t i)
+/* The gradient of params[i]: grads[i], or the last sweep's. A parameter the last sweep
+ * gave no gradient node has a zero gradient: *zero is set and the result is the parameter
+ * itself (for its shape), so that no zero literal is recorded. NULL when there was no
+ * sweep, or grads[i] is NULL. */
+static nb_tensor *grad_of(nb_tensor *const *params, nb_tensor *const *grads, size_t i,
+                         bool *zero)
 {
-	return grads ? grads[i] : nb_grad(params[i]);
+	nb_tensor *p = params[i];
+
+	*zero = false;
+	if (grads)
+		return grads[i];
+	if (!p->tape->grads_valid)
+		return NULL;
+	if (p->grad_sweep == p->tape->sweep)
+		return p->grad;
+	*zero = true;
+	return p;
 }
 
 /* Check the parameter lists of fn: n >= 1 variables of one tape, each with a gradient of
@@ -27,6 +43,7 @@ static nb_tape *params_ok(const char *fn, nb_tensor *const *params, nb_tensor *c
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		nb_tensor *p = params[i], *g;
+		bool zero;
 
 		if (!p || p->tape != t)
 			return nb__fail(t, p ? NB_ETAPE : NB_ENULL, "%s: params[%zu] %s", fn, i,
@@ -34,10 +51,9 @@ static nb_tape *params_ok(const char *fn, nb_tensor *const *params, nb_tensor *c
 		if (p->op != &nb__op_variable)
 			return nb__fail(t, NB_EINVAL, "%s: params[%zu] is a %s node, not a variable",
 			                fn, i, p->op->name);
-		g = grad_of(params, grads, i);
+		g = grad_of(params, grads, i, &zero);
 		if (!g)
-			return t->err.status != NB_OK ? NULL :
-			       nb__fail(t, NB_EINVAL, "%s: params[%zu] has no gradient%s", fn, i,
+			return nb__fail(t, NB_EINVAL, "%s: params[%zu] has no gradient%s", fn, i,
 			                grads ? " (grads[i] is NULL)" : ": call nb_backward() first");
 		if (!nb__same_shape(g, p))
 			return nb__fail(t, NB_ESHAPE, "%s: gradient of shape %s for params[%zu] of "
@@ -94,17 +110,21 @@ static bool gather_grads(nb_tape *t, nb_tensor *const *params, nb_tensor *const 
 	size_t need = 0, used = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		nb_tensor *g = grad_of(params, grads, i);
+		bool zero;
+		nb_tensor *g = grad_of(params, grads, i, &zero);
 
+		if (zero)
+			continue;
 		nb__refresh(g);
 		need += aliased(params, n, g) ? g->size : 0;
 	}
 	if (t->err.status != NB_OK || (need && !nb__reserve_scratch(t, need)))
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		nb_tensor *g = grad_of(params, grads, i);
+		bool zero;
+		nb_tensor *g = grad_of(params, grads, i, &zero);
 
-		if (!aliased(params, n, g))
+		if (zero || !aliased(params, n, g))
 			continue;
 		memcpy(t->scratch + used, g->value, g->size * sizeof(double));
 		used += g->size;
@@ -112,12 +132,16 @@ static bool gather_grads(nb_tape *t, nb_tensor *const *params, nb_tensor *const 
 	return true;
 }
 
-/* Where update i reads its gradient: the node, or its copy at *used in scratch. */
+/* Where update i reads its gradient: the node, its copy at *used in scratch, or NULL for
+ * a zero gradient. */
 static const double *grad_values(nb_tape *t, nb_tensor *const *params, nb_tensor *const *grads,
                                  size_t n, size_t i, size_t *used)
 {
-	nb_tensor *g = grad_of(params, grads, i);
+	bool zero;
+	nb_tensor *g = grad_of(params, grads, i, &zero);
 
+	if (zero)
+		return NULL;
 	if (!aliased(params, n, g))
 		return g->value;
 	*used += g->size;
@@ -174,6 +198,19 @@ static bool sgd_opts_ok(nb_tape *t, const nb_sgd_opts *o, size_t n)
 	       decay_ok(t, "sgd_update", o->weight_decay, o->decay, n);
 }
 
+/* The SGD step with g = 0: only weight decay and momentum move w. */
+static void sgd_zero_grad(double *w, double *v, size_t n, double eta, double mu, double decay)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!v) {
+			w[i] -= eta * (decay * w[i]);
+			continue;
+		}
+		v[i] = mu * v[i] - eta * (decay * w[i]);
+		w[i] += v[i];
+	}
+}
+
 int nb_sgd_update(nb_tensor *const *params, nb_tensor *const *grads, double *const *velocity,
                   size_t n, const nb_sgd_opts *o)
 {
@@ -189,9 +226,14 @@ int nb_sgd_update(nb_tensor *const *params, nb_tensor *const *grads, double *con
 	for (size_t i = 0; i < n; i++) {
 		const double *g = grad_values(t, params, grads, n, i, &used);
 
-		nb__sgd_update(params[i]->value, o->momentum > 0.0 ? velocity[i] : NULL, g,
-		               params[i]->size, o->eta, o->momentum,
-		               decay_of(o->weight_decay, o->decay, i));
+		double *v = o->momentum > 0.0 ? velocity[i] : NULL;
+		double decay = decay_of(o->weight_decay, o->decay, i);
+
+		if (g)
+			nb__sgd_update(params[i]->value, v, g, params[i]->size, o->eta, o->momentum,
+			               decay);
+		else
+			sgd_zero_grad(params[i]->value, v, params[i]->size, o->eta, o->momentum, decay);
 		nb__leaf_changed(params[i]);
 	}
 	return NB_OK;
@@ -204,7 +246,7 @@ static void adam_one(double *w, double *m, double *v, const double *g, size_t si
                      const nb_adam_opts *o, double decay, double c1, double c2)
 {
 	for (size_t i = 0; i < size; i++) {
-		double gi = g[i] + decay * w[i];
+		double gi = (g ? g[i] : 0.0) + decay * w[i];  /* g NULL: a zero gradient */
 
 		m[i] = o->beta1 * m[i] + (1.0 - o->beta1) * gi;
 		v[i] = o->beta2 * v[i] + (1.0 - o->beta2) * gi * gi;

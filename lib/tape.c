@@ -162,8 +162,11 @@ static bool node_bytes(size_t size, bool borrowed, size_t *bytes)
 {
 	size_t values = 0, total;
 
-	if (!borrowed && !nb__mul_size(size, sizeof(double), &values))
+	/* a view's values are not the node's, but they must be addressable all the same */
+	if (!nb__mul_size(size, sizeof(double), &values))
 		return false;
+	if (borrowed)
+		values = 0;
 	if (!nb__add_size(node_head(), values, &total) ||
 	    !nb__add_size(total, NODE_ALIGN - 1, &total))
 		return false;
@@ -290,6 +293,13 @@ nb_tensor *nb__record_unary(nb_tape *t, const struct nb_op *op, nb_tensor *x)
 }
 
 /* ---- Marks -------------------------------------------------------------------------- */
+
+nb_tensor *nb__undo(nb_tape *t, size_t mark, nb_tensor *result)
+{
+	if (!result && t->n > mark)
+		nb_tape_rewind(t, mark);
+	return result;
+}
 
 size_t nb_tape_mark(const nb_tape *t)
 {

@@ -137,6 +137,12 @@ START_TEST(test_gradients_bad_arguments)
 	size_t n = nb_tape_size(t);
 
 	ck_assert_int_eq(nb_gradients(NULL, y, NULL, xs, 1, out), NB_ENULL);
+	/* on a tape that holds an error, out is cleared too */
+	ck_assert_ptr_null(nb_matmul(t, x, x));
+	ck_assert_int_eq(nb_gradients(t, y, NULL, xs, 1, out), NB_ERANK);
+	ck_assert_ptr_null(out[0]);
+	nb_tape_clear_error(t);
+	out[0] = x;
 	ck_assert_int_eq(nb_gradients(t, y, NULL, xs, 2, out), NB_ENULL);
 	ck_assert_str_eq(nb_tape_message(t), "gradients: xs[1] is NULL");
 	ck_assert_ptr_null(out[0]);
@@ -339,6 +345,32 @@ START_TEST(test_adam_update_matches_formula)
 }
 END_TEST
 
+/* A parameter the cost does not depend on has a zero gradient: the update moves it by
+ * weight decay alone and records no zero literal, and a refused update records none
+ * either. */
+START_TEST(test_update_of_unused_parameter_records_nothing)
+{
+	nb_tape *t = nb_tape_new();
+	nb_tensor *w = nb_variable(t, 0, NULL, (double[]){ 1 });
+	nb_tensor *u = nb_variable(t, 0, NULL, (double[]){ 4 });
+	nb_tensor *k = nb_constant(t, 0, NULL, (double[]){ 3 });
+	nb_tensor *p[2] = { w, u }, *bad[3] = { u, w, k };
+	nb_sgd_opts o = { .eta = 0.5, .weight_decay = 0.25 };
+	size_t n;
+
+	ck_assert_int_eq(nb_backward(t, nb_mul(t, w, k), NULL), NB_OK);
+	n = nb_tape_size(t);
+	ck_assert_int_eq(nb_sgd_update(bad, NULL, NULL, 3, &o), NB_EINVAL);
+	ck_assert_uint_eq(nb_tape_size(t), n);
+	nb_tape_clear_error(t);
+	ck_assert_int_eq(nb_sgd_update(p, NULL, NULL, 2, &o), NB_OK);
+	ck_assert_uint_eq(nb_tape_size(t), n);
+	ck_assert_double_eq(nb_value(w)[0], 1.0 - 0.5 * (3.0 + 0.25 * 1.0));
+	ck_assert_double_eq(nb_value(u)[0], 4.0 - 0.5 * (0.25 * 4.0));
+	nb_tape_free(t);
+}
+END_TEST
+
 /* Each bad argument is refused with its message, and nothing is updated. */
 START_TEST(test_update_errors_change_nothing)
 {
@@ -416,6 +448,7 @@ static Suite *grads_suite(void)
 	tcase_add_test(tc, test_sgd_update_momentum_and_decay);
 	tcase_add_test(tc, test_adam_update_matches_formula);
 	tcase_add_test(tc, test_update_errors_change_nothing);
+	tcase_add_test(tc, test_update_of_unused_parameter_records_nothing);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -295,6 +295,70 @@ START_TEST(test_computed_size_overflow_is_eshape)
 }
 END_TEST
 
+/* A view's values are the caller's, but its shape must still be addressable. */
+START_TEST(test_view_size_overflow_is_eshape)
+{
+	static double small[1];
+	nb_tape *t = nb_tape_new();
+	size_t big = (size_t)1 << 40;
+
+	ck_assert_ptr_null(nb_constant_view(t, 2, (size_t[]){ big, big }, small));
+	ck_assert_int_eq(nb_tape_status(t), NB_ESHAPE);
+	ck_assert_str_eq(nb_tape_message(t), "constant: shape (1099511627776x1099511627776) is "
+	                 "too large: its size in bytes overflows size_t");
+	nb_tape_clear_error(t);
+	ck_assert_ptr_null(nb_variable_view(t, 1, (size_t[]){ SIZE_MAX / 4 }, small));
+	ck_assert_int_eq(nb_tape_status(t), NB_ESHAPE);
+	ck_assert_uint_eq(nb_tape_size(t), 0);
+	nb_tape_free(t);
+}
+END_TEST
+
+/* Ops made of two recordings (sum_axis without keepdim: a reduction, then a reshape;
+ * 0 - b: -b, then its broadcast) record nothing when either step fails. Each allocation
+ * of the call is made to fail in turn; the shapes are such that the second step's node
+ * needs a new chunk of the tape (16 KiB at first), so that it fails too. */
+static nb_tensor *two_step(nb_tape *t, nb_tensor *x, nb_tensor *zero, int which)
+{
+	return which == 0 ? nb_sum_axis(t, x, 0, 0) : nb_sub(t, zero, x);
+}
+
+START_TEST(test_failed_composite_op_records_nothing)
+{
+	static const char *second[2] = { "reshape: out of memory", "broadcast_to: out of memory" };
+	static const size_t cols[2] = { 500, 300 };
+
+	for (int which = 0; which < 2; which++) {
+		int second_failed = 0;
+		size_t k;
+
+		for (k = 1;; k++) {
+			count_alloc c = { 0 };
+			nb_tape *t = nb_tape_new_alloc(count_alloc_fn, &c);
+			nb_tensor *x = nb_variable(t, 2, (size_t[]){ 2, cols[which] }, NULL);
+			nb_tensor *zero = nb_fill(t, 3, (size_t[]){ 2, 1, 1 }, 0.0);
+			size_t n = nb_tape_size(t);
+			nb_tensor *y;
+
+			ck_assert_ptr_nonnull(zero);
+			c.fail_at = c.allocs + k;
+			y = two_step(t, x, zero, which);
+			if (!y) {
+				ck_assert_int_eq(nb_tape_status(t), NB_ENOMEM);
+				ck_assert_uint_eq(nb_tape_size(t), n);
+				second_failed += !strncmp(nb_tape_message(t), second[which],
+				                          strlen(second[which]));
+			}
+			nb_tape_free(t);
+			ck_assert_uint_eq(c.bytes_in_use, 0);
+			if (y)
+				break;
+		}
+		ck_assert_int_eq(second_failed, 1);
+	}
+}
+END_TEST
+
 /* ---- Rewind ------------------------------------------------------------------------ */
 
 START_TEST(test_rewind_drops_nodes_after_the_mark)
@@ -455,6 +519,23 @@ START_TEST(test_view_reads_caller_memory_after_touch)
 }
 END_TEST
 
+/* A touch takes effect on a tape holding an error: the caller wrote the array already. */
+START_TEST(test_touch_on_tape_in_error_takes_effect)
+{
+	double w[1] = { 1.0 };
+	nb_tape *t = nb_tape_new();
+	nb_tensor *v = nb_variable_view(t, 0, NULL, w);
+	nb_tensor *e = nb_exp(t, v);
+
+	ck_assert_ptr_null(nb_matmul(t, v, v));
+	w[0] = 2.0;
+	ck_assert_int_eq(nb_touch(v), NB_ERANK);
+	nb_tape_clear_error(t);
+	ck_assert_double_eq(nb_value(e)[0], exp(2.0));
+	nb_tape_free(t);
+}
+END_TEST
+
 START_TEST(test_view_and_touch_errors)
 {
 	nb_tape *t = nb_tape_new();
@@ -557,6 +638,9 @@ static Suite *lifetime_suite(void)
 	tcase_add_test(tc, test_leaf_size_overflow_is_eshape);
 	tcase_add_test(tc, test_leaf_size_boundary);
 	tcase_add_test(tc, test_computed_size_overflow_is_eshape);
+	tcase_add_test(tc, test_view_size_overflow_is_eshape);
+	tcase_add_test(tc, test_failed_composite_op_records_nothing);
+	tcase_add_test(tc, test_touch_on_tape_in_error_takes_effect);
 	tcase_add_test(tc, test_rewind_drops_nodes_after_the_mark);
 	tcase_add_test(tc, test_rewind_past_the_end_is_einval);
 	tcase_add_test(tc, test_rewind_keeps_earlier_gradients);
