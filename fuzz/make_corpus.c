@@ -1,5 +1,6 @@
-/* make_corpus.c -- write the fuzzers' seed corpora, fuzz/corpus/idx/ and fuzz/corpus/model/:
- * a few small valid inputs and a few invalid ones, each named for what it is. The files
+/* make_corpus.c -- write the fuzzers' seed corpora, fuzz/corpus/idx/, fuzz/corpus/model/
+ * and fuzz/corpus/tape/: a few small valid inputs and a few invalid ones, each named for
+ * what it is. The files
  * are committed; run this only to change them, from the top of the tree:
  *
  *   cc -std=c11 -Iinclude fuzz/make_corpus.c lib/[a-z]*.c $(pkg-config --cflags --libs \
@@ -8,7 +9,8 @@
  * An IDX input is what fuzz_idx.c reads: the images file's length (2 bytes, big-endian),
  * which files to gzip (1 byte: bit 0 images, bit 1 labels), the images file, the labels
  * file. Valid models come from nb_net_save(); invalid ones are saved files changed by
- * hand, most with their checksum made valid again so that the later checks see them. */
+ * hand, most with their checksum made valid again so that the later checks see them. A
+ * tape input is a program of calls in the format of fuzz_tape.h. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +20,8 @@
 #include <nabla.h>
 #include <xxhash.h>
 #include <zlib.h>
+
+#include "fuzz_tape.h"
 
 #define BUF_MAX 4096
 
@@ -218,14 +222,279 @@ static void model_corpus(void)
 	saved_model(b, "ok-2-2-sigmoid-xent", &cfg);
 }
 
+/* ---- Tape programs ------------------------------------------------------------------- */
+
+/* Operand bytes of fuzz_tape.h: a plain shape of rank r with small dims 1..8, a handle
+ * index, NULL, value bytes ((b - 136) / 8, or a special value), a special dim. */
+#define SHAPE0 0
+#define SHAPE1(a) 1, (a) - 1
+#define SHAPE2(a, b) 2, (a) - 1, (b) - 1
+#define SHAPE3(a, b, c) 3, (a) - 1, (b) - 1, (c) - 1
+#define H(i) (i)
+#define HNULL 0xff
+#define X(v) (uint8_t)(136 + 8 * (v))
+#define DIM(k) (FT_DIM_SPECIAL + (k))
+
+struct prog {
+	uint8_t b[BUF_MAX];
+	size_t n;
+};
+
+static void emit(struct prog *p, const uint8_t *bytes, size_t n)
+{
+	if (p->n + n > BUF_MAX)
+		die("program too long", "tape");
+	memcpy(p->b + p->n, bytes, n);
+	p->n += n;
+}
+
+#define EMIT(p, ...) emit(p, (const uint8_t[]){ __VA_ARGS__ }, \
+                          sizeof((const uint8_t[]){ __VA_ARGS__ }))
+
+/* Leaves, ops on them that the oracle recomputes, and values read after each change. */
+static void tape_oracle(struct prog *p)
+{
+	EMIT(p, 0);
+	EMIT(p, FT_VARIABLE, SHAPE2(2, 3), 140, 3);             /* 0: a */
+	EMIT(p, FT_CONSTANT, SHAPE2(2, 3), 150, 5);             /* 1: b */
+	EMIT(p, FT_BINARY, FT_ADD, H(0), H(1));                 /* 2 */
+	EMIT(p, FT_BINARY, FT_MUL, H(0), H(1));                 /* 3 */
+	EMIT(p, FT_UNARY, FT_EXP, H(0));                        /* 4 */
+	EMIT(p, FT_BINARY, FT_DIV, H(1), H(0));                 /* 5 */
+	EMIT(p, FT_BINARY, FT_SUB, H(0), H(1));                 /* 6 */
+	EMIT(p, FT_VALUE, H(2));
+	EMIT(p, FT_SET, H(0), FT_SET_RIGHT, FT_V0, 1);          /* 0, -0, 1, -1, 0.5, 2 */
+	EMIT(p, FT_VALUE, H(3));
+	EMIT(p, FT_SET, H(1), FT_SET_RIGHT, FT_V1E300, 1);      /* 1e300, ..., NaN, DBL_MIN */
+	EMIT(p, FT_REPLAY);
+	EMIT(p, FT_AGAIN);
+	EMIT(p, FT_SET, H(0), FT_SET_LESS, 0, 0);               /* NB_ESHAPE */
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_SET, H(2), FT_SET_RIGHT, 0, 0);              /* NB_EINVAL: not a leaf */
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_VALUE, H(4));
+}
+
+/* Views on the target's buffer, written and touched, and stepped by SGD in place. */
+static void tape_views(struct prog *p)
+{
+	EMIT(p, 0);
+	EMIT(p, FT_CONSTANT_VIEW, SHAPE1(4), 130, 7);           /* 0: u */
+	EMIT(p, FT_VARIABLE_VIEW, SHAPE1(4), 145, 11);          /* 1: w */
+	EMIT(p, FT_BINARY, FT_MUL, H(1), H(0));                 /* 2 */
+	EMIT(p, FT_UNARY, FT_SUM, H(2));                        /* 3 */
+	EMIT(p, FT_BACKWARD, H(3), HNULL);
+	EMIT(p, FT_SGD, 0, H(1), 0, 0, 0);                      /* w -= 0.1 u */
+	EMIT(p, FT_VALUE, H(2));
+	EMIT(p, FT_WRITE_VIEW, 0, 160, 1);
+	EMIT(p, FT_VALUE, H(3));
+	EMIT(p, FT_SET, H(1), FT_SET_RIGHT, 120, 9);
+	EMIT(p, FT_REPLAY);
+	EMIT(p, FT_TOUCH, H(2));                                /* NB_EINVAL */
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_TOUCH, H(0));
+	EMIT(p, FT_WRITE_VIEW, 1, FT_VNAN, 1);
+	EMIT(p, FT_VALUE, H(2));
+}
+
+/* A sigmoid layer with the quadratic cost: backward, SGD with momentum, Adam, replay,
+ * and the cross-entropy costs and products with transposed operands. */
+static void tape_layer(struct prog *p)
+{
+	EMIT(p, 0);
+	EMIT(p, FT_VARIABLE, SHAPE2(3, 2), 128, 5);             /* 0: w */
+	EMIT(p, FT_CONSTANT, SHAPE2(2, 4), 140, 3);             /* 1: x */
+	EMIT(p, FT_VARIABLE, SHAPE2(3, 1), 136, 1);             /* 2: b */
+	EMIT(p, FT_CONSTANT, SHAPE2(3, 4), 136, 8);             /* 3: y, 0 and 1 */
+	EMIT(p, FT_BINARY, FT_MATMUL, H(0), H(1));              /* 4: w x */
+	EMIT(p, FT_BINARY, FT_ADD, H(4), H(2));                 /* 5: z = w x + b */
+	EMIT(p, FT_UNARY, FT_SIGMOID, H(5));                    /* 6 */
+	EMIT(p, FT_BINARY, FT_QUADRATIC_COST, H(6), H(3));      /* 7 */
+	EMIT(p, FT_BACKWARD, H(7), HNULL);
+	EMIT(p, FT_GRAD, H(0));
+	EMIT(p, FT_GRAD, H(2));
+	EMIT(p, FT_SGD, 1, H(0), H(2), 0, 2, 1);                /* eta 0.1, momentum 0.9 */
+	EMIT(p, FT_REPLAY);
+	EMIT(p, FT_BACKWARD, H(7), HNULL);
+	EMIT(p, FT_ADAM, 1, H(0), H(2), 7, 2, 3, 0, 0, 1);      /* PyTorch's defaults, step 1 */
+	EMIT(p, FT_VALUE, H(7));
+	EMIT(p, FT_BINARY, FT_SIGMOID_XENT, H(5), H(3));
+	EMIT(p, FT_AXIS, FT_SOFTMAX, H(5), 1);                  /* axis 0 */
+	EMIT(p, FT_BINARY, FT_SOFTMAX_XENT, H(5), H(3));
+	EMIT(p, FT_MATMUL_T, H(0), H(1), 1);                    /* w^T x: NB_ESHAPE */
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_MATMUL_T, H(1), H(0), 3);                    /* x^T w^T */
+	EMIT(p, FT_BACKWARD, H(7), HNULL);
+	EMIT(p, FT_DOT);
+}
+
+/* Gradients of gradients: a Hessian-vector product, seeds, and a seedless sweep from a
+ * tensor that is not a scalar (NB_EINVAL). */
+static void tape_second_order(struct prog *p)
+{
+	EMIT(p, 0);
+	EMIT(p, FT_VARIABLE, SHAPE1(3), 132, 6);                /* 0: x */
+	EMIT(p, FT_UNARY, FT_TANH, H(0));                       /* 1 */
+	EMIT(p, FT_BINARY, FT_MUL, H(1), H(1));                 /* 2 */
+	EMIT(p, FT_UNARY, FT_SUM, H(2));                        /* 3 */
+	EMIT(p, FT_GRADIENTS, H(3), HNULL, 1, H(0));            /* 4: g */
+	EMIT(p, FT_CONSTANT, SHAPE1(3), 144, 1);                /* 5: v */
+	EMIT(p, FT_BINARY, FT_MUL, H(4), H(5));                 /* 6 */
+	EMIT(p, FT_UNARY, FT_SUM, H(6));                        /* 7 */
+	EMIT(p, FT_GRADIENTS, H(7), HNULL, 1, H(0));            /* 8: H v */
+	EMIT(p, FT_VALUE, H(8));
+	EMIT(p, FT_SET, H(0), FT_SET_RIGHT, 120, 13);
+	EMIT(p, FT_REPLAY);
+	EMIT(p, FT_GRADIENTS, H(3), H(3), 2, H(0), H(1));
+	EMIT(p, FT_BACKWARD, H(1), HNULL);                      /* NB_EINVAL */
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_BACKWARD, H(1), H(0));
+	EMIT(p, FT_GRAD, H(0));
+}
+
+/* Marks and rewinds: gradients dropped with their nodes, marks past the end, a reset. */
+static void tape_rewind(struct prog *p)
+{
+	EMIT(p, 0);
+	EMIT(p, FT_VARIABLE, SHAPE2(2, 2), 140, 1);             /* 0: x */
+	EMIT(p, FT_MARK);
+	EMIT(p, FT_UNARY, FT_EXP, H(0));                        /* 1 */
+	EMIT(p, FT_BINARY, FT_ADD, H(1), H(0));                 /* 2 */
+	EMIT(p, FT_UNARY, FT_SUM, H(2));                        /* 3 */
+	EMIT(p, FT_BACKWARD, H(3), HNULL);
+	EMIT(p, FT_GRAD, H(0));                                 /* 4 */
+	EMIT(p, FT_MARK);
+	EMIT(p, FT_SCALE, H(4), X(2));
+	EMIT(p, FT_REWIND, 0);                                  /* the newest mark */
+	EMIT(p, FT_REWIND, 1);                                  /* the first: drops 1..4 */
+	EMIT(p, FT_GRAD, H(0));                                 /* NULL: dropped */
+	EMIT(p, FT_UNARY, FT_LOG, H(0));
+	EMIT(p, FT_REWIND, 2);                                  /* the end + 1: NB_EINVAL */
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_REWIND, 0xff);                               /* SIZE_MAX */
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_RESET);
+	EMIT(p, FT_SCALAR, FT_V1);
+	EMIT(p, FT_FILL, SHAPE1(3), FT_V0);
+	EMIT(p, FT_AGAIN);
+}
+
+/* Shapes nothing can hold: a size that overflows with the node's header, sizes that
+ * overflow, a size too big for the allocator, bad ranks, NULL dims, a zero dim; each
+ * refused, and the tape usable again after nb_tape_clear_error(). */
+static void tape_shapes(struct prog *p)
+{
+	EMIT(p, 0);
+	EMIT(p, FT_CONSTANT, 1, DIM(FT_DIM_SIZE_MAX_8), 0, 0);
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_FILL, 2, DIM(FT_DIM_2_40), DIM(FT_DIM_2_40), FT_V1);
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_VARIABLE, 1, DIM(FT_DIM_2_20), 0, 0);
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_CONSTANT, 6, 0, 0);                          /* rank 5 */
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_CONSTANT, FT_SHAPE_NULL_DIMS, 0, 0);
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_FILL, 2, 1, DIM(FT_DIM_0), FT_V2);
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_VARIABLE, SHAPE1(4), 140, 1);                /* 0 */
+	EMIT(p, FT_SHAPE, FT_BROADCAST_TO, H(0), FT_SHAPE_DERIVED + FT_PREPEND, H(0),
+	     DIM(FT_DIM_2_40));
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_SHAPE, FT_RESHAPE, H(0), SHAPE2(2, 2));      /* 1 */
+	EMIT(p, FT_SHAPE, FT_BROADCAST_TO, H(1), FT_SHAPE_DERIVED + FT_PREPEND, H(1), 2);
+	EMIT(p, FT_SHAPE, FT_REDUCE_TO, H(2), FT_SHAPE_DERIVED + FT_ONE_AT, H(2), 1);
+	EMIT(p, FT_AXIS, FT_SUM_AXIS, H(2), 2);                 /* axis 1 */
+	EMIT(p, FT_SHAPE, FT_RESHAPE, H(0), 2, DIM(FT_DIM_2_32), DIM(FT_DIM_2_32));
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_UNARY, FT_TRANSPOSE, H(0));                  /* NB_ERANK */
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_AXIS, FT_SOFTMAX, H(1), 0);                  /* axis -1: NB_EINVAL */
+}
+
+/* A graph of nodes of 512 doubles, so that chunks are added often, recorded with the
+ * tape's allocation fail_at failing (0: none), then a sweep whose first allocation fails
+ * when fail_sweep is set, and the sweep again. */
+static void tape_oom(struct prog *p, uint8_t fail_at, uint8_t fail_sweep)
+{
+	EMIT(p, fail_at);
+	EMIT(p, FT_VARIABLE, SHAPE3(8, 8, 8), 140, 3);          /* 0 */
+	EMIT(p, FT_UNARY, FT_TANH, H(0));                       /* 1 */
+	EMIT(p, FT_BINARY, FT_MUL, H(1), H(0));                 /* 2 */
+	EMIT(p, FT_UNARY, FT_EXP, H(2));                        /* 3 */
+	EMIT(p, FT_AXIS, FT_SUM_AXIS, H(3), 2);                 /* 4 */
+	EMIT(p, FT_UNARY, FT_SUM, H(4));                        /* 5 */
+	EMIT(p, FT_FAIL_ALLOC, fail_sweep);
+	EMIT(p, FT_BACKWARD, H(5), HNULL);
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_BACKWARD, H(5), HNULL);
+	EMIT(p, FT_SGD, 0, H(0), 0, 0, 0);
+	EMIT(p, FT_REPLAY);
+}
+
+/* The non-finite check in recording, in a read and in replay, switched on and off. */
+static void tape_finite(struct prog *p)
+{
+	EMIT(p, 0);
+	EMIT(p, FT_CHECK_FINITE, 1);
+	EMIT(p, FT_CONSTANT, SHAPE1(3), FT_VNEG1, 1);           /* 0: -1, 0.5, 2 */
+	EMIT(p, FT_UNARY, FT_LOG, H(0));                        /* NB_ENONFINITE */
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_CHECK_FINITE, 0);
+	EMIT(p, FT_UNARY, FT_LOG, H(0));                        /* 1: NaN, kept */
+	EMIT(p, FT_SET, H(0), FT_SET_RIGHT, X(1), 8);           /* 1, 2, 3 */
+	EMIT(p, FT_CHECK_FINITE, 1);
+	EMIT(p, FT_SET, H(0), FT_SET_RIGHT, FT_V710, 1);        /* exp(710) overflows */
+	EMIT(p, FT_UNARY, FT_EXP, H(0));                        /* NB_ENONFINITE */
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_VALUE, H(1));
+	EMIT(p, FT_REPLAY);
+	EMIT(p, FT_CLEAR_ERROR);
+	EMIT(p, FT_DOT);
+}
+
+static void tape_corpus(void)
+{
+	static const struct {
+		const char *name;
+		void (*write)(struct prog *);
+	} progs[] = {
+		{ "ok-oracle-set-replay", tape_oracle },
+		{ "ok-views-touch-sgd", tape_views },
+		{ "ok-layer-backward-sgd-adam", tape_layer },
+		{ "ok-second-order-gradients", tape_second_order },
+		{ "ok-mark-rewind-reset", tape_rewind },
+		{ "bad-shapes-refused", tape_shapes },
+		{ "bad-non-finite-checked", tape_finite },
+	};
+	struct prog p;
+
+	for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
+		p.n = 0;
+		progs[i].write(&p);
+		write_file("tape", progs[i].name, p.b, p.n);
+	}
+	p.n = 0;
+	tape_oom(&p, 5, 0);  /* the hash-consing table */
+	write_file("tape", "oom-hash-table", p.b, p.n);
+	p.n = 0;
+	tape_oom(&p, 6, 0);  /* the second chunk of nodes */
+	write_file("tape", "oom-chunk", p.b, p.n);
+	p.n = 0;
+	tape_oom(&p, 0, 1);
+	write_file("tape", "oom-sweep", p.b, p.n);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
-		fprintf(stderr, "usage: make_corpus DIR (writes DIR/idx/ and DIR/model/)\n");
+		fprintf(stderr, "usage: make_corpus DIR (writes DIR/idx/, DIR/model/ and "
+		        "DIR/tape/)\n");
 		return 2;
 	}
 	out_dir = argv[1];
 	idx_corpus();
 	model_corpus();
+	tape_corpus();
 	return 0;
 }
