@@ -11,8 +11,9 @@
 #   ./build.sh install    install into a staging directory, build programs against it with
 #                         pkg-config (C11 -pedantic and C++), run them, and check that the
 #                         library exports nothing but nb_ symbols
-#   ./build.sh fuzz       libFuzzer on the IDX and model loaders (fuzz/), FUZZ_SECONDS
-#                         (default 60) each, then their regression inputs once each
+#   ./build.sh fuzz       libFuzzer on the IDX and model loaders and on the tape's API
+#                         (fuzz/), FUZZ_SECONDS (default 60) each, then their regression
+#                         inputs once each
 #
 # Each build lives in its own directory (build/, build-sanitize/, build-valgrind/).
 # Missing packages are installed with apt-get when running as root; otherwise the
@@ -99,7 +100,7 @@ fuzz_build() {
 		# shellcheck disable=SC2086
 		clang $flags -c "$src" -o "build-fuzz/lib/$(basename "$src" .c).o"
 	done
-	for target in idx model; do
+	for target in idx model tape; do
 		# shellcheck disable=SC2086
 		clang $flags "fuzz/fuzz_$target.c" build-fuzz/lib/*.o $libs -o "build-fuzz/fuzz_$target"
 	done
@@ -197,6 +198,7 @@ fuzz)
 	fuzz_build
 	fuzz_run idx
 	fuzz_run model
+	fuzz_run tape
 	;;
 *)
 	echo "usage: $0 example|check|sanitize|valgrind|tsan|distcheck|install|fuzz" >&2
