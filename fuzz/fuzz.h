@@ -56,17 +56,4 @@ static inline void fuzz_tmpfile(char *path, const uint8_t *data, size_t size, in
 	FUZZ_CHECK(close(fd) == 0, "close %s failed", path);
 }
 
-/* Whether msg is a message of at most NB_MSG_MAX bytes that begins "PATH: ", as every
- * loader message about a file does. */
-static inline int fuzz_names_file(const char *msg, size_t max, const char *path)
-{
-	size_t len = strlen(path);
-
-	if (!memchr(msg, '\0', max))
-		return 0;
-	if (len + 2 >= max)  /* a path too long to fit: only the start can be checked */
-		return strncmp(msg, path, max - 1) == 0;
-	return strncmp(msg, path, len) == 0 && strncmp(msg + len, ": ", 2) == 0;
-}
-
 #endif
