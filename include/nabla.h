@@ -70,7 +70,10 @@ enum nb_status {
 /** Tensors have rank 0 (a scalar) to NB_MAX_RANK. */
 #define NB_MAX_RANK 4
 
-/** Size of a buffer that holds any message nabla writes, terminating NUL included. */
+/** Size of a buffer that holds any message nabla writes, terminating NUL included. The
+ * functions that write one into the caller's buffer take it as char msg[NB_MSG_MAX], so
+ * that compilers can warn about a smaller array; NULL is allowed wherever a function says
+ * so (hence no [static NB_MSG_MAX], which would promise a buffer). */
 #define NB_MSG_MAX 256
 
 /** The symbolic name of a status ("NB_ESHAPE"), or "NB_UNKNOWN". Static storage. */
@@ -500,7 +503,7 @@ typedef struct nb_mlp {
  * NB_ENOMEM; on error writes a message into msg (NB_MSG_MAX bytes) when msg is not NULL. */
 int nb_bp_reference(const nb_mlp *net, size_t n, const double *x, const double *y,
                     double *const *dw, double *const *db, double *const *delta, double *cost,
-                    char *msg);
+                    char msg[NB_MSG_MAX]);
 
 /* ---- Loading files: options ------------------------------------------------------- */
 
@@ -555,23 +558,23 @@ typedef struct nb_dataset {
  * load never allocates for data a file does not hold: the arrays grow as the bytes
  * arrive, so a short file claiming a huge count is reported as truncated having taken
  * little memory. While it scales them, a load also holds the n features pixel bytes. */
-int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, char *msg);
+int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, char msg[NB_MSG_MAX]);
 
 /** nb_dataset_load_idx() with options (NULL: the defaults): every allocation, zlib's
  * included, goes through opts->alloc, which ds keeps for nb_dataset_free(), and
  * opts->max_bytes bounds the data set's n (8 features + 8 classes + 1) bytes. */
 int nb_dataset_load_idx_opts(const char *images, const char *labels,
-                             const nb_load_opts *opts, nb_dataset *ds, char *msg);
+                             const nb_load_opts *opts, nb_dataset *ds, char msg[NB_MSG_MAX]);
 
 /** Load split "train" or "t10k" from directory dir in the standard MNIST layout:
  * SPLIT-images-idx3-ubyte and SPLIT-labels-idx1-ubyte, each with or without ".gz"
  * (the plain file is preferred when both exist). Errors as nb_dataset_load_idx(), and
  * NB_EINVAL for another split. */
-int nb_dataset_load_dir(const char *dir, const char *split, nb_dataset *ds, char *msg);
+int nb_dataset_load_dir(const char *dir, const char *split, nb_dataset *ds, char msg[NB_MSG_MAX]);
 
 /** nb_dataset_load_dir() with options, as nb_dataset_load_idx_opts(). */
 int nb_dataset_load_dir_opts(const char *dir, const char *split, const nb_load_opts *opts,
-                             nb_dataset *ds, char *msg);
+                             nb_dataset *ds, char msg[NB_MSG_MAX]);
 
 /** Free what a load allocated (through the allocator the load used) and zero ds. NULL
  * does nothing. */
@@ -616,7 +619,7 @@ typedef struct nb_sgd {
 
 /** Create a network with freshly initialised parameters. Returns NB_OK and *out, or
  * NB_ENULL / NB_EINVAL (a bad size or choice; msg says which) / NB_ENOMEM with *out NULL. */
-int nb_net_new(const nb_net_config *cfg, nb_net **out, char *msg);
+int nb_net_new(const nb_net_config *cfg, nb_net **out, char msg[NB_MSG_MAX]);
 
 /** Free the network. NULL does nothing. */
 void nb_net_free(nb_net *net);
@@ -674,20 +677,20 @@ nb_tape *nb_net_tape(nb_net *net, size_t batch);
  * with a NaN or an infinity among its parameters (a diverged network; msg names the
  * first: "weight 3 of layer 1 is nan, which a model file cannot hold (it would not
  * load): PATH"). */
-int nb_net_save(const nb_net *net, const char *path, char *msg);
+int nb_net_save(const nb_net *net, const char *path, char msg[NB_MSG_MAX]);
 
 /** Load a network saved by nb_net_save(). Returns NB_OK and *out, or NB_ENULL, NB_EIO
  * (cannot open or read, or not a regular file, which is refused without being read),
  * NB_EFORMAT (wrong magic, unsupported version, truncated, checksum mismatch, bad
  * contents: msg says which, with the byte offset), NB_ENOMEM; *out is NULL on error. */
-int nb_net_load(const char *path, nb_net **out, char *msg);
+int nb_net_load(const char *path, nb_net **out, char msg[NB_MSG_MAX]);
 
 /** nb_net_load() with options (NULL: the defaults): every allocation of the load, and
  * of the network for its whole life, goes through opts->alloc (it becomes the network's
  * nb_net_config.alloc); opts->max_bytes bounds the file's size, which the format bounds
  * to 1 GiB anyway (a larger file: NB_EFORMAT, "N bytes, over the limit of M
  * (nb_load_opts.max_bytes): PATH"). The network takes about as much memory as its file. */
-int nb_net_load_opts(const char *path, const nb_load_opts *opts, nb_net **out, char *msg);
+int nb_net_load_opts(const char *path, const nb_load_opts *opts, nb_net **out, char msg[NB_MSG_MAX]);
 
 #ifdef __cplusplus
 }

@@ -252,7 +252,7 @@ static void run(const nb_mlp *net, size_t n, const double *y, struct bp_work *wk
 
 int nb_bp_reference(const nb_mlp *net, size_t n, const double *x, const double *y,
                     double *const *dw, double *const *db, double *const *delta, double *cost,
-                    char *msg)
+                    char msg[NB_MSG_MAX])
 {
 	struct bp_work wk = { 0 };
 	int status = check_net(net, n, msg);

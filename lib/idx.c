@@ -385,7 +385,7 @@ static int load_idx(const char *images, const char *labels, const struct idx_loa
 }
 
 int nb_dataset_load_idx_opts(const char *images, const char *labels,
-                             const nb_load_opts *opts, nb_dataset *ds, char *msg)
+                             const nb_load_opts *opts, nb_dataset *ds, char msg[NB_MSG_MAX])
 {
 	struct idx_load ld = load_options(opts, msg);
 
@@ -400,7 +400,7 @@ int nb_dataset_load_idx_opts(const char *images, const char *labels,
 	return load_idx(images, labels, &ld, ds);
 }
 
-int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, char *msg)
+int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, char msg[NB_MSG_MAX])
 {
 	return nb_dataset_load_idx_opts(images, labels, NULL, ds, msg);
 }
@@ -457,7 +457,7 @@ static int load_split(const char *dir, const char *split, const struct idx_load 
 }
 
 int nb_dataset_load_dir_opts(const char *dir, const char *split, const nb_load_opts *opts,
-                             nb_dataset *ds, char *msg)
+                             nb_dataset *ds, char msg[NB_MSG_MAX])
 {
 	struct idx_load ld = load_options(opts, msg);
 
@@ -475,7 +475,7 @@ int nb_dataset_load_dir_opts(const char *dir, const char *split, const nb_load_o
 	return load_split(dir, split, &ld, ds);
 }
 
-int nb_dataset_load_dir(const char *dir, const char *split, nb_dataset *ds, char *msg)
+int nb_dataset_load_dir(const char *dir, const char *split, nb_dataset *ds, char msg[NB_MSG_MAX])
 {
 	return nb_dataset_load_dir_opts(dir, split, NULL, ds, msg);
 }

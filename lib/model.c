@@ -338,7 +338,7 @@ static int replace_file(const nb_net_config *cfg, const char *path, int old_mode
 	return status;
 }
 
-int nb_net_save(const nb_net *net, const char *path, char *msg)
+int nb_net_save(const nb_net *net, const char *path, char msg[NB_MSG_MAX])
 {
 	nb_net_config cfg;
 	unsigned char *buf = NULL;
@@ -629,7 +629,7 @@ static int decode(const char *path, const unsigned char *f, size_t len,
 	return status == NB_OK ? build(path, f, ld, out, msg) : status;
 }
 
-int nb_net_load_opts(const char *path, const nb_load_opts *opts, nb_net **out, char *msg)
+int nb_net_load_opts(const char *path, const nb_load_opts *opts, nb_net **out, char msg[NB_MSG_MAX])
 {
 	struct model_load ld = load_options(opts);
 	unsigned char *buf = NULL;
@@ -653,7 +653,7 @@ int nb_net_load_opts(const char *path, const nb_load_opts *opts, nb_net **out, c
 	return status;
 }
 
-int nb_net_load(const char *path, nb_net **out, char *msg)
+int nb_net_load(const char *path, nb_net **out, char msg[NB_MSG_MAX])
 {
 	return nb_net_load_opts(path, NULL, out, msg);
 }

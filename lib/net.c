@@ -217,7 +217,7 @@ static void initialise(nb_net *net)
 	}
 }
 
-int nb_net_new(const nb_net_config *cfg, nb_net **out, char *msg)
+int nb_net_new(const nb_net_config *cfg, nb_net **out, char msg[NB_MSG_MAX])
 {
 	nb_alloc_fn alloc;
 	nb_net *net;
