@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "file.h"
 #include "nabla.h"
 
@@ -116,4 +117,12 @@ int nb__read_full(int fd, void *buf, size_t n, size_t *got)
 		*got += (size_t)k;
 	}
 	return 0;
+}
+
+void nb__load_settings(const nb_load_opts *opts, nb_alloc_fn *alloc, void **ud,
+                       size_t *max_bytes)
+{
+	*alloc = opts && opts->alloc ? opts->alloc : nb__default_alloc;
+	*ud = opts && opts->alloc ? opts->alloc_ud : NULL;
+	*max_bytes = opts && opts->max_bytes ? opts->max_bytes : NB_LOAD_MAX_BYTES;
 }

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "nabla.h"
+
 /* Write "REASON: PATH" into msg (NB_MSG_MAX bytes; nothing when msg is NULL), REASON
  * formatted from fmt, and return status. The reason comes first so that a long path, cut
  * at the end of the buffer, never hides it. */
@@ -19,6 +21,10 @@ int nb__file_fail(char *msg, int status, const char *path, const char *fmt, ...)
 __attribute__((format(printf, 4, 0)))
 #endif
 int nb__file_vfail(char *msg, int status, const char *path, const char *fmt, va_list ap);
+
+/* The allocator and byte limit of a load: the options', or malloc and NB_LOAD_MAX_BYTES. */
+void nb__load_settings(const nb_load_opts *opts, nb_alloc_fn *alloc, void **ud,
+                       size_t *max_bytes);
 
 /* What a file that is not a regular one is, for messages: "a directory", "a FIFO", ... */
 const char *nb__file_kind(mode_t mode);

@@ -354,14 +354,9 @@ static void commit(const struct idx_load *ld, const struct idx_data *d, nb_datas
 
 static struct idx_load load_options(const nb_load_opts *opts, char *msg)
 {
-	struct idx_load ld = { nb__default_alloc, NULL, NB_LOAD_MAX_BYTES, msg };
+	struct idx_load ld = { .msg = msg };
 
-	if (opts && opts->alloc) {
-		ld.alloc = opts->alloc;
-		ld.ud = opts->alloc_ud;
-	}
-	if (opts && opts->max_bytes)
-		ld.max_bytes = opts->max_bytes;
+	nb__load_settings(opts, &ld.alloc, &ld.ud, &ld.max_bytes);
 	return ld;
 }
 

@@ -79,80 +79,49 @@ int nb__threads(void)
 /* Eight doubles from p (a macro: a function returning a vector would have an ABI that
  * depends on the instruction set). */
 #define load(p) (*(const v8 *)(p))
-#define load4(p) (*(const v4 *)(p))
 
 /* The sum of the lanes of vector v, in a fixed order (a macro, as load). */
 #define hsum(v) ((((v)[0] + (v)[4]) + ((v)[1] + (v)[5])) + (((v)[2] + (v)[6]) + ((v)[3] + (v)[7])))
 
 /* ---- dot: C = A B^T, A m x k, B n x k ------------------------------------------------ */
 
-/* An mr x nr tile of C (mr <= 4, nr <= 5): mr nr dot products sharing mr + nr loads per
- * eight steps of k. Called with constant mr and nr, so that the accumulators live in
- * registers: 4 x 5 takes 29 of AVX-512's 32. */
-INLINE void dot_tile(const double *a, const double *b, size_t k, double *c, size_t ldc,
-                     int mr, int nr)
-{
-	v8 s[4][5] = { { { 0 } } };
-	size_t p = 0;
-
-	for (; p + 8 <= k; p += 8) {
-		v8 av[4], bv[5];
-
-#pragma GCC unroll 4
-		for (int r = 0; r < mr; r++)
-			av[r] = load(a + r * k + p);
-#pragma GCC unroll 5
-		for (int j = 0; j < nr; j++)
-			bv[j] = load(b + j * k + p);
-#pragma GCC unroll 4
-		for (int r = 0; r < mr; r++)
-#pragma GCC unroll 5
-			for (int j = 0; j < nr; j++)
-				s[r][j] += av[r] * bv[j];
+/* An mr x nr tile of C (mr <= MR, nr <= NR): mr nr dot products sharing mr + nr loads
+ * of vectors of LANES doubles per LANES steps of k. Called with constant mr and nr, so
+ * that the accumulators live in registers: 4 x 5 eight-lane vectors take 29 of
+ * AVX-512's 32 registers, 3 x 3 four-lane ones 15 of AVX2's 16. The lanes of a dot
+ * product are summed in a fixed order, which depends on LANES: each instruction set
+ * gives its own last bits, the same for any thread count. */
+#define DOT_TILE(name, vec, LANES, MR, NR, hsumv)                                       \
+	INLINE void name(const double *a, const double *b, size_t k, double *c,          \
+	                 size_t ldc, int mr, int nr)                                     \
+	{                                                                                \
+		vec s[MR][NR] = { { { 0 } } };                                           \
+		size_t p = 0;                                                            \
+                                                                                         \
+		for (; p + LANES <= k; p += LANES) {                                     \
+			vec av[MR], bv[NR];                                              \
+                                                                                         \
+			_Pragma("GCC unroll 5") for (int r = 0; r < mr; r++)             \
+				av[r] = *(const vec *)(a + r * k + p);                   \
+			_Pragma("GCC unroll 5") for (int j = 0; j < nr; j++)             \
+				bv[j] = *(const vec *)(b + j * k + p);                   \
+			_Pragma("GCC unroll 5") for (int r = 0; r < mr; r++)             \
+				_Pragma("GCC unroll 5") for (int j = 0; j < nr; j++)     \
+					s[r][j] += av[r] * bv[j];                        \
+		}                                                                        \
+		for (int r = 0; r < mr; r++)                                             \
+			for (int j = 0; j < nr; j++) {                                   \
+				double t = 0.0;                                          \
+                                                                                         \
+				for (size_t q = p; q < k; q++)                           \
+					t += a[r * k + q] * b[j * k + q];                \
+				c[r * ldc + j] = hsumv(s[r][j]) + t;                     \
+			}                                                                \
 	}
-	for (int r = 0; r < mr; r++)
-		for (int j = 0; j < nr; j++) {
-			double t = 0.0;
 
-			for (size_t q = p; q < k; q++)
-				t += a[r * k + q] * b[j * k + q];
-			c[r * ldc + j] = hsum(s[r][j]) + t;
-		}
-}
-
-/* An mr x nr tile (mr, nr <= 3) in four-lane vectors, for sixteen registers: nine
- * accumulators and six loads. The sum of a dot product's lanes differs from the
- * eight-lane kernel's in order, so each processor gives its own last bits, as before. */
-INLINE void dot_tile4(const double *a, const double *b, size_t k, double *c, size_t ldc,
-                      int mr, int nr)
-{
-	v4 s[3][3] = { { { 0 } } };
-	size_t p = 0;
-
-	for (; p + 4 <= k; p += 4) {
-		v4 av[3], bv[3];
-
-#pragma GCC unroll 3
-		for (int r = 0; r < mr; r++)
-			av[r] = load4(a + r * k + p);
-#pragma GCC unroll 3
-		for (int j = 0; j < nr; j++)
-			bv[j] = load4(b + j * k + p);
-#pragma GCC unroll 3
-		for (int r = 0; r < mr; r++)
-#pragma GCC unroll 3
-			for (int j = 0; j < nr; j++)
-				s[r][j] += av[r] * bv[j];
-	}
-	for (int r = 0; r < mr; r++)
-		for (int j = 0; j < nr; j++) {
-			double t = 0.0;
-
-			for (size_t q = p; q < k; q++)
-				t += a[r * k + q] * b[j * k + q];
-			c[r * ldc + j] = ((s[r][j][0] + s[r][j][2]) + (s[r][j][1] + s[r][j][3])) + t;
-		}
-}
+#define hsum4(v) (((v)[0] + (v)[2]) + ((v)[1] + (v)[3]))
+DOT_TILE(dot_tile, v8, 8, 4, 5, hsum)
+DOT_TILE(dot_tile4, v4, 4, 3, 3, hsum4)
 
 /* Tiles of mr rows across all n columns: 5 at a time, then the rest (nr 3 and four-lane
  * tiles with narrow registers). */
@@ -222,53 +191,35 @@ INLINE double at(struct amat A, size_t i, size_t p)
 	return A.a[i * A.ai + p * A.ap];
 }
 
-/* A 6 x 16 tile of C: per p, two rows of B (eight lanes each) times six broadcast
- * elements of A, in twelve accumulators: AVX-512's registers. */
-INLINE void axpy_tile(struct amat A, size_t i, const double *b, size_t n, size_t k,
-                      double *c)
-{
-	v8 s[6][2] = { { { 0 } } };
-
-	for (size_t p = 0; p < k; p++) {
-		v8 b0 = load(b + p * n), b1 = load(b + p * n + 8);
-
-#pragma GCC unroll 6
-		for (int r = 0; r < 6; r++) {
-			double ar = at(A, i + r, p);
-
-			s[r][0] += ar * b0;
-			s[r][1] += ar * b1;
-		}
+/* A 6 x 2 LANES tile of C: per p, two vectors of a row of B times six broadcast elements
+ * of A, in twelve accumulators: 6 x 16 doubles in AVX-512's registers, 6 x 8 in AVX2's
+ * (an eight-lane type there is two registers that GCC keeps in memory). Each element is
+ * summed over p in order, whatever the tile. */
+#define AXPY_TILE(name, vec, LANES)                                                     \
+	INLINE void name(struct amat A, size_t i, const double *b, size_t n, size_t k,    \
+	                 double *c)                                                      \
+	{                                                                                \
+		vec s[6][2] = { { { 0 } } };                                             \
+                                                                                         \
+		for (size_t p = 0; p < k; p++) {                                         \
+			vec b0 = *(const vec *)(b + p * n);                              \
+			vec b1 = *(const vec *)(b + p * n + LANES);                      \
+                                                                                         \
+			_Pragma("GCC unroll 6") for (int r = 0; r < 6; r++) {            \
+				double ar = at(A, i + r, p);                             \
+                                                                                         \
+				s[r][0] += ar * b0;                                      \
+				s[r][1] += ar * b1;                                      \
+			}                                                                \
+		}                                                                        \
+		for (int r = 0; r < 6; r++) {                                            \
+			memcpy(c + r * n, &s[r][0], sizeof s[r][0]);                     \
+			memcpy(c + r * n + LANES, &s[r][1], sizeof s[r][1]);             \
+		}                                                                        \
 	}
-	for (int r = 0; r < 6; r++) {
-		memcpy(c + r * n, &s[r][0], sizeof s[r][0]);
-		memcpy(c + r * n + 8, &s[r][1], sizeof s[r][1]);
-	}
-}
 
-/* The same 6 x 8 tile in four-lane vectors, twelve accumulators: AVX2's sixteen
- * registers. (An eight-lane type there is two registers that GCC keeps in memory.) */
-INLINE void axpy_tile4(struct amat A, size_t i, const double *b, size_t n, size_t k,
-                       double *c)
-{
-	v4 s[6][2] = { { { 0 } } };
-
-	for (size_t p = 0; p < k; p++) {
-		v4 b0 = load4(b + p * n), b1 = load4(b + p * n + 4);
-
-#pragma GCC unroll 6
-		for (int r = 0; r < 6; r++) {
-			double ar = at(A, i + r, p);
-
-			s[r][0] += ar * b0;
-			s[r][1] += ar * b1;
-		}
-	}
-	for (int r = 0; r < 6; r++) {
-		memcpy(c + r * n, &s[r][0], sizeof s[r][0]);
-		memcpy(c + r * n + 4, &s[r][1], sizeof s[r][1]);
-	}
-}
+AXPY_TILE(axpy_tile, v8, 8)
+AXPY_TILE(axpy_tile4, v4, 4)
 
 /* One row of C, columns [j0, n): eight lanes at a time, then one by one. */
 INLINE void axpy_row(struct amat A, size_t i, const double *b, size_t n, size_t k,

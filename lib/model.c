@@ -373,14 +373,9 @@ struct model_load {
 
 static struct model_load load_options(const nb_load_opts *opts)
 {
-	struct model_load ld = { nb__default_alloc, NULL, NB_LOAD_MAX_BYTES };
+	struct model_load ld;
 
-	if (opts && opts->alloc) {
-		ld.alloc = opts->alloc;
-		ld.ud = opts->alloc_ud;
-	}
-	if (opts && opts->max_bytes)
-		ld.max_bytes = opts->max_bytes;
+	nb__load_settings(opts, &ld.alloc, &ld.ud, &ld.max_bytes);
 	return ld;
 }
 

@@ -68,26 +68,37 @@ size_t nb_tape_bytes(const nb_tape *t)
 
 /* ---- Memory: the node list and the chunks ------------------------------------------ */
 
+/* A copy of the n elements (of elem bytes) of the array *old of *cap, in a new array of
+ * twice the capacity (first when *cap is 0), which replaces it; false, recording nothing,
+ * when the memory is not there. */
+static bool grow_array(nb_tape *t, void **old, size_t n, size_t *cap, size_t first,
+                       size_t elem)
+{
+	size_t new_cap = *cap ? 2 * *cap : first, bytes;
+	void *p;
+
+	if (!nb__mul_size(new_cap, elem, &bytes) || !(p = nb__try_alloc(t, bytes)))
+		return false;
+	if (n)
+		memcpy(p, *old, n * elem);
+	nb__free(t, *old, *cap * elem);
+	*old = p;
+	*cap = new_cap;
+	return true;
+}
+
 /* Make room for one more node pointer, doubling the list. */
 static bool reserve_one(nb_tape *t)
 {
-	size_t cap = t->cap ? 2 * t->cap : 64, bytes;
-	nb_tensor **node;
+	void *node = t->node;
 
 	if (t->n < t->cap)
 		return true;
-	if (!nb__mul_size(cap, sizeof *node, &bytes)) {
-		nb__fail(t, NB_ENOMEM, "out of memory: a tape of %zu nodes", cap);
+	if (!grow_array(t, &node, t->n, &t->cap, 64, sizeof *t->node)) {
+		nb__fail(t, NB_ENOMEM, "out of memory: a list of %zu nodes", 2 * t->cap);
 		return false;
 	}
-	node = nb__alloc(t, bytes);
-	if (!node)
-		return false;
-	if (t->n)
-		memcpy(node, t->node, t->n * sizeof *node);
-	nb__free(t, t->node, t->cap * sizeof *t->node);
 	t->node = node;
-	t->cap = cap;
 	return true;
 }
 
@@ -103,16 +114,11 @@ static bool add_chunk(nb_tape *t, size_t bytes)
 	size = have < CHUNK_MIN ? CHUNK_MIN : have > CHUNK_MAX ? CHUNK_MAX : have;
 	size = bytes > size ? bytes : size;
 	if (t->n_chunks == t->chunks_cap) {
-		size_t cap = t->chunks_cap ? 2 * t->chunks_cap : 8;
-		struct nb_chunk *chunk = nb__try_alloc(t, cap * sizeof *chunk);
+		void *chunk = t->chunk;
 
-		if (!chunk)
+		if (!grow_array(t, &chunk, t->n_chunks, &t->chunks_cap, 8, sizeof *t->chunk))
 			return false;
-		if (t->n_chunks)
-			memcpy(chunk, t->chunk, t->n_chunks * sizeof *chunk);
-		nb__free(t, t->chunk, t->chunks_cap * sizeof *t->chunk);
 		t->chunk = chunk;
-		t->chunks_cap = cap;
 	}
 	mem = nb__try_alloc(t, size);
 	if (!mem)
