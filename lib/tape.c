@@ -13,6 +13,28 @@
 /* Node blocks start on this boundary, as malloc's do, so that values are aligned. */
 #define NODE_ALIGN ((size_t)16)
 
+/* Under AddressSanitizer every node is followed by a poisoned gap, and a chunk's free
+ * space is poisoned, so that a kernel writing past its node's values is caught as it
+ * would be with one allocation per node. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NB_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define NB_ASAN 1
+#endif
+#ifdef NB_ASAN
+#include <sanitizer/asan_interface.h>
+#define REDZONE ((size_t)32)
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define REDZONE ((size_t)0)
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 nb_tape *nb_tape_new_alloc(nb_alloc_fn alloc, void *ud)
 {
 	nb_tape *t;
@@ -37,8 +59,10 @@ void nb_tape_free(nb_tape *t)
 {
 	if (!t)
 		return;
-	for (size_t c = 0; c < t->n_chunks; c++)
+	for (size_t c = 0; c < t->n_chunks; c++) {
+		UNPOISON(t->chunk[c].mem, t->chunk[c].size);
 		nb__free(t, t->chunk[c].mem, t->chunk[c].size);
+	}
 	nb__free(t, t->chunk, t->chunks_cap * sizeof *t->chunk);
 	nb__free(t, t->node, t->cap * sizeof *t->node);
 	nb__free(t, t->scratch, t->scratch_n * sizeof *t->scratch);
@@ -123,6 +147,7 @@ static bool add_chunk(nb_tape *t, size_t bytes)
 	mem = nb__try_alloc(t, size);
 	if (!mem)
 		return false;
+	POISON(mem, size);
 	t->chunk[t->n_chunks++] = (struct nb_chunk){ .mem = mem, .size = size };
 	return true;
 }
@@ -132,28 +157,39 @@ static bool add_chunk(nb_tape *t, size_t bytes)
  * from one node on is a matter of resetting counters (see rewind). */
 static void *chunk_alloc(nb_tape *t, size_t bytes, size_t *index)
 {
+	size_t span;
+
+	if (!nb__add_size(bytes, REDZONE, &span))
+		return NULL;
 	for (size_t c = t->cur;; c++) {
 		struct nb_chunk *k;
 
-		if (c == t->n_chunks && !add_chunk(t, bytes))
+		if (c == t->n_chunks && !add_chunk(t, span))
 			return NULL;
 		k = &t->chunk[c];
-		if (k->size - k->used < bytes)
+		if (k->size - k->used < span)
 			continue;
 		t->cur = c;
 		*index = c;
-		k->used += bytes;
-		return k->mem + k->used - bytes;
+		UNPOISON(k->mem + k->used, bytes);
+		k->used += span;
+		return k->mem + k->used - span;
 	}
 }
 
 /* Give back every byte from node x on: x and what was carved after it. */
 static void chunks_truncate(nb_tape *t, const nb_tensor *x)
 {
-	t->cur = x->chunk;
-	t->chunk[x->chunk].used = (size_t)((const char *)x - t->chunk[x->chunk].mem);
-	for (size_t c = x->chunk + 1; c < t->n_chunks; c++)
+	size_t first = x->chunk;  /* read before x itself is poisoned */
+	struct nb_chunk *k = &t->chunk[first];
+
+	t->cur = first;
+	k->used = (size_t)((const char *)x - k->mem);
+	POISON(k->mem + k->used, k->size - k->used);
+	for (size_t c = first + 1; c < t->n_chunks; c++) {
 		t->chunk[c].used = 0;
+		POISON(t->chunk[c].mem, t->chunk[c].size);
+	}
 }
 
 /* The header of a node, rounded up so that its values start aligned. */
@@ -198,6 +234,9 @@ static nb_tensor *new_node(nb_tape *t, const struct nb_op *op, int rank, const s
 	if (!x)
 		return nb__fail(t, NB_ENOMEM, "%s: out of memory allocating %zu bytes for shape %s",
 		                op->name, bytes, nb__shape_str(rank, dim, s));
+	if (!borrowed)  /* the alignment padding after the values is off limits too */
+		POISON((char *)x + node_head() + size * sizeof(double),
+		       bytes - node_head() - size * sizeof(double));
 	memset(x, 0, sizeof *x);
 	x->op = op;
 	x->tape = t;
