@@ -2,6 +2,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "helpers.h"
 
@@ -82,6 +83,16 @@ void *count_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
 		c->bytes_in_use += nsize;
 	}
 	return ptr;
+}
+
+void expect_reason_then_path(const char *msg, const char *reason, const char *path)
+{
+	size_t n = strlen(reason);
+
+	ck_assert_uint_eq(strlen(msg), NB_MSG_MAX - 1);
+	ck_assert_msg(strncmp(msg, reason, n) == 0 && strncmp(msg + n, ": ", 2) == 0,
+	              "message: %s", msg);
+	ck_assert(strncmp(msg + n + 2, path, NB_MSG_MAX - 1 - n - 2) == 0);
 }
 
 int run_suite(Suite *s)

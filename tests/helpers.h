@@ -47,6 +47,10 @@ void *count_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize);
 void make_pairs_data(nb_dataset *ds, size_t n, uint64_t seed);
 void free_pairs_data(nb_dataset *ds);
 
+/* A message that filled its buffer: the whole reason, then as much of ": PATH" as fits
+ * (what the loaders write for a path too long to fit). */
+void expect_reason_then_path(const char *msg, const char *reason, const char *path);
+
 /* Run a Check suite (and free it): the exit status of a test program. */
 struct Suite;
 int run_suite(struct Suite *s);

@@ -575,17 +575,6 @@ static void remove_long_dirs(void)
 	rmdir(LONG_DIR);
 }
 
-/* msg is the reason, then as much of ": PATH" as fits. */
-static void expect_reason_then_path(const char *msg, const char *reason, const char *path)
-{
-	size_t n = strlen(reason);
-
-	ck_assert_uint_eq(strlen(msg), NB_MSG_MAX - 1);
-	ck_assert_msg(strncmp(msg, reason, n) == 0 && strncmp(msg + n, ": ", 2) == 0,
-	              "message: %s", msg);
-	ck_assert(strncmp(msg + n + 2, path, NB_MSG_MAX - 1 - n - 2) == 0);
-}
-
 /* With a path of over 300 bytes, each message of saving and loading still starts with
  * its whole reason. */
 START_TEST(test_long_path_keeps_the_reason)

@@ -918,24 +918,8 @@ START_TEST(test_values_match_a_fresh_tape)
 }
 END_TEST
 
-/* ---- The scenarios, one by one ------------------------------------------------------- */
-
-/* exp(x) recorded at x = 0, then x = 1: recording exp(x) again hands back that node, and
- * the sum built on it must see exp(1). */
-START_TEST(test_hashconsed_node_after_set_is_current)
-{
-	nb_tape *t = nb_tape_new();
-	nb_tensor *x = nb_variable(t, 0, NULL, (double[]){ 0 });
-	nb_tensor *y = nb_exp(t, x);
-
-	ck_assert_double_eq(nb_value(y)[0], 1.0);
-	ck_assert_int_eq(nb_set(x, (double[]){ 1 }, 1), NB_OK);
-	ck_assert_ptr_eq(nb_exp(t, x), y);
-	ck_assert_double_eq(nb_value(nb_add(t, nb_exp(t, x), x))[0], exp(1.0) + 1.0);
-	ck_assert_double_eq(nb_value(y)[0], exp(1.0));
-	nb_tape_free(t);
-}
-END_TEST
+/* ---- A training loop that forgets to replay ----------------------------------------
+ * (hash-consing onto, and sweeping through, a node after nb_set: tests/test_lifetime.c) */
 
 /* sum(sigmoid(w x)) and its gradient, recorded once on t or afresh on u. */
 static nb_tensor *small_layer(nb_tape *t, const double *w, const double *x, nb_tensor **gw,
@@ -985,37 +969,13 @@ START_TEST(test_loop_without_replay_reads_current_values)
 }
 END_TEST
 
-/* The gradient of w in sum(w ⊙ c) is c; after c changes, a sweep from sum(c ⊙ w) (another
- * node, the same gradient node) must give the new c. */
-START_TEST(test_sweep_after_set_uses_new_values)
-{
-	nb_tape *t = nb_tape_new();
-	nb_tensor *w = nb_variable(t, 1, (size_t[]){ 3 }, (double[]){ 0.5, -1, 2 });
-	nb_tensor *c = nb_constant(t, 1, (size_t[]){ 3 }, (double[]){ 1, 2, 3 });
-	const double *g;
-
-	ck_assert_int_eq(nb_backward(t, nb_sum(t, nb_mul(t, w, c)), NULL), NB_OK);
-	g = nb_value(nb_grad(w));
-	ck_assert(g[0] == 1 && g[1] == 2 && g[2] == 3);
-	ck_assert_int_eq(nb_set(c, (double[]){ 10, 20, 30 }, 3), NB_OK);
-	ck_assert_int_eq(nb_backward(t, nb_sum(t, nb_mul(t, c, w)), NULL), NB_OK);
-	g = nb_value(nb_grad(w));
-	ck_assert_double_eq(g[0], 10.0);
-	ck_assert_double_eq(g[1], 20.0);
-	ck_assert_double_eq(g[2], 30.0);
-	nb_tape_free(t);
-}
-END_TEST
-
 static Suite *props_suite(void)
 {
 	Suite *s = suite_create("props");
 	TCase *tc = tcase_create("props");
 
 	tcase_add_loop_test(tc, test_values_match_a_fresh_tape, 0, N_SEEDS);
-	tcase_add_test(tc, test_hashconsed_node_after_set_is_current);
 	tcase_add_test(tc, test_loop_without_replay_reads_current_values);
-	tcase_add_test(tc, test_sweep_after_set_uses_new_values);
 	suite_add_tcase(s, tc);
 	return s;
 }
