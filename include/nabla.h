@@ -314,6 +314,62 @@ nb_tensor *nb_sigmoid_cross_entropy(nb_tape *t, nb_tensor *z, nb_tensor *y);
  * C = -1/n sum y ln softmax(z); for targets summing to 1 per example, dC/dz = (a - y) / n. */
 nb_tensor *nb_softmax_cross_entropy(nb_tape *t, nb_tensor *z, nb_tensor *y);
 
+/* ---- User-defined ops ---------------------------------------------------------------
+ * A program can add an op of its own and use it as it uses nabla's: it is recorded,
+ * hash-consed, replayed and swept like a built-in op, the gradient checker checks it (and
+ * names it when its rule is wrong), and since its backward rule is written with nabla's
+ * ops, its gradients can be differentiated again. An op is a definition the program keeps
+ * (usually a static const struct) for as long as any tape holds a node of it. */
+
+/** The most inputs an op takes. */
+#define NB_OP_MAX_ARITY 4
+
+typedef struct nb_op_def nb_op_def;
+
+/** Shape rule: the output's shape for the inputs in[0..arity-1] (read their shapes with
+ * nb_rank() and nb_dim()) into *rank and dim; return NB_OK, or an error status (NB_ESHAPE,
+ * NB_ERANK, NB_EINVAL) after writing the reason into msg ("inputs (2x3) and (3) differ"),
+ * which nabla records on the tape after the op's name. */
+typedef int (*nb_shape_fn)(const nb_op_def *op, nb_tensor *const *in, int *rank,
+                           size_t dim[NB_MAX_RANK], char msg[NB_MSG_MAX]);
+
+/** Forward kernel: the output's values y (nb_size(out) doubles, row-major) from the inputs'
+ * values x[i] (nb_size(in[i]) doubles each). It runs at recording and at every replay, so
+ * it must compute from x alone, without recording ops or reading other values. */
+typedef void (*nb_forward_fn)(const nb_op_def *op, nb_tensor *const *in,
+                              const double *const *x, const nb_tensor *out, double *y);
+
+/** Backward rule: record, with nabla's ops on t, the vector-Jacobian products
+ * grad[i] = dL/d in[i] from dy = dL/d out, each of in[i]'s exact shape (grad[] starts all
+ * NULL; an entry left NULL means a zero gradient). out is the op's own node, whose value
+ * the rule may use. Return NB_OK, or nb_tape_status(t) when an op failed. */
+typedef int (*nb_backward_fn)(nb_tape *t, const nb_op_def *op, nb_tensor *const *in,
+                              nb_tensor *out, nb_tensor *dy, nb_tensor **grad);
+
+/** Optional, for piecewise kernels (relu-like): fold the branch each element took at the
+ * inputs' values x into one number, and set *tie when an input lies exactly where two
+ * branches meet. The gradient checker compares it across each finite difference, and
+ * reports an element whose difference crosses a branch as "at a kink" instead of as a
+ * failure. */
+typedef unsigned long long (*nb_branch_fn)(const nb_op_def *op, nb_tensor *const *in,
+                                           const double *const *x, int *tie);
+
+struct nb_op_def {
+	const char *name;        /* in messages, pictures and the checker's reports */
+	int arity;               /* 1 .. NB_OP_MAX_ARITY */
+	nb_shape_fn shape;       /* NULL: elementwise, every input of in[0]'s shape */
+	nb_forward_fn forward;   /* required */
+	nb_backward_fn backward; /* NULL: the op passes no gradient (as nb_step) */
+	nb_branch_fn branch;     /* NULL: smooth */
+	void *ud;                /* the program's, for the callbacks */
+};
+
+/** Apply the op defined by op to the n inputs (n must be op->arity): check the definition
+ * and the inputs, run the shape rule, and record the node. NULL after recording an error:
+ * NB_ENULL (a NULL op, input, name or forward), NB_EINVAL (an arity out of range or other
+ * than n), NB_ETAPE, or the shape rule's status with its message ("myop: ..."). */
+nb_tensor *nb_apply(nb_tape *t, const nb_op_def *op, nb_tensor *const *in, int n);
+
 /** Let the matrix kernels use up to n threads (default 1; values below 1 mean 1). n is
  * clamped to the number of processors OpenMP may run on (omp_get_num_procs()), or to
  * OMP_THREAD_LIMIT when that is lower: more threads would only wait on each other, and a
@@ -338,7 +394,8 @@ int nb_get_threads(void);
  * differentiated again. seed is dL/dy for some scalar L, of y's shape; NULL means y must
  * have one element and the seed is 1. Returns NB_OK or the tape's error: NB_EINVAL for a
  * y with more than one element and no seed, NB_ESHAPE for a seed of another shape,
- * NB_ENOMEM, NB_EINTERNAL (a backward rule broke an invariant: a bug in nabla). A sweep
+ * NB_ENOMEM, NB_EINTERNAL (a backward rule broke an invariant: a bug in nabla), or the
+ * errors of a user-defined op's rule (NB_EINVAL for a gradient of the wrong shape). A sweep
  * that fails records nothing. */
 int nb_backward(nb_tape *t, nb_tensor *y, nb_tensor *seed);
 

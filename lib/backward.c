@@ -26,7 +26,9 @@ void nb__grad_add(nb_tape *t, nb_tensor *x, nb_tensor *g)
 	if (!g || !nb__wants_grad(x))
 		return;  /* a NULL g: the error is on the tape already */
 	if (!nb__same_shape(g, x)) {
-		nb__fail(t, NB_EINTERNAL, "%s: backward rule handed a gradient of shape %s for node "
+		/* a bug in nabla, unless the rule is a program's own */
+		nb__fail(t, t->rule && t->rule->def ? NB_EINVAL : NB_EINTERNAL,
+		         "%s: backward rule handed a gradient of shape %s for node "
 		         "%zu (%s %s)", t->rule ? t->rule->name : "backward",
 		         nb__shape_str(g->rank, g->dim, sg), x->id, x->op->name,
 		         nb__shape_str(x->rank, x->dim, sx));

@@ -11,7 +11,7 @@
 #include "alloc.h"
 #include "nabla.h"
 
-#define NB_MAX_ARITY 2
+#define NB_MAX_ARITY NB_OP_MAX_ARITY
 
 /* Attributes of a node besides its inputs and shape. Each field has one meaning; unused
  * fields stay zero so that hash-consing compares like with like. */
@@ -30,6 +30,12 @@ struct nb_op {
 	int arity;
 	void (*forward)(nb_tensor *y);
 	void (*backward)(nb_tape *t, nb_tensor *y, nb_tensor *dy);
+	/* Piecewise ops only (NULL otherwise): the branch each element of y's kernel took,
+	 * folded into one number, and *tie set when an input sits exactly where two branches
+	 * meet. The gradient checker compares it across a finite difference to tell a point
+	 * where the op is not differentiable from a wrong rule. */
+	uint64_t (*branch)(const nb_tensor *y, bool *tie);
+	const nb_op_def *def;            /* a user-defined op's definition (op_user.c) */
 };
 
 /* A node of the tape. Its header and value buffer are one block of a tape chunk (a
@@ -99,6 +105,8 @@ struct nb_tape {
 	size_t sweep_end;                /* nodes on the tape when the last sweep ended */
 	const struct nb_op *rule;        /* the op whose backward rule is running */
 	double *scratch;                 /* kernels' work space, sized when nodes are recorded */
+	struct nb_op **user_op;          /* descriptors of the user-defined ops recorded here */
+	size_t n_user_ops, user_ops_cap;
 	size_t scratch_n;                /* doubles in scratch */
 	struct nb_error err;
 };
@@ -184,6 +192,10 @@ nb_tensor *nb__append_leaf(nb_tape *t, const struct nb_op *op, int rank, const s
 /* The result of an op built from several recordings: when it is NULL (a later step
  * failed), drop what the earlier steps recorded after mark, so the call records nothing. */
 nb_tensor *nb__undo(nb_tape *t, size_t mark, nb_tensor *result);
+/* A copy of the n elements (of elem bytes) of the array *old of *cap, in a new array of
+ * twice the capacity (first when *cap is 0), which replaces it; false, recording nothing,
+ * when the memory is not there. */
+bool nb__grow_array(nb_tape *t, void **old, size_t n, size_t *cap, size_t first, size_t elem);
 /* Make the tape's scratch space at least n doubles (at recording, never in replay). */
 bool nb__reserve_scratch(nb_tape *t, size_t n);
 /* Bytes the tape holds from its allocator. */
@@ -227,6 +239,13 @@ nb_tensor *nb__zeros(nb_tape *t, int rank, const size_t *dim);
 size_t nb__examples(const nb_tensor *a);
 /* Check the operands of cost op: same tape, not NULL, same shape. */
 bool nb__cost_args(nb_tape *t, const char *op, nb_tensor *a, nb_tensor *y);
+
+/* op_user.c: the descriptors of user-defined ops a tape holds. */
+void nb__user_ops_free(nb_tape *t);
+size_t nb__user_ops_bytes(const nb_tape *t);
+/* Fold the elements' branches (1 where a piecewise kernel took its upper branch) into a
+ * running hash, for nb_op.branch. */
+uint64_t nb__branch_fold(uint64_t h, const double *x, size_t n, double at, bool *tie);
 
 /* op_reduce.c: the gradient of a broadcast operand x from the gradient g of the result. */
 nb_tensor *nb__unbroadcast(nb_tape *t, nb_tensor *g, const nb_tensor *x);

@@ -23,10 +23,19 @@ static void step_forward(nb_tensor *y)
 		y->value[i] = x[i] > 0.0 ? 1.0 : 0.0;
 }
 
+/* Both are piecewise with their kink at x = 0. */
+static uint64_t sign_branch(const nb_tensor *y, bool *tie)
+{
+	return nb__branch_fold(0, y->in[0]->value, y->size, 0.0, tie);
+}
+
 /* step is flat wherever it has a derivative: no rule, so no gradient flows through it. */
-const struct nb_op nb__op_step = { .name = "step", .arity = 1, .forward = step_forward };
+const struct nb_op nb__op_step = {
+	.name = "step", .arity = 1, .forward = step_forward, .branch = sign_branch,
+};
 const struct nb_op nb__op_relu = {
 	.name = "relu", .arity = 1, .forward = relu_forward, .backward = relu_backward,
+	.branch = sign_branch,
 };
 
 nb_tensor *nb_relu(nb_tape *t, nb_tensor *x)

@@ -67,6 +67,7 @@ void nb_tape_free(nb_tape *t)
 	nb__free(t, t->node, t->cap * sizeof *t->node);
 	nb__free(t, t->scratch, t->scratch_n * sizeof *t->scratch);
 	nb__hashcons_free(t);
+	nb__user_ops_free(t);
 	t->alloc(t->ud, t, sizeof *t, 0);
 }
 
@@ -78,7 +79,8 @@ size_t nb_tape_size(const nb_tape *t)
 size_t nb__tape_bytes(const nb_tape *t)
 {
 	size_t bytes = sizeof *t + t->chunks_cap * sizeof *t->chunk + t->cap * sizeof *t->node +
-	               t->scratch_n * sizeof *t->scratch + t->hc.cap * sizeof *t->hc.slot;
+	               t->scratch_n * sizeof *t->scratch + t->hc.cap * sizeof *t->hc.slot +
+	               nb__user_ops_bytes(t);
 
 	for (size_t c = 0; c < t->n_chunks; c++)
 		bytes += t->chunk[c].size;
@@ -92,10 +94,7 @@ size_t nb_tape_bytes(const nb_tape *t)
 
 /* ---- Memory: the node list and the chunks ------------------------------------------ */
 
-/* A copy of the n elements (of elem bytes) of the array *old of *cap, in a new array of
- * twice the capacity (first when *cap is 0), which replaces it; false, recording nothing,
- * when the memory is not there. */
-static bool grow_array(nb_tape *t, void **old, size_t n, size_t *cap, size_t first,
+bool nb__grow_array(nb_tape *t, void **old, size_t n, size_t *cap, size_t first,
                        size_t elem)
 {
 	size_t new_cap = *cap ? 2 * *cap : first, bytes;
@@ -118,7 +117,7 @@ static bool reserve_one(nb_tape *t)
 
 	if (t->n < t->cap)
 		return true;
-	if (!grow_array(t, &node, t->n, &t->cap, 64, sizeof *t->node)) {
+	if (!nb__grow_array(t, &node, t->n, &t->cap, 64, sizeof *t->node)) {
 		nb__fail(t, NB_ENOMEM, "out of memory: a list of %zu nodes", 2 * t->cap);
 		return false;
 	}
@@ -140,7 +139,7 @@ static bool add_chunk(nb_tape *t, size_t bytes)
 	if (t->n_chunks == t->chunks_cap) {
 		void *chunk = t->chunk;
 
-		if (!grow_array(t, &chunk, t->n_chunks, &t->chunks_cap, 8, sizeof *t->chunk))
+		if (!nb__grow_array(t, &chunk, t->n_chunks, &t->chunks_cap, 8, sizeof *t->chunk))
 			return false;
 		t->chunk = chunk;
 	}
