@@ -89,7 +89,7 @@ int main(void)
 	            NB_GRADCHECK_ELEMENTS);
 	ok &= check("log(sum(exp(x)))", logsumexp, lse_in, 1, NB_GRADCHECK_ELEMENTS);
 	ok &= check("row sums of tanh(x^T x), one random direction", gram_rows, gram_in, 1,
-	            NB_GRADCHECK_DIRECTION);
+	            NB_GRADCHECK_DIRECTIONS);
 	printf("%s\n", ok ? "all gradients check" : "some gradients are wrong");
 	return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }

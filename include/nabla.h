@@ -347,12 +347,11 @@ typedef int (*nb_backward_fn)(nb_tape *t, const nb_op_def *op, nb_tensor *const 
                               nb_tensor *out, nb_tensor *dy, nb_tensor **grad);
 
 /** Optional, for piecewise kernels (relu-like): fold the branch each element took at the
- * inputs' values x into one number, and set *tie when an input lies exactly where two
- * branches meet. The gradient checker compares it across each finite difference, and
- * reports an element whose difference crosses a branch as "at a kink" instead of as a
- * failure. */
+ * inputs' values x into one number. The gradient checker compares it across each finite
+ * difference, and reports an element whose difference crosses a branch as "at a kink"
+ * instead of as a failure. */
 typedef unsigned long long (*nb_branch_fn)(const nb_op_def *op, nb_tensor *const *in,
-                                           const double *const *x, int *tie);
+                                           const double *const *x);
 
 struct nb_op_def {
 	const char *name;        /* in messages, pictures and the checker's reports */
@@ -467,11 +466,24 @@ int nb_adam_update(nb_tensor *const *params, nb_tensor *const *grads, double *co
  * NB_ENULL, or NB_EIO when a write or the flush fails. */
 int nb_tape_write_dot(const nb_tape *t, FILE *out);
 
-/* ---- Gradient check ---------------------------------------------------------------- */
+/* ---- Gradient check ----------------------------------------------------------------
+ * nb_gradcheck() compares the reverse-mode gradient of an expression with finite
+ * differences of the expression itself, at first and second order, and reports the whole
+ * story: per input, the worst mismatches, non-finite values, points where an op is not
+ * differentiable, inputs the output does not depend on, and, when the check fails, why:
+ * the first op whose backward rule disagrees with its own forward kernel, a value that
+ * left the graph, or a C branch that changed what was recorded.
+ *
+ * By default every difference calls the expression again, on a rewound tape, so that
+ * anything the expression does in C (reading a value and feeding it back as a constant,
+ * branching on a value) shows in the differences as it does in the true function. The
+ * replay option takes differences by nb_set() and replay of the one recorded tape
+ * instead: faster, and blind to all of that, since a replay repeats what was recorded. */
 
-/** A user expression: builds a tensor on the fresh tape t from inputs (n of them, each a
- * variable of the shape given to nb_gradcheck) and returns it, or NULL on error. It may
- * record anything; ud is the caller's. */
+/** A user expression: builds a tensor on the tape t from inputs (n of them, each a
+ * variable, or a constant where the check's mask says so, of the shape given to
+ * nb_gradcheck) and returns it, or NULL on error. It may record anything, and is called
+ * once per evaluation, always with the same handles; ud is the caller's. */
 typedef nb_tensor *(*nb_expr_fn)(nb_tape *t, nb_tensor *const *inputs, size_t n, void *ud);
 
 /** One input of a gradient check: shape and values (copied). */
@@ -482,32 +494,69 @@ typedef struct nb_gradcheck_input {
 } nb_gradcheck_input;
 
 enum nb_gradcheck_mode {
-	NB_GRADCHECK_ELEMENTS = 0,  /* every input element against central differences */
-	NB_GRADCHECK_DIRECTION = 1  /* one random direction: cheap for large inputs */
+	NB_GRADCHECK_AUTO = 0,       /* elements when the checked inputs hold at most
+	                              * max_elements values in all; otherwise random directions
+	                              * first, then every element of each input that fails */
+	NB_GRADCHECK_ELEMENTS = 1,   /* every element of every checked input */
+	NB_GRADCHECK_DIRECTIONS = 2  /* `directions` random unit directions per checked input */
 };
 
-/** Options; a zero field takes its default, so {0} is a sensible choice. */
+/** The most inputs a check takes, and the most mismatches a result lists. */
+#define NB_GRADCHECK_MAX_INPUTS 64
+#define NB_GRADCHECK_WORST 8
+
+/** Options; a zero field takes its default, so {0} (or NULL) is a sensible choice. */
 typedef struct nb_gradcheck_opts {
 	int mode;            /* enum nb_gradcheck_mode */
-	double step;         /* central-difference step h (default 1e-6) */
-	double atol;         /* pass when |analytic - numeric| <= atol + rtol |numeric| */
-	double rtol;         /* (defaults 1e-7 and 1e-6) */
-	unsigned long seed;  /* random seed vector, direction and second-order vector (default 1) */
+	int replay;          /* non-zero: differences by replay of the recorded tape (see above) */
+	const int *mask;     /* n flags, 0 where the input is a constant and is not checked
+	                      * (NULL: every input is checked) */
+	double step;         /* h = step max(1, |x|) per coordinate (default cbrt(DBL_EPSILON),
+	                      * about 6.1e-6, which balances truncation and rounding) */
+	int levels;          /* Richardson levels: central differences at h, 2h, ... extrapolated
+	                      * to h -> 0, with an estimate of their error (default 2, at most
+	                      * 4; 1: a plain central difference, rounding error estimated) */
+	double atol;         /* pass when |analytic - numeric| <= atol + rtol |numeric| + the */
+	double rtol;         /* numeric value's estimated error (defaults 1e-7 and 1e-6) */
+	size_t directions;   /* per input in direction mode (default 4) */
+	size_t max_elements; /* the auto mode's limit (default 4096) */
+	unsigned long seed;  /* output weights, directions, second-order vector (default 1) */
 	int first_order_only;/* non-zero: skip the second-order check */
 	nb_alloc_fn alloc;   /* every allocation of the check and its tapes (NULL: malloc) */
 	void *alloc_ud;      /* passed to alloc */
 } nb_gradcheck_opts;
 
-/** The result of one comparison (first or second order). */
+/** One comparison: element index of input input, or, when direction is set, the
+ * derivative along random direction number index of that input. */
+typedef struct nb_gradcheck_mismatch {
+	size_t input;
+	size_t index;
+	int direction;
+	double analytic;     /* from the backward sweep */
+	double numeric;      /* from finite differences (NaN when none was finite) */
+	double error;        /* the estimated error of numeric */
+} nb_gradcheck_mismatch;
+
+/** Counts and extremes of the comparisons of one input, or of all of them. */
+typedef struct nb_gradcheck_stats {
+	size_t checked;      /* comparisons made */
+	size_t failed;       /* outside tolerance, not at a kink (non-finite ones included) */
+	size_t kinks;        /* outside tolerance where an op is not differentiable within the
+	                      * step (a branch of relu, step or a user op's changed): not failures */
+	size_t nonfinite;    /* analytic or numeric value NaN or infinite: failures */
+	size_t one_sided;    /* differences taken on one side, the other not being finite */
+	double max_abs_err;  /* largest |analytic - numeric| over finite comparisons not at kinks */
+	double max_rel_err;  /* largest |analytic - numeric| / max(|analytic|, |numeric|) */
+	nb_gradcheck_mismatch worst;  /* where |analytic - numeric| exceeds tolerance most */
+} nb_gradcheck_stats;
+
+/** The result of one order. */
 typedef struct nb_gradcheck_result {
-	int passed;          /* every checked value within tolerance */
-	size_t checked;      /* number of values compared */
-	double max_abs_err;  /* largest |analytic - numeric| */
-	double max_rel_err;  /* largest |analytic - numeric| / max(|numeric|, |analytic|) */
-	size_t worst_input;  /* where the worst (by abs_err - tolerance) value is: input index */
-	size_t worst_index;  /* and element (row-major); in direction mode both are 0 */
-	double numeric;      /* the values compared there */
-	double analytic;
+	int passed;          /* no failure */
+	nb_gradcheck_stats all;
+	nb_gradcheck_stats input[NB_GRADCHECK_MAX_INPUTS];
+	size_t n_worst;      /* the worst failures, worst first */
+	nb_gradcheck_mismatch worst[NB_GRADCHECK_WORST];
 } nb_gradcheck_result;
 
 /** A report the caller owns. */
@@ -515,25 +564,51 @@ typedef struct nb_gradcheck_report {
 	int status;            /* NB_OK, or the error that stopped the check */
 	char message[NB_MSG_MAX]; /* the error's message when status != NB_OK */
 	int passed;            /* status is NB_OK and every part below passed */
-	int mode;              /* the options actually used */
+	/* the options actually used */
+	int mode, replay, levels;
 	double step, atol, rtol;
-	size_t output_size;    /* elements of the expression's value (> 1: a random seed) */
+	size_t directions;
+	size_t n_inputs;
+	int checked[NB_GRADCHECK_MAX_INPUTS];     /* input k was checked (the mask) */
+	int independent[NB_GRADCHECK_MAX_INPUTS]; /* warning: the output does not depend on
+	                                           * checked input k (its gradient is zero) */
+	size_t output_size;    /* elements of the expression's value (> 1: reduced to
+	                        * sum(r ⊙ f) with random r) */
 	int repeatable;        /* recorded again on a fresh tape, f gave bit-identical gradients */
 	nb_gradcheck_result first;   /* gradient against differences of the expression */
 	int second_checked;          /* the second-order check ran */
 	nb_gradcheck_result second;  /* gradient of v . grad against its differences */
+	/* Why, when the check failed (each is reported where it was seen, failed or not). */
+	int graph_break;       /* a constant or an attribute the expression recorded changed
+	                        * with the inputs: a value that left the graph */
+	size_t break_node;     /* the first such node on the expression's tape */
+	size_t break_input;    /* the input whose change changed it */
+	char break_op[NB_MSG_MAX];  /* its op and shape, "constant (3)" */
+	int control_flow;      /* the expression recorded another graph at a point of the
+	                        * differences: a C branch on a value */
+	size_t flow_input;     /* the input whose change changed the graph */
+	int culprit;           /* a node whose backward rule disagrees with differences of its
+	                        * own forward kernel, on its own recorded inputs (each node is
+	                        * checked with the default options, by replay) */
+	size_t culprit_node;   /* the first such node, in recording order */
+	char culprit_op[NB_MSG_MAX];  /* its op and shapes: "cube_wrong (3) -> (3)" */
+	nb_gradcheck_mismatch culprit_worst; /* its worst mismatch (input: of the node) */
 } nb_gradcheck_report;
 
-/** Check the gradient of f at the given inputs against central finite differences, at
- * first order and (unless opts->first_order_only) at second order: the gradient of the
- * scalar s = sum_k <v_k, grad_k f> for random v, a Hessian-vector product, against the
- * differences of s. A non-scalar f is reduced to sum(r ⊙ f) with a random r. opts may be
- * NULL. Returns report->status: NB_OK when the check ran (see report->passed), otherwise
- * NB_ENULL, NB_EINVAL (no inputs, bad options), NB_ENOMEM, or the error f recorded. */
+/** Check the gradient of f at the given inputs (n of them, at most
+ * NB_GRADCHECK_MAX_INPUTS) against finite differences, at first order and (unless
+ * opts->first_order_only) at second order: the gradient of the scalar
+ * s = sum_k <v_k, grad_k f> for random v, a Hessian-vector product, against the
+ * differences of s. A non-scalar f is reduced to sum(r ⊙ f) with a random r. When the
+ * check fails, each node f recorded is checked on its own inputs to name the culprit.
+ * opts may be NULL. Returns report->status: NB_OK when the check ran (see
+ * report->passed), otherwise NB_ENULL, NB_EINVAL (no inputs, too many, bad options),
+ * NB_ENOMEM, or the error f recorded (at the point where it recorded it). */
 int nb_gradcheck(nb_expr_fn f, void *ud, const nb_gradcheck_input *inputs, size_t n,
                  const nb_gradcheck_opts *opts, nb_gradcheck_report *report);
 
-/** Print a report for humans. */
+/** Print a report for humans: the verdict, the options, then per order a summary, one
+ * line per input and the worst mismatches, then the warnings and the diagnosis. */
 void nb_gradcheck_print(FILE *out, const nb_gradcheck_report *report);
 
 /* ---- Closed-form backpropagation (BP1-BP4), the reference to compare against -------- */

@@ -31,10 +31,9 @@ struct nb_op {
 	void (*forward)(nb_tensor *y);
 	void (*backward)(nb_tape *t, nb_tensor *y, nb_tensor *dy);
 	/* Piecewise ops only (NULL otherwise): the branch each element of y's kernel took,
-	 * folded into one number, and *tie set when an input sits exactly where two branches
-	 * meet. The gradient checker compares it across a finite difference to tell a point
-	 * where the op is not differentiable from a wrong rule. */
-	uint64_t (*branch)(const nb_tensor *y, bool *tie);
+	 * folded into one number. The gradient checker compares it across a finite
+	 * difference to tell a point where the op is not differentiable from a wrong rule. */
+	uint64_t (*branch)(const nb_tensor *y);
 	const nb_op_def *def;            /* a user-defined op's definition (op_user.c) */
 };
 
@@ -245,7 +244,7 @@ void nb__user_ops_free(nb_tape *t);
 size_t nb__user_ops_bytes(const nb_tape *t);
 /* Fold the elements' branches (1 where a piecewise kernel took its upper branch) into a
  * running hash, for nb_op.branch. */
-uint64_t nb__branch_fold(uint64_t h, const double *x, size_t n, double at, bool *tie);
+uint64_t nb__branch_fold(uint64_t h, const double *x, size_t n, double at);
 
 /* op_reduce.c: the gradient of a broadcast operand x from the gradient g of the result. */
 nb_tensor *nb__unbroadcast(nb_tape *t, nb_tensor *g, const nb_tensor *x);

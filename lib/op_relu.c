@@ -24,9 +24,9 @@ static void step_forward(nb_tensor *y)
 }
 
 /* Both are piecewise with their kink at x = 0. */
-static uint64_t sign_branch(const nb_tensor *y, bool *tie)
+static uint64_t sign_branch(const nb_tensor *y)
 {
-	return nb__branch_fold(0, y->in[0]->value, y->size, 0.0, tie);
+	return nb__branch_fold(0, y->in[0]->value, y->size, 0.0);
 }
 
 /* step is flat wherever it has a derivative: no rule, so no gradient flows through it. */

@@ -46,17 +46,13 @@ static void user_backward(nb_tape *t, nb_tensor *y, nb_tensor *dy)
 		}
 }
 
-static uint64_t user_branch(const nb_tensor *y, bool *tie)
+static uint64_t user_branch(const nb_tensor *y)
 {
 	const nb_op_def *def = y->op->def;
 	const double *x[NB_MAX_ARITY];
-	int t = 0;
-	uint64_t h;
 
 	input_values(y, x);
-	h = def->branch(def, (nb_tensor *const *)y->in, x, &t);
-	*tie = t != 0;
-	return h;
+	return def->branch(def, (nb_tensor *const *)y->in, x);
 }
 
 /* The tape's descriptor for def, made on first use. */
@@ -180,11 +176,9 @@ nb_tensor *nb_apply(nb_tape *t, const nb_op_def *def, nb_tensor *const *in, int 
 	return op ? nb__record(t, op, in, NULL, rank, dim) : NULL;
 }
 
-uint64_t nb__branch_fold(uint64_t h, const double *x, size_t n, double at, bool *tie)
+uint64_t nb__branch_fold(uint64_t h, const double *x, size_t n, double at)
 {
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		h = h * 0x100000001b3ULL ^ (x[i] > at);
-		*tie |= x[i] == at;
-	}
 	return h;
 }

@@ -393,7 +393,7 @@ static void run_case(int i, int mode)
 	ck_assert(rep.repeatable);
 	ck_assert(rep.second_checked);
 	ck_assert(rep.first.passed && rep.second.passed);
-	ck_assert_uint_gt(rep.first.checked, 0);
+	ck_assert_uint_gt(rep.first.all.checked, 0);
 }
 
 START_TEST(test_op_gradcheck_elements)
@@ -411,7 +411,7 @@ END_TEST
 
 START_TEST(test_op_gradcheck_direction)
 {
-	run_case(_i, NB_GRADCHECK_DIRECTION);
+	run_case(_i, NB_GRADCHECK_DIRECTIONS);
 }
 END_TEST
 

@@ -90,7 +90,7 @@ START_TEST(test_user_op_is_hash_consed_replayed_and_drawn)
 }
 END_TEST
 
-/* The checker passes a correct user op at both orders and fails the wrong one. */
+/* The checker passes a correct user op at both orders, fails the wrong one and names it. */
 START_TEST(test_gradcheck_tells_a_wrong_rule_from_a_right_one)
 {
 	const double x0[] = { 0.7, -1.3, 2.1 };
@@ -104,6 +104,10 @@ START_TEST(test_gradcheck_tells_a_wrong_rule_from_a_right_one)
 	                 NB_OK);
 	ck_assert_int_eq(rep.passed, 0);
 	ck_assert_int_eq(rep.first.passed, 0);
+	ck_assert_uint_eq(rep.first.all.failed, 3);
+	ck_assert_int_eq(rep.culprit, 1);
+	ck_assert_uint_eq(rep.culprit_node, 0);
+	ck_assert_str_eq(rep.culprit_op, "cube_wrong (3) -> (3)");
 }
 END_TEST
 

@@ -7,6 +7,8 @@
 
 extern const nb_op_def cube_op;        /* y = x^3, dx = 3 x^2 dy */
 extern const nb_op_def cube_wrong_op;  /* y = x^3 with the wrong rule dx = 2 x^2 dy */
+extern const nb_op_def cube_frozen_op; /* y = x^3, right rule from a constant (at most 64
+                                        * elements): wrong second derivatives */
 extern const nb_op_def outer_op;       /* (m), (n) -> (m x n): a b^T, with a shape rule */
 extern const nb_op_def hypot_op;       /* elementwise sqrt(a^2 + b^2), no shape rule */
 extern const nb_op_def clip_op;        /* min(max(x, 0), 1): piecewise, with a branch rule */
