@@ -126,10 +126,14 @@ static void print_counts(FILE *out, const nb_gradcheck_stats *s)
 static void print_result(FILE *out, const char *name, const nb_gradcheck_report *rep,
                          const nb_gradcheck_result *r)
 {
+	size_t lines = 0;
+
 	fprintf(out, "  %-13s %s  ", name, pass_fail(r->passed));
 	print_counts(out, &r->all);
 	fprintf(out, "\n");
-	for (size_t k = 0; k < rep->n_inputs && k < NB_GRADCHECK_MAX_INPUTS; k++) {
+	for (size_t k = 0; k < rep->n_inputs && k < NB_GRADCHECK_MAX_INPUTS; k++)
+		lines += rep->checked[k] && r->input[k].checked > 0;
+	for (size_t k = 0; lines > 1 && k < rep->n_inputs && k < NB_GRADCHECK_MAX_INPUTS; k++) {
 		const nb_gradcheck_stats *s = &r->input[k];
 
 		if (!rep->checked[k] || s->checked == 0)

@@ -917,6 +917,7 @@ static const char *print_to(const nb_gradcheck_report *r, char *buf, size_t size
 START_TEST(test_print_shows_pass_and_fail)
 {
 	nb_gradcheck_input in = { 1, dim_4, val_exp };
+	nb_gradcheck_input in2[2] = { { 2, dim_23, val_a }, { 2, dim_23, val_c } };
 	nb_gradcheck_opts o = { .step = 0.5 };
 	nb_gradcheck_report r;
 	char buf[4096];
@@ -933,7 +934,12 @@ START_TEST(test_print_shows_pass_and_fail)
 	ck_assert_ptr_nonnull(strstr(buf, "gradcheck: FAIL"));
 	ck_assert_ptr_nonnull(strstr(buf, "    worst: input 0 element 2: analytic "));
 	ck_assert_ptr_nonnull(strstr(buf, "           input 0 element 1: analytic "));
-	ck_assert_ptr_nonnull(strstr(buf, "    input 0    FAIL  4 checked, 4 failed"));
+	ck_assert_ptr_nonnull(strstr(buf, "  first order   FAIL  4 checked, 4 failed"));
+	ck_assert_ptr_null(strstr(buf, "input 0    "));  /* one input: no line of its own */
+	nb_gradcheck(tanh_prod, NULL, in2, 2, &o, &r);
+	print_to(&r, buf, sizeof(buf));
+	ck_assert_ptr_nonnull(strstr(buf, "    input 0    FAIL  6 checked"));
+	ck_assert_ptr_nonnull(strstr(buf, "    input 1    FAIL  6 checked"));
 }
 END_TEST
 
