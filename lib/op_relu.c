@@ -1,4 +1,6 @@
-/* op_relu.c -- y = max(x, 0), and its derivative y = step(x) = [x > 0]. */
+/* op_relu.c -- y = max(x, 0), and its derivative y = step(x) = [x > 0]. Both give NaN
+ * for NaN, as every other op does: a comparison that is false for NaN would turn it into
+ * a number and hide it. */
 #include "nabla_int.h"
 
 static void relu_forward(nb_tensor *y)
@@ -6,7 +8,7 @@ static void relu_forward(nb_tensor *y)
 	const double *x = y->in[0]->value;
 
 	for (size_t i = 0; i < y->size; i++)
-		y->value[i] = x[i] > 0.0 ? x[i] : 0.0;
+		y->value[i] = x[i] <= 0.0 ? 0.0 : x[i];
 }
 
 /* dx = dy ⊙ step(x). */
@@ -20,7 +22,7 @@ static void step_forward(nb_tensor *y)
 	const double *x = y->in[0]->value;
 
 	for (size_t i = 0; i < y->size; i++)
-		y->value[i] = x[i] > 0.0 ? 1.0 : 0.0;
+		y->value[i] = x[i] > 0.0 ? 1.0 : x[i] <= 0.0 ? 0.0 : x[i];
 }
 
 /* Both are piecewise with their kink at x = 0. */

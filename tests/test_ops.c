@@ -197,6 +197,10 @@ START_TEST(test_relu_step_softmax_values)
 
 	assert_values(nb_relu(t, x), (double[]){ 0, 0, 2 }, 3);
 	assert_values(nb_step(t, x), (double[]){ 0, 0, 1 }, 3);
+	/* NaN stays NaN, and so does its gradient through relu's rule */
+	ck_assert(isnan(nb_value(nb_relu(t, vec(t, 1, (double[]){ NAN })))[0]));
+	ck_assert(isnan(nb_value(nb_step(t, vec(t, 1, (double[]){ NAN })))[0]));
+	ck_assert_double_eq(nb_value(nb_relu(t, vec(t, 1, (double[]){ -INFINITY })))[0], 0.0);
 	assert_values(nb_softmax(t, vec(t, 2, (double[]){ 0, 1 }), 0),
 	              (double[]){ 1 / (1 + e), e / (1 + e) }, 2);
 	/* per column, and no overflow at 1000 */
