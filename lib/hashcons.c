@@ -8,7 +8,7 @@
 #include "nabla_int.h"
 
 /* The key as words, built field by field so that no struct padding is hashed. */
-enum { KEY_WORDS = 2 + NB_MAX_ARITY + 5 + NB_MAX_RANK };
+enum { KEY_WORDS = 2 + NB_MAX_ARITY + 7 + NB_MAX_RANK };
 
 uint64_t nb__node_hash(const struct nb_op *op, nb_tensor *const *in,
                        const struct nb_attr *attr, int rank, const size_t *dim)
@@ -23,6 +23,8 @@ uint64_t nb__node_hash(const struct nb_op *op, nb_tensor *const *in,
 	key[k++] = (uint64_t)attr->axis;
 	key[k++] = (uint64_t)attr->keepdim;
 	key[k++] = (uint64_t)attr->trans;
+	key[k++] = attr->of ? (uint64_t)attr->of->id + 1 : 0;
+	key[k++] = (uint64_t)attr->slot;
 	key[k++] = (uint64_t)rank;
 	for (int i = 0; i < rank; i++)
 		key[k++] = dim[i];
@@ -39,7 +41,8 @@ static bool node_matches(const nb_tensor *x, const struct nb_op *op, nb_tensor *
 			return false;
 	/* c is compared by its bits: fill(-0.0) and fill(0.0) are different literals. */
 	if (memcmp(&x->attr.c, &attr->c, sizeof attr->c) || x->attr.axis != attr->axis ||
-	    x->attr.keepdim != attr->keepdim || x->attr.trans != attr->trans)
+	    x->attr.keepdim != attr->keepdim || x->attr.trans != attr->trans ||
+	    x->attr.of != attr->of || x->attr.slot != attr->slot)
 		return false;
 	return rank == 0 || !memcmp(x->dim, dim, (size_t)rank * sizeof *dim);
 }

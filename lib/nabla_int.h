@@ -20,6 +20,9 @@ struct nb_attr {
 	int axis;     /* reduced axis (sum_axis) */
 	int keepdim;  /* sum_axis keeps the axis with size 1 */
 	int trans;    /* NB_TRANS_A | NB_TRANS_B (matmul) */
+	const nb_tensor *of;  /* a seed leaf (derive.c): the output whose derivative graph it
+	                       * feeds, recorded before it, so dropped no earlier */
+	size_t slot;          /* which of that output's seeds it is */
 };
 
 /* An op's row in the table: a node points at it. forward computes y->value from the
