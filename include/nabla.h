@@ -422,6 +422,50 @@ int nb_gradients(nb_tape *t, nb_tensor *y, nb_tensor *seed, nb_tensor *const *xs
  * after one. */
 int nb_tape_replay(nb_tape *t);
 
+/* ---- Forward mode, Jacobians and Hessians -------------------------------------------
+ * Built from reverse mode alone, so every op has them: J u is the gradient of <J^T w, u>
+ * with respect to a cotangent w, and a Hessian differentiates a gradient again. xs may be
+ * leaves or computed nodes of t, as for nb_gradients(), even one tensor twice; y need not
+ * depend on all of them (their part is zero).
+ * The graphs are recorded on t, with seed leaves of nabla's own that no handle reaches (a
+ * cotangent of y's shape; for nb_hessian() one direction per xs[i]): a later call with
+ * the same y and xs finds those seeds, and then by hash-consing the whole graph, so it
+ * records and allocates nothing. A rewind that drops a graph drops its seeds with it, and
+ * the next call records both again.
+ * A call that gets past its argument checks sweeps the tape: afterwards nb_grad() returns
+ * NULL until the next nb_backward() or nb_gradients(), so that an optimizer cannot take
+ * an internal gradient for a parameter's. Errors, recorded on t: NB_ENULL, NB_ETAPE,
+ * NB_EINVAL (n == 0; a Hessian of a y with more than one element), NB_ESHAPE (us[i] or
+ * vs[i] not of xs[i]'s shape), and those of nb_gradients(); a call that fails records
+ * nothing. */
+
+/** J u: the directional derivative of y along (us[0], ..., us[n-1]), us[i] of xs[i]'s
+ * shape: a node of y's shape on t, or a zero literal when y depends on none of xs. It is
+ * an ordinary node (hash-consed: the same call twice gives the same node), so it can be
+ * differentiated again, JVPs of JVPs included. NULL on error. */
+nb_tensor *nb_jvp(nb_tape *t, nb_tensor *y, nb_tensor *const *xs, nb_tensor *const *us,
+                  size_t n);
+
+/** Hessian-vector product of y, which must have one element: out[i] = sum_j
+ * d^2 y / dxs[i] dxs[j] vs[j], vs[j] of xs[j]'s shape, as nodes of xs[i]'s shape (or zero
+ * literals). out may be vs, not xs. Returns NB_OK or the error; on error out is all NULL. */
+int nb_hvp(nb_tape *t, nb_tensor *y, nb_tensor *const *xs, nb_tensor *const *vs, size_t n,
+           nb_tensor **out);
+
+/** The dense Jacobian of y with respect to xs at the current leaf values, into J (the
+ * caller's m x N doubles, row-major): m = nb_size(y), N = the sum of nb_size(xs[i]), and
+ * J[r][c] = dy_r / dz_c for z the concatenation of the xs flattened row-major. One
+ * vector-Jacobian graph is recorded and its values read once per row; a later call with
+ * the same y and xs (after nb_set() of the inputs, say) finds that graph again and only
+ * recomputes what changed. Returns NB_OK or the error; on error J's contents are
+ * unspecified. */
+int nb_jacobian(nb_tape *t, nb_tensor *y, nb_tensor *const *xs, size_t n, double *J);
+
+/** The dense Hessian of y, which must have one element, with respect to xs: N x N
+ * row-major into H, H[r][c] = d^2 y / dz_r dz_c with z as for nb_jacobian(). One
+ * Hessian-vector graph is recorded and reused as nb_jacobian() does. */
+int nb_hessian(nb_tape *t, nb_tensor *y, nb_tensor *const *xs, size_t n, double *H);
+
 /* ---- Optimizers: steps on variables, in place --------------------------------------
  * Each updates the n variables params (owned or views, all of one tape) from their
  * gradients grads[i] (NULL: nb_grad(params[i]) of the last sweep), reading every gradient
