@@ -25,6 +25,8 @@
  *
  *   marks, rewind, reset, find, views (data), touch, nb_gradients, the updates (params,
  *     grads, state, options): test_lifetime, test_grads
+ *   nb_jvp, nb_hvp, nb_jacobian, nb_hessian (every argument): test_derive
+ *     (test_jvp_errors, test_hvp_errors, test_jacobian_and_hessian_errors)
  *
  * and below: the views and bytes of a NULL tape, the updates' state entries, the tape of two-operand ops, the dims of leaves and of reshape, broadcast_to
  * and reduce_to, names, the remaining queries, backward's tape, the allocator's ud,
