@@ -655,6 +655,40 @@ int nb_gradcheck(nb_expr_fn f, void *ud, const nb_gradcheck_input *inputs, size_
  * line per input and the worst mismatches, then the warnings and the diagnosis. */
 void nb_gradcheck_print(FILE *out, const nb_gradcheck_report *report);
 
+/* ---- Self-test ---------------------------------------------------------------------- */
+
+/** A program's own op for nb_selftest(), with the inputs (op->arity of them) to check it
+ * at. */
+typedef struct nb_selftest_op {
+	const nb_op_def *op;
+	const nb_gradcheck_input *inputs;
+} nb_selftest_op;
+
+/** What nb_selftest() did and found. */
+typedef struct nb_selftest_report {
+	int passed;              /* no failure */
+	size_t ops;              /* ops swept: nabla's own and the program's */
+	size_t cases;            /* expressions gradient-checked, at first and second order */
+	size_t comparisons;      /* values those checks compared */
+	size_t forward_reverse;  /* agreements <u, J^T v> = <J u, v> checked */
+	size_t edges;            /* edge-value cases */
+	size_t failures;
+	char first_failure[NB_MSG_MAX];  /* "log: ...", or why the self-test could not run */
+} nb_selftest_report;
+
+/** Sweep every op of nabla, and the n ops of the program in ops (may be NULL when n is
+ * 0): each through nb_gradcheck() at first and second order on a few shapes (broadcasting
+ * and transposed operands included), forward mode (nb_jvp) against reverse mode with no
+ * finite differences (<u, J^T v> = <J u, v> to 100 ulps), and, for elementwise ops
+ * (user ops without a shape rule), edge values 0, +-inf, NaN and +-800 in each operand: a
+ * NaN must give a NaN, a finite value gradients that are not NaN, and
+ * nb_tape_check_finite() must report exactly the values and gradients that are not
+ * finite. It also fails for an op of nabla no case records. With log not NULL, one line
+ * per check ("ok   add: ..." or "FAIL ..."). Returns NB_OK when it ran (see
+ * report->passed), NB_ENULL or NB_EINVAL for bad arguments (report->first_failure says
+ * which). */
+int nb_selftest(const nb_selftest_op *ops, size_t n, FILE *log, nb_selftest_report *report);
+
 /* ---- Closed-form backpropagation (BP1-BP4), the reference to compare against -------- */
 
 /** A fully connected sigmoid network: n_layers sizes (input first), n_layers - 1 weight

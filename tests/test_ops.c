@@ -1,5 +1,5 @@
-/* test_ops.c -- every op: forward values computed by hand, and a finite-difference
- * gradient check at first and second order, including broadcasting cases. */
+/* test_ops.c -- every op's forward values, computed by hand. The gradient checks of every
+ * op, at first and second order, are nb_selftest()'s (tests/test_selftest.c). */
 #include <check.h>
 #include <math.h>
 #include <stdbool.h>
@@ -252,199 +252,10 @@ START_TEST(test_quadratic_cost_value)
 }
 END_TEST
 
-/* ---- Gradient checks ----------------------------------------------------------------- */
-
-/* One case: an expression of up to three inputs that exercises the op named op. */
-struct op_case {
-	const char *op;
-	nb_expr_fn build;
-	size_t n;
-	int rank[3];
-	size_t dim[3][NB_MAX_RANK];
-	double lo, hi;  /* input range: log and div want positive values away from 0 */
-};
-
-/* The expressions, one line each. x are the inputs, all variables. */
-#define EXPR(name, body)                                                                  \
-	static nb_tensor *name(nb_tape *t, nb_tensor *const *x, size_t n, void *ud)      \
-	{                                                                                 \
-		(void)n;                                                                  \
-		(void)ud;                                                                 \
-		return body;                                                              \
-	}
-
-EXPR(e_add, nb_add(t, x[0], x[1]))
-EXPR(e_sub, nb_sub(t, x[0], x[1]))
-EXPR(e_mul, nb_mul(t, x[0], x[1]))
-EXPR(e_mul_self, nb_mul(t, x[0], x[0]))
-EXPR(e_div, nb_div(t, x[0], x[1]))
-EXPR(e_scale, nb_scale(t, x[0], -2.5))
-EXPR(e_neg, nb_neg(t, x[0]))
-EXPR(e_sigmoid, nb_sigmoid(t, x[0]))
-EXPR(e_tanh, nb_tanh(t, x[0]))
-EXPR(e_exp, nb_exp(t, x[0]))
-EXPR(e_log, nb_log(t, x[0]))
-EXPR(e_matmul, nb_matmul(t, x[0], x[1]))
-EXPR(e_matmul_ta, nb_matmul_t(t, x[0], x[1], NB_TRANS_A))
-EXPR(e_matmul_tb, nb_matmul_t(t, x[0], x[1], NB_TRANS_B))
-EXPR(e_matmul_tab, nb_matmul_t(t, x[0], x[1], NB_TRANS_A | NB_TRANS_B))
-EXPR(e_matmul_self, nb_matmul_t(t, x[0], x[0], NB_TRANS_A))
-EXPR(e_transpose, nb_transpose(t, x[0]))
-EXPR(e_reshape, nb_reshape(t, x[0], 4, (size_t[]){ 1, 2, 3, 2 }))
-EXPR(e_sum, nb_sum(t, x[0]))
-EXPR(e_sum_axis0, nb_sum_axis(t, x[0], 0, 1))
-EXPR(e_sum_axis1, nb_sum_axis(t, x[0], 1, 0))
-EXPR(e_broadcast_to, nb_broadcast_to(t, x[0], 3, (size_t[]){ 2, 3, 4 }))
-EXPR(e_reduce_to, nb_reduce_to(t, x[0], 2, (size_t[]){ 3, 1 }))
-EXPR(e_quadratic_cost, nb_quadratic_cost(t, x[0], x[1]))
-EXPR(e_quadratic_cost_vec, nb_quadratic_cost(t, x[0], x[1]))
-EXPR(e_fill, nb_mul(t, x[0], nb_fill(t, 2, (size_t[]){ 2, 3 }, 1.5)))
-EXPR(e_relu, nb_relu(t, x[0]))
-EXPR(e_relu_nl, nb_relu(t, nb_mul(t, x[0], x[0])))
-EXPR(e_step, nb_mul(t, nb_step(t, x[0]), nb_exp(t, x[0])))
-EXPR(e_softmax0, nb_softmax(t, x[0], 0))
-EXPR(e_softmax1, nb_softmax(t, x[0], 1))
-EXPR(e_softmax_vec, nb_softmax(t, x[0], 0))
-EXPR(e_sigmoid_xent, nb_sigmoid_cross_entropy(t, x[0], x[1]))
-EXPR(e_softmax_xent, nb_softmax_cross_entropy(t, x[0], x[1]))
-/* Nonlinear compositions, so that the second-order check sees non-zero Hessians. */
-EXPR(e_mul_sigmoid, nb_mul(t, nb_sigmoid(t, x[0]), nb_tanh(t, x[1])))
-EXPR(e_layer, nb_sigmoid(t, nb_add(t, nb_matmul(t, x[0], x[1]), x[2])))
-EXPR(e_transpose_nl, nb_exp(t, nb_transpose(t, nb_tanh(t, x[0]))))
-EXPR(e_reduce_nl, nb_mul(t, nb_reduce_to(t, nb_exp(t, x[0]), 2, (size_t[]){ 3, 1 }),
-                         nb_sum_axis(t, nb_tanh(t, x[1]), 1, 1)))
-
-static const struct op_case cases[] = {
-	{ "add", e_add, 2, { 2, 2 }, { { 3, 4 }, { 3, 4 } }, -2, 2 },
-	{ "add", e_add, 2, { 2, 1 }, { { 3, 4 }, { 4 } }, -2, 2 },
-	{ "add", e_add, 2, { 2, 2 }, { { 3, 1 }, { 1, 4 } }, -2, 2 },
-	{ "sub", e_sub, 2, { 3, 2 }, { { 2, 3, 4 }, { 3, 1 } }, -2, 2 },
-	{ "sub", e_sub, 2, { 0, 2 }, { { 0 }, { 2, 2 } }, -2, 2 },
-	{ "mul", e_mul, 2, { 2, 2 }, { { 3, 4 }, { 3, 4 } }, -2, 2 },
-	{ "mul", e_mul, 2, { 2, 2 }, { { 3, 1 }, { 1, 4 } }, -2, 2 },
-	{ "mul", e_mul_self, 1, { 2 }, { { 2, 3 } }, -2, 2 },
-	{ "div", e_div, 2, { 2, 1 }, { { 2, 3 }, { 3 } }, 0.5, 2 },
-	{ "scale", e_scale, 1, { 3 }, { { 2, 1, 3 } }, -2, 2 },
-	{ "scale", e_neg, 1, { 1 }, { { 5 } }, -2, 2 },
-	{ "sigmoid", e_sigmoid, 1, { 2 }, { { 2, 3 } }, -3, 3 },
-	{ "tanh", e_tanh, 1, { 2 }, { { 2, 3 } }, -2, 2 },
-	{ "exp", e_exp, 1, { 2 }, { { 2, 3 } }, -2, 2 },
-	{ "log", e_log, 1, { 2 }, { { 2, 3 } }, 0.5, 3 },
-	{ "matmul", e_matmul, 2, { 2, 2 }, { { 3, 4 }, { 4, 2 } }, -1, 1 },
-	{ "matmul", e_matmul_ta, 2, { 2, 2 }, { { 4, 3 }, { 4, 2 } }, -1, 1 },
-	{ "matmul", e_matmul_tb, 2, { 2, 2 }, { { 3, 4 }, { 2, 4 } }, -1, 1 },
-	{ "matmul", e_matmul_tab, 2, { 2, 2 }, { { 4, 3 }, { 2, 4 } }, -1, 1 },
-	{ "matmul", e_matmul_self, 1, { 2 }, { { 3, 2 } }, -1, 1 },
-	{ "transpose", e_transpose, 1, { 2 }, { { 3, 4 } }, -1, 1 },
-	{ "reshape", e_reshape, 1, { 2 }, { { 3, 4 } }, -1, 1 },
-	{ "reduce_to", e_sum, 1, { 3 }, { { 2, 3, 2 } }, -1, 1 },
-	{ "reduce_to", e_sum_axis0, 1, { 2 }, { { 3, 4 } }, -1, 1 },
-	{ "reshape", e_sum_axis1, 1, { 3 }, { { 2, 3, 4 } }, -1, 1 },
-	{ "broadcast_to", e_broadcast_to, 1, { 2 }, { { 3, 1 } }, -1, 1 },
-	{ "broadcast_to", e_broadcast_to, 1, { 0 }, { { 0 } }, -1, 1 },
-	{ "reduce_to", e_reduce_to, 1, { 3 }, { { 2, 3, 4 } }, -1, 1 },
-	{ "quadratic_cost", e_quadratic_cost, 2, { 2, 2 }, { { 3, 5 }, { 3, 5 } }, -1, 1 },
-	{ "quadratic_cost", e_quadratic_cost_vec, 2, { 1, 1 }, { { 4 }, { 4 } }, -1, 1 },
-	{ "mul", e_fill, 1, { 2 }, { { 2, 3 } }, -1, 1 },
-	{ "relu", e_relu, 1, { 2 }, { { 3, 4 } }, -2, 2 },
-	{ "relu", e_relu_nl, 1, { 2 }, { { 2, 3 } }, -2, 2 },
-	{ "mul", e_step, 1, { 2 }, { { 2, 3 } }, -2, 2 },
-	{ "softmax", e_softmax0, 1, { 2 }, { { 4, 3 } }, -2, 2 },
-	{ "softmax", e_softmax1, 1, { 3 }, { { 2, 3, 2 } }, -2, 2 },
-	{ "softmax", e_softmax_vec, 1, { 1 }, { { 5 } }, -2, 2 },
-	{ "sigmoid_cross_entropy", e_sigmoid_xent, 2, { 2, 2 }, { { 3, 4 }, { 3, 4 } }, -2, 2 },
-	{ "softmax_cross_entropy", e_softmax_xent, 2, { 2, 2 }, { { 4, 3 }, { 4, 3 } }, -2, 2 },
-	{ "mul", e_mul_sigmoid, 2, { 2, 2 }, { { 2, 3 }, { 1, 3 } }, -2, 2 },
-	{ "sigmoid", e_layer, 3, { 2, 2, 2 }, { { 3, 4 }, { 4, 5 }, { 3, 1 } }, -1, 1 },
-	{ "exp", e_transpose_nl, 1, { 2 }, { { 3, 2 } }, -1, 1 },
-	{ "mul", e_reduce_nl, 2, { 3, 2 }, { { 2, 3, 4 }, { 3, 2 } }, -1, 1 },
-};
-#define N_CASES (sizeof cases / sizeof cases[0])
-
-/* Builds the case's expression once on a scratch tape and returns its op name. */
-static const char *top_op(const struct op_case *c, nb_tape *t)
-{
-	nb_tensor *x[3];
-
-	for (size_t k = 0; k < c->n; k++)
-		x[k] = nb_variable(t, c->rank[k], c->dim[k], NULL);
-	return nb_op_name(c->build(t, x, c->n, NULL));
-}
-
-static void run_case(int i, int mode)
-{
-	const struct op_case *c = &cases[i];
-	nb_gradcheck_input in[3];
-	double data[3][64];
-	nb_gradcheck_opts opts = { .mode = mode, .seed = (unsigned long)i + 1 };
-	nb_gradcheck_report rep;
-	test_rng r;
-
-	rng_seed(&r, (uint64_t)i + 100);
-	for (size_t k = 0; k < c->n; k++) {
-		size_t size = 1;
-
-		for (int d = 0; d < c->rank[k]; d++)
-			size *= c->dim[k][d];
-		ck_assert_uint_le(size, 64);
-		rng_fill(&r, data[k], size, c->lo, c->hi);
-		in[k] = (nb_gradcheck_input){ c->rank[k], c->dim[k], data[k] };
-	}
-	ck_assert_int_eq(nb_gradcheck(c->build, NULL, in, c->n, &opts, &rep), NB_OK);
-	if (!rep.passed)
-		nb_gradcheck_print(stderr, &rep);
-	ck_assert_msg(rep.passed, "case %d (%s) failed its gradient check", i, c->op);
-	ck_assert(rep.repeatable);
-	ck_assert(rep.second_checked);
-	ck_assert(rep.first.passed && rep.second.passed);
-	ck_assert_uint_gt(rep.first.all.checked, 0);
-}
-
-START_TEST(test_op_gradcheck_elements)
-{
-	nb_tape *t = nb_tape_new();
-
-	/* the case really exercises the op it names, as the outermost node */
-	if (strcmp(cases[_i].op, "sigmoid") && strcmp(cases[_i].op, "exp") &&
-	    strcmp(cases[_i].op, "mul") && strcmp(cases[_i].op, "scale"))
-		ck_assert_str_eq(top_op(&cases[_i], t), cases[_i].op);
-	nb_tape_free(t);
-	run_case(_i, NB_GRADCHECK_ELEMENTS);
-}
-END_TEST
-
-START_TEST(test_op_gradcheck_direction)
-{
-	run_case(_i, NB_GRADCHECK_DIRECTIONS);
-}
-END_TEST
-
-/* Every op in lib/ops.def that computes something has at least one case above. */
-START_TEST(test_every_op_has_a_gradcheck_case)
-{
-	static const char *const ops[] = {
-#define NB_OP(name) #name,
-#include "../lib/ops.def"
-#undef NB_OP
-	};
-
-	for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
-		bool found = !strcmp(ops[k], "constant") || !strcmp(ops[k], "variable");
-
-		for (size_t i = 0; i < N_CASES && !found; i++)
-			found = !strcmp(cases[i].op, ops[k]) ||
-			        (!strcmp(ops[k], "fill") && cases[i].build == e_fill) ||
-			        (!strcmp(ops[k], "step") && cases[i].build == e_step);
-		ck_assert_msg(found, "op %s has no gradient-check case", ops[k]);
-	}
-}
-END_TEST
-
 static Suite *ops_suite(void)
 {
 	Suite *s = suite_create("ops");
 	TCase *values = tcase_create("values");
-	TCase *grads = tcase_create("gradcheck");
 
 	tcase_add_test(values, test_hadamard_example);
 	tcase_add_test(values, test_arith_broadcast_values);
@@ -456,11 +267,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(values, test_quadratic_cost_value);
 	tcase_add_test(values, test_relu_step_softmax_values);
 	tcase_add_test(values, test_cross_entropy_values);
-	tcase_add_loop_test(grads, test_op_gradcheck_elements, 0, (int)N_CASES);
-	tcase_add_loop_test(grads, test_op_gradcheck_direction, 0, (int)N_CASES);
-	tcase_add_test(grads, test_every_op_has_a_gradcheck_case);
 	suite_add_tcase(s, values);
-	suite_add_tcase(s, grads);
 	return s;
 }
 

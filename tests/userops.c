@@ -265,3 +265,68 @@ const nb_op_def cube_frozen_op = {
 	.name = "cube_frozen", .arity = 1, .forward = cube_forward,
 	.backward = cube_frozen_backward,
 };
+
+static void nan_free_forward(const nb_op_def *op, nb_tensor *const *in,
+                             const double *const *x, const nb_tensor *out, double *y)
+{
+	(void)op;
+	(void)out;
+	for (size_t i = 0; i < nb_size(in[0]); i++)
+		y[i] = isnan(x[0][i]) ? 0.0 : x[0][i];
+}
+
+static int identity_backward(nb_tape *t, const nb_op_def *op, nb_tensor *const *in,
+                             nb_tensor *out, nb_tensor *dy, nb_tensor **grad)
+{
+	(void)t;
+	(void)op;
+	(void)in;
+	(void)out;
+	grad[0] = dy;
+	return NB_OK;
+}
+
+const nb_op_def nan_free_op = {
+	.name = "nan_free", .arity = 1, .forward = nan_free_forward,
+	.backward = identity_backward,
+};
+
+static void identity_forward(const nb_op_def *op, nb_tensor *const *in,
+                             const double *const *x, const nb_tensor *out, double *y)
+{
+	(void)op;
+	(void)out;
+	for (size_t i = 0; i < nb_size(in[0]); i++)
+		y[i] = x[0][i];
+}
+
+/* dx = dy ⊙ x / x: right wherever x != 0, NaN at 0 where the value is 0. */
+static int x_over_x_backward(nb_tape *t, const nb_op_def *op, nb_tensor *const *in,
+                             nb_tensor *out, nb_tensor *dy, nb_tensor **grad)
+{
+	(void)op;
+	(void)out;
+	grad[0] = nb_mul(t, dy, nb_div(t, in[0], in[0]));
+	return nb_tape_status(t);
+}
+
+const nb_op_def x_over_x_op = {
+	.name = "x_over_x", .arity = 1, .forward = identity_forward,
+	.backward = x_over_x_backward,
+};
+
+/* dx = dy ⊙ dy: not linear in dy, so no vector-Jacobian product at all. */
+static int squared_cotangent_backward(nb_tape *t, const nb_op_def *op, nb_tensor *const *in,
+                                      nb_tensor *out, nb_tensor *dy, nb_tensor **grad)
+{
+	(void)op;
+	(void)in;
+	(void)out;
+	grad[0] = nb_mul(t, dy, dy);
+	return nb_tape_status(t);
+}
+
+const nb_op_def squared_cotangent_op = {
+	.name = "squared_cotangent", .arity = 1, .forward = identity_forward,
+	.backward = squared_cotangent_backward,
+};

@@ -18,6 +18,9 @@ extern const nb_op_def bad_grad_shape_op;  /* rule hands a gradient of shape (1)
 extern const nb_op_def failing_rule_op;    /* rule returns NB_EINVAL */
 extern const nb_op_def foreign_grad_op;    /* rule hands a gradient of another tape */
 void foreign_grad_cleanup(void);
+extern const nb_op_def nan_free_op;          /* turns NaN into 0: a laundered NaN */
+extern const nb_op_def x_over_x_op;          /* identity, rule dy x / x: NaN at 0 */
+extern const nb_op_def squared_cotangent_op; /* identity, rule dy^2: not linear in dy */
 
 /* An nb_expr_fn: the op given as ud applied to the first input. */
 nb_tensor *apply_unary(nb_tape *t, nb_tensor *const *x, size_t n, void *ud);
