@@ -197,6 +197,8 @@ void nb_gradcheck_print(FILE *out, const nb_gradcheck_report *report)
 	        r->output_size > 1 ? ", reduced to sum(r * f) with a random r" : "");
 	print_result(out, "first order", r, &r->first);
 	fprintf(out, "  %-13s %s\n", "repeatable", r->repeatable ? "yes" : "NO (FAIL)");
+	fprintf(out, "  %-13s %s  <u, J^T v> = %.17g, <J u, v> = %.17g\n", "fwd vs rev",
+	        pass_fail(r->forward_reverse), r->reverse_dot, r->forward_dot);
 	if (r->second_checked)
 		print_result(out, "second order", r, &r->second);
 	else

@@ -138,6 +138,9 @@ static void assert_all_passed(const nb_gradcheck_report *r, size_t checked)
 	ck_assert_uint_eq(r->first.all.failed, 0);
 	ck_assert_uint_eq(r->first.n_worst, 0);
 	ck_assert_int_eq(r->repeatable, 1);
+	ck_assert_int_eq(r->forward_reverse, 1);
+	ck_assert_double_eq_tol(r->reverse_dot, r->forward_dot, 1e-13);
+	ck_assert_double_ne(r->reverse_dot, 0.0);
 	ck_assert_int_eq(r->second_checked, 1);
 	ck_assert_int_eq(r->second.passed, 1);
 	ck_assert_uint_eq(r->second.all.checked, checked);
@@ -877,6 +880,26 @@ START_TEST(test_culprit_at_second_order)
 }
 END_TEST
 
+/* A rule that is not linear in the cotangent is no vector-Jacobian product: forward mode
+ * (its derivative in the cotangent) disagrees with reverse mode. */
+START_TEST(test_forward_reverse_catches_a_rule_not_linear_in_dy)
+{
+	static const double x[] = { 0.5, -1.0, 2.0 };
+	nb_gradcheck_input in = { 1, dim_3, x };
+	nb_gradcheck_opts o = { .first_order_only = 1 };
+	nb_gradcheck_report r;
+	char buf[8192];
+
+	ck_assert_int_eq(nb_gradcheck(apply_unary, (void *)&squared_cotangent_op, &in, 1, &o, &r),
+	                 NB_OK);
+	ck_assert_int_eq(r.passed, 0);
+	ck_assert_int_eq(r.forward_reverse, 0);
+	ck_assert_double_ne(r.reverse_dot, r.forward_dot);
+	print_to(&r, buf, sizeof buf);
+	ck_assert_ptr_nonnull(strstr(buf, "fwd vs rev    FAIL"));
+}
+END_TEST
+
 /* An expression whose value changes shape with its inputs cannot be differenced. */
 static nb_tensor *shape_shifter(nb_tape *t, nb_tensor *const *in, size_t n, void *ud)
 {
@@ -1000,6 +1023,7 @@ static Suite *gradcheck_suite(void)
 	tcase_add_test(fooled, test_culprit_is_named);
 	tcase_add_test(fooled, test_culprit_at_second_order);
 	tcase_add_test(err, test_output_changing_shape_is_an_error);
+	tcase_add_test(fooled, test_forward_reverse_catches_a_rule_not_linear_in_dy);
 	suite_add_tcase(s, pass);
 	suite_add_tcase(s, fooled);
 	suite_add_tcase(s, hand);
