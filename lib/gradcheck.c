@@ -892,7 +892,9 @@ static int check_node(struct check *c, nb_tensor *x, nb_gradcheck_report *sub)
 	n.rng = c->rng;
 	n.ud = x;
 	if (check_args(&n, record_node, in, (size_t)x->op->arity) == NB_OK)
-		n.order = c->rep->first.passed ? 2 : 1, run(&n);
+		n.order = c->rep->first.passed ? 2 : 1;
+	if (sub->status == NB_OK)
+		run(&n);
 	teardown(&n);
 	return sub->status;
 }
