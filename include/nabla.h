@@ -510,6 +510,46 @@ int nb_adam_update(nb_tensor *const *params, nb_tensor *const *grads, double *co
  * NB_ENULL, or NB_EIO when a write or the flush fails. */
 int nb_tape_write_dot(const nb_tape *t, FILE *out);
 
+/* ---- Expressions from text --------------------------------------------------------
+ * A small language for expressions of nabla's ops (docs/expressions.md has the grammar
+ * and every function): numbers (2.5, 1e-3) are scalar literals, names are the caller's
+ * inputs, + - * / are elementwise and broadcast, @ is matmul, x.T the transpose, and
+ * every op is a function, attributes by position or keyword: "sum(sigmoid(w @ a + b) * y,
+ * axis=0)". Precedence, loosest first: + -, then * / @, then unary - +, then .T, all left
+ * to right. */
+
+/** Nesting deeper than this (parentheses, calls and signs) is an error, never a stack
+ * overflow. */
+#define NB_PARSE_MAX_DEPTH 200
+
+/** A named input of an expression: name is letters, digits and _, not starting with a
+ * digit; x is a tensor of the tape parsed on. */
+typedef struct nb_parse_input {
+	const char *name;
+	nb_tensor *x;
+} nb_parse_input;
+
+/** Where nb_parse() found an error: line and column from 1 (columns count bytes) and the
+ * offset in bytes from the start of the text; all 0 when there was no error or it was
+ * not in the text. */
+typedef struct nb_parse_loc {
+	size_t line, col;
+	size_t offset;
+} nb_parse_loc;
+
+/** Parse src and record it on t, with the n named inputs: returns the node of its value,
+ * or NULL with the error recorded on t. An error in the text is NB_EINVAL with a message
+ * "LINE:COL: what" ("1:14: unknown function 'sigmod'"); an op that fails gives its own
+ * status and message after the position of the operator or call ("1:3: matmul: inner
+ * dimensions differ: (3x4) @ (5x2)"). Bad inputs (a NULL or malformed name, a NULL
+ * tensor, one of another tape, two inputs of one name) are NB_ENULL, NB_EINVAL or
+ * NB_ETAPE, without a position; a NULL src is NB_ENULL. On any error the tape is as it
+ * was: nothing is recorded. where (may be NULL) receives the error's position. A tape
+ * that already holds an error is left alone, with NULL returned. Allocates nothing but
+ * the nodes it records; safe on any input. */
+nb_tensor *nb_parse(nb_tape *t, const char *src, const nb_parse_input *inputs, size_t n,
+                    nb_parse_loc *where);
+
 /* ---- Gradient check ----------------------------------------------------------------
  * nb_gradcheck() compares the reverse-mode gradient of an expression with finite
  * differences of the expression itself, at first and second order, and reports the whole
