@@ -11,9 +11,9 @@
 #   ./build.sh install    install into a staging directory, build programs against it with
 #                         pkg-config (C11 -pedantic and C++), run them, and check that the
 #                         library exports nothing but nb_ symbols
-#   ./build.sh fuzz       libFuzzer on the IDX and model loaders and on the tape's API
-#                         (fuzz/), FUZZ_SECONDS (default 60) each, then their regression
-#                         inputs once each
+#   ./build.sh fuzz       libFuzzer on the IDX and model loaders, on the tape's API and
+#                         on the expression parser (fuzz/), FUZZ_SECONDS (default 60)
+#                         each, then their regression inputs once each
 #
 # Each build lives in its own directory (build/, build-sanitize/, build-valgrind/).
 # Missing packages are installed with apt-get when running as root; otherwise the
@@ -100,14 +100,15 @@ fuzz_build() {
 		# shellcheck disable=SC2086
 		clang $flags -c "$src" -o "build-fuzz/lib/$(basename "$src" .c).o"
 	done
-	for target in idx model tape; do
+	for target in idx model tape parse; do
 		# shellcheck disable=SC2086
 		clang $flags "fuzz/fuzz_$target.c" build-fuzz/lib/*.o $libs -o "build-fuzz/fuzz_$target"
 	done
 }
 
 # Fuzz target $1 for FUZZ_SECONDS on a copy of fuzz/corpus/$1/ (libFuzzer adds what it
-# finds to the copy, never to the committed corpus), then run it once on each file of
+# finds to the copy, never to the committed corpus), with the dictionary fuzz/$1.dict
+# when there is one (the tokens of a text format), then run it once on each file of
 # fuzz/regressions/$1/. libFuzzer exits non-zero on a crash, a leak, a timeout or a
 # sanitizer report, and leaves the input in build-fuzz/artifacts/$1/. To keep a crasher:
 # fix the bug, then copy that file into fuzz/regressions/$1/ under a name saying what it
@@ -120,7 +121,10 @@ fuzz_run() {
 	rm -rf "$work" "$art"
 	mkdir -p "$work" "$art"
 	cp fuzz/corpus/"$name"/* "$work"/
-	if ! "build-fuzz/fuzz_$name" -max_total_time="${FUZZ_SECONDS:-60}" -timeout=10 \
+	dict=
+	[ -f fuzz/"$name".dict ] && dict=-dict=fuzz/$name.dict
+	# shellcheck disable=SC2086
+	if ! "build-fuzz/fuzz_$name" -max_total_time="${FUZZ_SECONDS:-60}" -timeout=10 $dict \
 		-artifact_prefix="$art" "$work" >"$log" 2>&1; then
 		tail -n 50 "$log" >&2
 		echo "build.sh: fuzz_$name failed (log $log, input in $art)" >&2
@@ -199,6 +203,7 @@ fuzz)
 	fuzz_run idx
 	fuzz_run model
 	fuzz_run tape
+	fuzz_run parse
 	;;
 *)
 	echo "usage: $0 example|check|sanitize|valgrind|tsan|distcheck|install|fuzz" >&2
