@@ -1,22 +1,24 @@
 /* nabla.c -- the nabla command: record an expression (docs/expressions.md) on a tape
- * from the command line, and print its value, its gradients and their check, or its
- * graph.
+ * from the command line, and print its value, its gradients and their check, its
+ * Jacobian or Hessian, or its graph; or run the library's self-test.
  *
  *   nabla grad 'sum(sigmoid(w @ x))' 'w=randn(3,4)' 'x=ones(4,2)'
  *
  * Written on the public API only, as any program using the library would be. Each
  * subcommand is one function and one row of commands[]; the ones that take an
  * expression share struct session, which reads the options, the expression and the
- * inputs, and records the expression. Exit status: 0 done (grad: the check passed),
- * 1 the gradient check failed, 2 the command could not run (usage, expression, input or
+ * inputs, and records the expression. Exit status: 0 done (grad, selftest: the check
+ * passed), 1 the check failed, 2 the command could not run (usage, expression, input or
  * output errors); errors go to stderr after "nabla: ".
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nabla.h>
 
@@ -34,6 +36,7 @@ struct session {
 	const struct command *cmd;
 	const char *expr;
 	unsigned long seed;
+	nb_gradcheck_opts check;  /* grad's options: the checker's own */
 	struct spec *in;
 	size_t n;
 	nb_parse_input *named;  /* n inputs for nb_parse */
@@ -108,29 +111,110 @@ static void session_close(struct session *s)
 	memset(s, 0, sizeof *s);
 }
 
-/* --seed N or --seed=N at argv[*i] (which starts with "--"). */
-static int read_option(struct session *s, int argc, char **argv, int *i)
+/* The options: --NAME VALUE or --NAME=VALUE (or --NAME alone for a flag). */
+enum opt_kind { OPT_SEED, OPT_STEP, OPT_ATOL, OPT_RTOL, OPT_LEVELS, OPT_MODE, OPT_REPLAY,
+                OPT_FIRST };
+
+static const struct option {
+	const char *name;
+	enum opt_kind kind;
+	int flag;  /* takes no value */
+} options[] = {
+	{ "seed", OPT_SEED, 0 }, { "step", OPT_STEP, 0 }, { "atol", OPT_ATOL, 0 },
+	{ "rtol", OPT_RTOL, 0 }, { "levels", OPT_LEVELS, 0 }, { "mode", OPT_MODE, 0 },
+	{ "replay", OPT_REPLAY, 1 }, { "first-order", OPT_FIRST, 1 },
+};
+
+/* A non-negative number for --NAME, or an error. */
+static int read_number(const struct session *s, const char *name, const char *value, double *v)
 {
-	const char *arg = argv[*i], *value = NULL;
+	char what[128], *end;
+
+	errno = 0;
+	*v = strtod(value, &end);
+	if (*value && !*end && !errno && *v >= 0.0 && isfinite(*v))
+		return EXIT_DONE;
+	snprintf(what, sizeof what, "--%s takes a non-negative number", name);
+	return usage_error(s->cmd, what);
+}
+
+static int set_mode(struct session *s, const char *value)
+{
+	static const char *const modes[] = { "auto", "elements", "directions" };
+
+	for (int m = 0; m < 3; m++)
+		if (!strcmp(value, modes[m])) {
+			s->check.mode = m;  /* the order of enum nb_gradcheck_mode */
+			return EXIT_DONE;
+		}
+	return usage_error(s->cmd, "--mode is auto, elements or directions");
+}
+
+static int set_option(struct session *s, const struct option *o, const char *value)
+{
+	double v = 0.0;
 	char *end;
 
-	if (!strcmp(arg, "--seed")) {
-		if (*i + 1 >= argc)
-			return usage_error(s->cmd, "--seed needs a number");
-		value = argv[++*i];
-	} else if (!strncmp(arg, "--seed=", 7)) {
-		value = arg + 7;
-	} else {
-		char what[128];
-
-		snprintf(what, sizeof what, "unknown option '%.64s'", arg);
-		return usage_error(s->cmd, what);
+	switch (o->kind) {
+	case OPT_REPLAY:
+		s->check.replay = 1;
+		return EXIT_DONE;
+	case OPT_FIRST:
+		s->check.first_order_only = 1;
+		return EXIT_DONE;
+	case OPT_MODE:
+		return set_mode(s, value);
+	case OPT_SEED:
+		errno = 0;
+		s->seed = strtoul(value, &end, 10);
+		if (!*value || *end || errno || *value == '-')
+			return usage_error(s->cmd, "--seed takes a non-negative integer");
+		s->check.seed = s->seed;
+		return EXIT_DONE;
+	default:
+		break;
 	}
-	errno = 0;
-	s->seed = strtoul(value, &end, 10);
-	if (!*value || *end || errno || *value == '-')
-		return usage_error(s->cmd, "--seed takes a non-negative integer");
+	if (read_number(s, o->name, value, &v))
+		return EXIT_ERROR;
+	if (o->kind == OPT_STEP)
+		s->check.step = v;
+	else if (o->kind == OPT_ATOL)
+		s->check.atol = v;
+	else if (o->kind == OPT_RTOL)
+		s->check.rtol = v;
+	else if (v != floor(v) || v < 1 || v > 4)
+		return usage_error(s->cmd, "--levels takes 1, 2, 3 or 4");
+	else
+		s->check.levels = (int)v;
 	return EXIT_DONE;
+}
+
+/* The option at argv[*i] (which starts with "--"). */
+static int read_option(struct session *s, int argc, char **argv, int *i)
+{
+	const char *arg = argv[*i] + 2, *eq = strchr(arg, '=');
+	size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+	char what[128];
+
+	for (size_t k = 0; k < sizeof options / sizeof options[0]; k++) {
+		const struct option *o = &options[k];
+
+		if (strlen(o->name) != len || strncmp(o->name, arg, len))
+			continue;
+		if (o->flag && eq) {
+			snprintf(what, sizeof what, "--%s takes no value", o->name);
+			return usage_error(s->cmd, what);
+		}
+		if (o->flag || eq)
+			return set_option(s, o, eq ? eq + 1 : NULL);
+		if (*i + 1 >= argc) {
+			snprintf(what, sizeof what, "--%s needs a value", o->name);
+			return usage_error(s->cmd, what);
+		}
+		return set_option(s, o, argv[++*i]);
+	}
+	snprintf(what, sizeof what, "unknown option '%.64s'", argv[*i]);
+	return usage_error(s->cmd, what);
 }
 
 /* arg, NAME=VALUE: one more input. */
@@ -201,6 +285,7 @@ static int session_open(struct session *s, const struct command *cmd, int argc, 
 	memset(s, 0, sizeof *s);
 	s->cmd = cmd;
 	s->seed = 1;
+	s->check.seed = 1;
 	if ((rc = read_args(s, argc, argv)) != 0)
 		return rc;
 	s->named = calloc(s->n + 1, sizeof *s->named);
@@ -268,7 +353,6 @@ static int check_gradients(const struct session *s)
 {
 	nb_gradcheck_input *gin = calloc(s->n + 1, sizeof *gin);
 	struct recorder r = { s, calloc(s->n + 1, sizeof *r.named) };
-	nb_gradcheck_opts opts = { .seed = s->seed };
 	nb_gradcheck_report rep;
 	int rc;
 
@@ -280,7 +364,7 @@ static int check_gradients(const struct session *s)
 	for (size_t i = 0; i < s->n; i++)
 		gin[i] = (nb_gradcheck_input){ s->in[i].rank, s->in[i].dim, s->in[i].data };
 	printf("== gradient check\n");
-	nb_gradcheck(record_expr, &r, gin, s->n, &opts, &rep);
+	nb_gradcheck(record_expr, &r, gin, s->n, &s->check, &rep);
 	nb_gradcheck_print(stdout, &rep);
 	if (rep.status != NB_OK)
 		rc = error("the gradient check did not run: %s", rep.message);
@@ -353,6 +437,109 @@ static int cmd_dot(const struct command *cmd, int argc, char **argv)
 	return finish_output(rc);
 }
 
+/* ---- jacobian, hessian ------------------------------------------------------------ */
+
+/* The inputs' handles, and the total of their sizes. */
+static nb_tensor **input_list(const struct session *s, size_t *total)
+{
+	nb_tensor **x = calloc(s->n + 1, sizeof *x);
+
+	*total = 0;
+	for (size_t i = 0; x && i < s->n; i++) {
+		x[i] = s->named[i].x;
+		*total += nb_size(x[i]);
+	}
+	return x;
+}
+
+/* Print rows x cols values as a matrix, in nb_print()'s format, after a title. */
+static int print_matrix(const struct session *s, const char *title, size_t rows, size_t cols,
+                        const double *m)
+{
+	nb_tensor *t = nb_constant(s->t, 2, (size_t[]){ rows, cols }, m);
+
+	printf("== %s (%zu x %zu", title, rows, cols);
+	for (size_t i = 0; i < s->n; i++)
+		printf("%s%s: %zu", i ? ", " : "; columns: ", s->in[i].name, nb_size(s->named[i].x));
+	printf(")\n");
+	if (!t)
+		return error("%s", nb_tape_message(s->t));
+	return nb_print(stdout, t) == NB_OK ? EXIT_DONE : EXIT_ERROR;
+}
+
+/* The Jacobian (hessian == 0: one row per element of the value) or the Hessian of a
+ * scalar value, the columns those of the inputs in order. */
+static int derivative_matrix(const struct command *cmd, int argc, char **argv, int hessian)
+{
+	struct session s;
+	int rc = session_open(&s, cmd, argc, argv);
+	size_t total = 0, rows = 0;
+	nb_tensor **x = NULL;
+	double *m = NULL;
+
+	if (rc == 0 && s.n == 0)
+		rc = usage_error(cmd, "no inputs to differentiate with respect to");
+	if (rc == 0 && hessian && nb_size(s.y) != 1)
+		rc = error("hessian: the value of EXPR has %zu elements, not one", nb_size(s.y));
+	if (rc == 0) {
+		x = input_list(&s, &total);
+		rows = hessian ? total : nb_size(s.y);
+		m = x ? calloc(rows * total + 1, sizeof *m) : NULL;
+		if (!m)
+			rc = error("out of memory");
+	}
+	if (rc == 0 && (hessian ? nb_hessian(s.t, s.y, x, s.n, m)
+	                        : nb_jacobian(s.t, s.y, x, s.n, m)) != NB_OK)
+		rc = error("%s", nb_tape_message(s.t));
+	if (rc == 0)
+		rc = print_matrix(&s, hessian ? "Hessian" : "Jacobian", rows, total, m);
+	free(m);
+	free(x);
+	session_close(&s);
+	return finish_output(rc);
+}
+
+static int cmd_jacobian(const struct command *cmd, int argc, char **argv)
+{
+	return derivative_matrix(cmd, argc, argv, 0);
+}
+
+static int cmd_hessian(const struct command *cmd, int argc, char **argv)
+{
+	return derivative_matrix(cmd, argc, argv, 1);
+}
+
+/* ---- selftest -------------------------------------------------------------------- */
+
+static double seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* nb_selftest() on the library this program runs with; -v lists every check. */
+static int cmd_selftest(const struct command *cmd, int argc, char **argv)
+{
+	nb_selftest_report r;
+	int verbose = argc == 1 && (!strcmp(argv[0], "-v") || !strcmp(argv[0], "--verbose"));
+	double start;
+
+	if (argc > 1 || (argc == 1 && !verbose))
+		return usage_error(cmd, "takes no argument but -v");
+	start = seconds();
+	if (nb_selftest(NULL, 0, verbose ? stdout : NULL, &r) != NB_OK)
+		return error("selftest did not run: %s", r.first_failure);
+	printf("selftest: %s: %zu ops, %zu gradient checks (%zu values compared), %zu forward "
+	       "against reverse, %zu edge values: %zu failures, %.2f s (nabla %s)\n",
+	       r.passed ? "PASS" : "FAIL", r.ops, r.cases, r.comparisons, r.forward_reverse,
+	       r.edges, r.failures, seconds() - start, nb_version());
+	if (!r.passed)
+		printf("first failure: %s\n", r.first_failure);
+	return finish_output(r.passed ? EXIT_DONE : EXIT_CHECK_FAILED);
+}
+
 /* ---- help ------------------------------------------------------------------------ */
 
 static const char inputs_help[] =
@@ -363,10 +550,16 @@ static const char inputs_help[] =
 	"  @PATH  file:PATH              numbers from a file, after an optional shape \"(2x3)\"\n"
 	"\n"
 	"Options:\n"
-	"  --seed N   random inputs and the gradient check's random vectors (default 1)\n"
-	"  --         what follows is EXPR and inputs, even when it starts with --\n"
+	"  --seed N         random inputs and the gradient check's random vectors (default 1)\n"
+	"  --step H         grad: relative finite-difference step (default cbrt(DBL_EPSILON))\n"
+	"  --levels L       grad: Richardson levels, 1 to 4 (default 2)\n"
+	"  --atol A, --rtol R  grad: tolerances (defaults 1e-7, 1e-6)\n"
+	"  --mode M         grad: auto, elements or directions (default auto)\n"
+	"  --replay         grad: differences by replay of the recorded tape\n"
+	"  --first-order    grad: skip the second-order check\n"
+	"  --               what follows is EXPR and inputs, even when it starts with --\n"
 	"\n"
-	"Exit status: 0 done (grad: the gradient check passed), 1 the gradient check failed,\n"
+	"Exit status: 0 done (grad, selftest: the check passed), 1 the check failed,\n"
 	"2 the command could not run (usage, expression, input or output error).\n"
 	"The expression language and the inputs: docs/expressions.md.\n";
 
@@ -374,10 +567,17 @@ static int cmd_help(const struct command *cmd, int argc, char **argv);
 
 static const struct command commands[] = {
 	{ "value", "[--seed N] EXPR [NAME=VALUE]...", "print the value of EXPR", cmd_value },
-	{ "grad", "[--seed N] EXPR NAME=VALUE...",
+	{ "grad", "[OPTIONS] EXPR NAME=VALUE...",
 	  "print the value, the gradient of every input, and the gradient check", cmd_grad },
+	{ "jacobian", "[--seed N] EXPR NAME=VALUE...",
+	  "print the Jacobian of EXPR, one row per element, one column per input element",
+	  cmd_jacobian },
+	{ "hessian", "[--seed N] EXPR NAME=VALUE...",
+	  "print the Hessian of EXPR (a scalar) over every input element", cmd_hessian },
 	{ "dot", "[--seed N] EXPR [NAME=VALUE]...",
 	  "print the graph of EXPR and its gradients as Graphviz DOT", cmd_dot },
+	{ "selftest", "[-v]", "check every op of the library (-v: list every check)",
+	  cmd_selftest },
 	{ "help", "[COMMAND]", "print this help, or the usage of COMMAND", cmd_help },
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];

@@ -168,7 +168,7 @@ static void print_diagnosis(FILE *out, const nb_gradcheck_report *r)
 	} else if (!r->passed && (r->first.n_worst || r->second.n_worst)) {
 		fprintf(out, "  every op's backward rule agrees with its own kernel%s\n",
 		        r->graph_break || r->control_flow ? ": see above"
-		        : "; the expression's C code is the suspect");
+		        : "; the suspects are the expression's C code, or the step and tolerances");
 	}
 }
 

@@ -106,15 +106,100 @@ START_TEST(test_grad_of_matrix_expression)
 END_TEST
 
 /* relu has a kink at 0, where central differences see a slope of 1/2 and the gradient
- * is 0: the check fails, and the status says so. */
-START_TEST(test_grad_check_fails_at_kink)
+ * is 0: reported as such, not as a failure. */
+START_TEST(test_grad_reports_a_kink)
 {
 	static struct run r;
 
-	run(&r, "grad 'sum(relu(x))' 'x=zeros(3)'");
+	run(&r, "grad --first-order 'sum(relu(x))' 'x=zeros(3)'");
+	ck_assert_int_eq(r.status, 0);
+	ASSERT_LINE(&r, "gradcheck: PASS");
+	ASSERT_LINE(&r, "[0. 0. 0.]");
+	ck_assert_ptr_nonnull(strstr(r.out, "3 checked, 0 failed, 3 at a kink"));
+}
+END_TEST
+
+/* With a step of 0.5 and no extrapolation, the differences of exp are 4% to 17% off: the
+ * check fails, and the status says so. */
+START_TEST(test_grad_check_fails_with_a_coarse_step)
+{
+	static struct run r;
+
+	run(&r, "grad --step 0.5 --levels=1 --first-order 'sum(exp(x))' 'x=[0, 1, 2]'");
 	ck_assert_int_eq(r.status, 1);
 	ASSERT_LINE(&r, "gradcheck: FAIL");
-	ASSERT_LINE(&r, "[0. 0. 0.]");
+	ck_assert_ptr_nonnull(strstr(r.out, "step 0.5 max(1, |x|), 1 Richardson level,"));
+	ck_assert_ptr_nonnull(strstr(r.out, "    worst: input 0 element 2: analytic 7.389"));
+	/* the same by replay, and with a tolerance wide enough: passes */
+	run(&r, "grad --step 0.5 --levels=1 --replay --atol 2 --mode elements 'sum(exp(x))' "
+	    "'x=[0, 1, 2]'");
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "mode          elements, by replay,"));
+}
+END_TEST
+
+START_TEST(test_grad_options_refused)
+{
+	static struct run r;
+
+	run(&r, "grad --levels 5 'sum(x)' 'x=[1]'");
+	ck_assert_int_eq(r.status, 2);
+	ck_assert_str_eq(r.err, "nabla: grad: --levels takes 1, 2, 3 or 4\n"
+	                 "usage: nabla grad [OPTIONS] EXPR NAME=VALUE...\n");
+	run(&r, "grad --step -1 'sum(x)' 'x=[1]'");
+	ck_assert_int_eq(r.status, 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "nabla: grad: --step takes a non-negative number\n"));
+	run(&r, "grad --atol=abc 'sum(x)' 'x=[1]'");
+	ck_assert_ptr_nonnull(strstr(r.err, "nabla: grad: --atol takes a non-negative number\n"));
+	run(&r, "grad --mode sideways 'sum(x)' 'x=[1]'");
+	ck_assert_ptr_nonnull(strstr(r.err, "nabla: grad: --mode is auto, elements or directions\n"));
+	run(&r, "grad --replay=1 'sum(x)' 'x=[1]'");
+	ck_assert_ptr_nonnull(strstr(r.err, "nabla: grad: --replay takes no value\n"));
+	run(&r, "grad 'sum(x)' 'x=[1]' --rtol");
+	ck_assert_ptr_nonnull(strstr(r.err, "nabla: grad: --rtol needs a value\n"));
+}
+END_TEST
+
+/* The column sums of x^3: row j of the Jacobian is 3 x^2 on column j's elements. */
+START_TEST(test_jacobian_and_hessian)
+{
+	static struct run r;
+
+	run(&r, "jacobian 'sum(x * x * x, axis=0)' 'x=[[1, 2], [3, 4]]'");
+	ck_assert_int_eq(r.status, 0);
+	ASSERT_LINE(&r, "== Jacobian (2 x 4; columns: x: 4)");
+	ASSERT_LINE(&r, "[[ 3.  0. 27.  0.]");
+	ASSERT_LINE(&r, " [ 0. 12.  0. 48.]]");
+	/* d2/dx2 of sum(x^3) is 6x on the diagonal; the mixed term of x y is 1 */
+	run(&r, "hessian 'sum(x * x * x) + sum(x * y)' 'x=[1, 2]' 'y=[5]'");
+	ck_assert_int_eq(r.status, 0);
+	ASSERT_LINE(&r, "== Hessian (3 x 3; columns: x: 2, y: 1)");
+	ASSERT_LINE(&r, "[[ 6.  0.  1.]");
+	ASSERT_LINE(&r, " [ 0. 12.  1.]");
+	ASSERT_LINE(&r, " [ 1.  1.  0.]]");
+	run(&r, "hessian 'x * x' 'x=[1, 2]'");
+	ck_assert_int_eq(r.status, 2);
+	ck_assert_str_eq(r.err, "nabla: hessian: the value of EXPR has 2 elements, not one\n");
+	run(&r, "jacobian '1 + 2'");
+	ck_assert_int_eq(r.status, 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "no inputs to differentiate with respect to"));
+}
+END_TEST
+
+START_TEST(test_selftest)
+{
+	static struct run r;
+
+	run(&r, "selftest");
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_msg(strncmp(r.out, "selftest: PASS: ", 16) == 0, "%s", r.out);
+	ck_assert_ptr_nonnull(strstr(r.out, " 0 failures, "));
+	run(&r, "selftest -v");
+	ck_assert_int_eq(r.status, 0);
+	ASSERT_LINE(&r, "ok   add: gradient check, first and second order");
+	run(&r, "selftest now");
+	ck_assert_int_eq(r.status, 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "nabla: selftest: takes no argument but -v\n"));
 }
 END_TEST
 
@@ -139,7 +224,7 @@ START_TEST(test_grad_needs_inputs)
 	run(&r, "grad '1 + 2'");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_str_eq(r.err, "nabla: grad: no inputs to differentiate with respect to\n"
-	                 "usage: nabla grad [--seed N] EXPR NAME=VALUE...\n");
+	                 "usage: nabla grad [OPTIONS] EXPR NAME=VALUE...\n");
 }
 END_TEST
 
@@ -340,8 +425,10 @@ START_TEST(test_help_and_version)
 	run(&r, "help");
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_msg(strncmp(r.out, "usage: nabla COMMAND", 20) == 0, "%s", r.out);
-	for (int i = 0; i < 4; i++) {
-		static const char *const cmds[] = { "  value ", "  grad ", "  dot ", "  help " };
+	for (int i = 0; i < 7; i++) {
+		static const char *const cmds[] = { "  value ", "  grad ", "  jacobian ",
+			                            "  hessian ", "  dot ", "  selftest ",
+			                            "  help " };
 
 		ck_assert_msg(strstr(r.out, cmds[i]) != NULL, "%s not in %s", cmds[i], r.out);
 	}
@@ -386,7 +473,11 @@ static Suite *cli_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_grad_passes);
 	tcase_add_test(tc, test_grad_of_matrix_expression);
-	tcase_add_test(tc, test_grad_check_fails_at_kink);
+	tcase_add_test(tc, test_grad_reports_a_kink);
+	tcase_add_test(tc, test_grad_check_fails_with_a_coarse_step);
+	tcase_add_test(tc, test_grad_options_refused);
+	tcase_add_test(tc, test_jacobian_and_hessian);
+	tcase_add_test(tc, test_selftest);
 	tcase_add_test(tc, test_grad_of_non_scalar);
 	tcase_add_test(tc, test_grad_needs_inputs);
 	tcase_add_test(tc, test_parse_error_points_at_column);
