@@ -735,8 +735,9 @@ int nb_selftest(const nb_selftest_op *ops, size_t n, FILE *log, nb_selftest_repo
 
 /* ---- Closed-form backpropagation (BP1-BP4), the reference to compare against -------- */
 
-/** A fully connected sigmoid network: n_layers sizes (input first), n_layers - 1 weight
- * matrices w[l] (sizes[l+1] x sizes[l], row-major) and bias vectors b[l] (sizes[l+1]). */
+/** A fully connected network: n_layers sizes (input first), n_layers - 1 weight matrices
+ * w[l] (sizes[l+1] x sizes[l], row-major) and bias vectors b[l] (sizes[l+1]). Its units
+ * are sigmoid for nb_bp_reference(); nb_bp_reference_opts() takes other choices. */
 typedef struct nb_mlp {
 	size_t n_layers;
 	const size_t *sizes;
@@ -758,6 +759,50 @@ typedef struct nb_mlp {
 int nb_bp_reference(const nb_mlp *net, size_t n, const double *x, const double *y,
                     double *const *dw, double *const *db, double *const *delta, double *cost,
                     char msg[NB_MSG_MAX]);
+
+/** The choices of nb_bp_reference_opts(), those of chapter 3 of Nielsen's book. A zero
+ * field takes its default, so {0} (or a NULL pointer) gives nb_bp_reference(): sigmoid
+ * units, the quadratic cost, no regularisation, one example per column. Activations and
+ * costs are the values of enum nb_activation and enum nb_cost (see "Networks" below). */
+typedef struct nb_bp_opts {
+	int hidden;             /* activation of hidden layers: NB_SIGMOID, NB_TANH, NB_RELU */
+	int output;             /* of the output layer: those or NB_SOFTMAX */
+	const int *activations; /* NULL: hidden and output; otherwise n_layers - 1 entries, one
+	                         * per layer (activations[l] for layer l + 1, the last for the
+	                         * output layer), and hidden and output are ignored */
+	int cost;               /* NB_QUADRATIC, or NB_CROSS_ENTROPY: for a sigmoid output
+	                         * -1/n sum [y ln a + (1 - y) ln(1 - a)], for a softmax output
+	                         * the log-likelihood -1/n sum y ln a (-1/n sum_x ln a_y(x) for
+	                         * one-hot y), as nb_sigmoid_cross_entropy() and
+	                         * nb_softmax_cross_entropy() compute them from z^L */
+	double lambda;          /* L2 regularisation: C += lambda/(2n) sum of every weight
+	                         * squared (not the biases); finite, >= 0 */
+	int rows;               /* non-zero: one example per row: x is n x sizes[0], y
+	                         * n x sizes[L], delta[l] n x sizes[l+1] */
+} nb_bp_opts;
+
+/** nb_bp_reference() for the choices of opts (NULL: the defaults), with the equations as
+ * chapter 3 of Nielsen's book extends them (its equation numbers). BP2-BP4 keep their
+ * form, with each hidden layer's f' in place of sigma' (sigma' = a (1 - a),
+ * tanh' = 1 - a^2, relu' = step(z)); BP1 becomes
+ *   quadratic cost           delta^L = (a^L - y) ⊙ f'(z^L) / n; for a softmax output the
+ *                            Jacobian's product, a_j (g_j - sum_k a_k g_k), g = (a^L - y) / n
+ *   sigmoid, cross-entropy   delta^L = (a^L - y) / n                            (66)
+ *   softmax, log-likelihood  delta^L = (a^L sum_k y_k - y) / n, that is (a^L - y) / n for
+ *                            targets that sum to 1 in each example            (84)
+ * and L2 adds lambda/(2n) sum w^2 to C and (lambda/n) w to each dC/dw, nothing to dC/db
+ * (87-89), n being this batch's size: Nielsen's lambda over a training set of N examples
+ * is lambda n / N here, and nb_sgd's weight_decay is lambda / n. With examples as rows the
+ * same equations run in row form, z^l = a^{l-1} (w^l)^T + b^l. C, dw, db and delta are
+ * those of the op graph of the same network (z = w a + b, the activation and cost ops,
+ * L2 as lambda/(2n) sum(w ⊙ w)) to rounding; nb_net records that graph for the choices
+ * it offers. Returns what nb_bp_reference() does, and NB_EINVAL for a bad choice, with a
+ * message naming the field: "bp_reference: opts->lambda is -1, not a finite number >= 0";
+ * softmax is for the output layer only, and cross-entropy needs a sigmoid or softmax
+ * output layer. */
+int nb_bp_reference_opts(const nb_mlp *net, size_t n, const double *x, const double *y,
+                         const nb_bp_opts *opts, double *const *dw, double *const *db,
+                         double *const *delta, double *cost, char msg[NB_MSG_MAX]);
 
 /* ---- Loading files: options ------------------------------------------------------- */
 
