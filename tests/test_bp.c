@@ -3,13 +3,16 @@
  * A sigmoid network recorded as an op graph on a tape must give, after nb_backward(), the
  * gradients nb_bp_reference() computes with plain loops; its gradient graph must show the
  * equations' structure; a replay on new data must track the reference; and the reference
- * must refuse bad arguments with a clear status and message.
+ * must refuse bad arguments with a clear status and message. Then the same for the
+ * choices of chapter 3 (nb_bp_reference_opts): tanh and ReLU units, the cross-entropy and
+ * log-likelihood costs, a softmax output, L2 regularisation, examples as rows.
  *
  * Layer numbering follows nabla.h: layer 0 is the input, layer L the output; index l of
  * the arrays below (w, b, z, a, dw, db, delta) belongs to layer l + 1. */
 
 #include <check.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -644,6 +647,857 @@ START_TEST(test_reference_rejects_bad_argument)
 }
 END_TEST
 
+/* ---- Chapter 3: other units and costs, L2, examples as rows ---------------------------
+ *
+ * nb_bp_reference_opts() against autodiff through the library's ops, for every
+ * combination of hidden units (sigmoid, tanh, relu), output layer and cost, lambda 0 and
+ * 0.5, and both layouts, on networks of three and four layers and batches of 1 and 10;
+ * then per-layer lists of activations. The op graph is written out with the public ops,
+ * as nb_net records it:
+ *   columns: z^1 = w^1 x^T + b^1 with x held one example per row (nb_matmul_t), then
+ *            z^l = w^l a^{l-1} + b^l; b^l is sizes[l] x 1; softmax along axis 0
+ *   rows:    z^l = a^{l-1} (w^l)^T + b^l, a^0 = x; b^l is 1 x sizes[l]; softmax along
+ *            axis 1; the cost ops take one example per column, so they get transposes
+ *   C = cost + lambda/(2n) sum_l sum(w^l ⊙ w^l)
+ * where the cost is nb_quadratic_cost(a^L, y), nb_sigmoid_cross_entropy(z^L, y) or
+ * nb_softmax_cross_entropy(z^L, y). The products are those the reference computes, so
+ * that both forward passes agree: the matrix kernel sums a product in an order that
+ * depends on how it is called, and where a tanh or a sigmoid saturates, f'(z) = 1 - a^2
+ * or a (1 - a) turns one last bit of a into a large relative difference of delta, which
+ * the magnitudes below (bounds on the rounding of the backward pass) do not cover.
+ * Every dC/dw^l, dC/db^l, delta^l = dC/dz^l and C is compared, as above, within TOL_EXACT
+ * of the larger of itself and the magnitude of the terms it sums. Random data never puts a
+ * ReLU exactly at its kink, z = 0. */
+
+#define MAX_LAYERS 4
+#define MAX_W (MAX_LAYERS - 1)
+
+/* Targets: uniform in [0, 1), one-hot columns, or columns of a probability distribution
+ * that is not one-hot (what the softmax costs allow beyond Nielsen's one-hot y). */
+enum { TARGET_UNIFORM, TARGET_ONE_HOT, TARGET_DISTRIBUTION };
+
+struct net3_case {
+	size_t n_layers;
+	size_t sizes[MAX_LAYERS];
+	int targets;
+};
+
+static const struct net3_case net3_cases[] = {
+	{ 3, { 2, 3, 2 }, TARGET_UNIFORM },
+	{ 3, { 4, 5, 3 }, TARGET_ONE_HOT },
+	{ 4, { 5, 4, 3, 2 }, TARGET_DISTRIBUTION },
+	{ 3, { 784, 30, 10 }, TARGET_ONE_HOT },
+};
+
+/* An output layer and a cost, which go together. */
+struct head {
+	int output, cost;
+};
+
+static const struct head heads[] = {
+	{ NB_SIGMOID, NB_QUADRATIC },     { NB_SIGMOID, NB_CROSS_ENTROPY },
+	{ NB_SOFTMAX, NB_CROSS_ENTROPY }, { NB_SOFTMAX, NB_QUADRATIC },
+	{ NB_TANH, NB_QUADRATIC },        { NB_RELU, NB_QUADRATIC },
+};
+static const int hiddens[] = { NB_SIGMOID, NB_TANH, NB_RELU };
+static const double lambdas[] = { 0.0, 0.5 };
+static const char *const act_names[] = { "sigmoid", "tanh", "relu", "softmax" };
+
+#define N_NET3 (sizeof net3_cases / sizeof net3_cases[0])
+#define N_HEADS (sizeof heads / sizeof heads[0])
+#define N_HIDDENS (sizeof hiddens / sizeof hiddens[0])
+#define N_LAMBDAS (sizeof lambdas / sizeof lambdas[0])
+/* Each case below is crossed with the batch sizes, the lambdas and the two layouts. */
+#define N_VARIANTS (N_BATCH_SIZES * N_LAMBDAS * 2)
+#define N_OPTS_LOOP ((int)(N_NET3 * N_HIDDENS * N_HEADS * N_VARIANTS))
+
+/* Activation lists, one per layer, given as nb_bp_opts.activations. */
+struct mixed_case {
+	size_t net;  /* index into net3_cases */
+	int acts[MAX_W];
+	int cost;
+};
+
+static const struct mixed_case mixed_cases[] = {
+	{ 2, { NB_RELU, NB_TANH, NB_SOFTMAX }, NB_CROSS_ENTROPY },
+	{ 2, { NB_TANH, NB_RELU, NB_SIGMOID }, NB_CROSS_ENTROPY },
+	{ 2, { NB_SIGMOID, NB_RELU, NB_TANH }, NB_QUADRATIC },
+	{ 2, { NB_TANH, NB_SIGMOID, NB_SOFTMAX }, NB_QUADRATIC },
+};
+
+#define N_MIXED_LOOP ((int)(sizeof mixed_cases / sizeof mixed_cases[0] * N_VARIANTS))
+
+/* One network with its data, the reference's results, the op graph and the magnitudes.
+ * Index l of the per-layer arrays belongs to layer l + 1. */
+struct net3 {
+	size_t L;  /* weight layers: n_layers - 1 */
+	size_t sizes[MAX_LAYERS], n;
+	int acts[MAX_W];
+	nb_bp_opts opts;
+	char what[160];  /* the case, for messages */
+	test_rng rng;
+	double *w[MAX_W], *b[MAX_W];
+	double *xc, *yc;  /* the data, one example per column */
+	double *xr;       /* x with one example per row, as the tape reads it */
+	double *x, *y;    /* as given to the reference: xc and yc, or xr and yc^T for rows */
+	double *dw[MAX_W], *db[MAX_W], *delta[MAX_W], cost;  /* from the reference */
+	double *a[MAX_W], *zL;  /* the tape's a^l and z^L, one example per column */
+	double *mag_dw[MAX_W], *mag_db[MAX_W], *mag_delta[MAX_W], mag_cost;
+	nb_tape *t;
+	nb_tensor *tw[MAX_W], *tb[MAX_W], *tz[MAX_W], *ta[MAX_W], *tc;
+};
+
+/* A rows x cols matrix transposed, in a new array. */
+static double *transposed(const double *src, size_t rows, size_t cols)
+{
+	double *dst = alloc_doubles(rows * cols);
+
+	for (size_t i = 0; i < rows; i++)
+		for (size_t j = 0; j < cols; j++)
+			dst[j * rows + i] = src[i * cols + j];
+	return dst;
+}
+
+/* Targets of the net's kind, m x n, one example per column. */
+static void net3_targets(struct net3 *f, int kind)
+{
+	size_t m = f->sizes[f->L], n = f->n;
+
+	if (kind == TARGET_ONE_HOT) {
+		for (size_t c = 0; c < n; c++) {
+			size_t j = (size_t)rng_uniform(&f->rng, 0.0, (double)m);
+
+			f->yc[(j < m ? j : m - 1) * n + c] = 1.0;
+		}
+		return;
+	}
+	rng_fill(&f->rng, f->yc, m * n, 0.0, 1.0);
+	for (size_t c = 0; kind == TARGET_DISTRIBUTION && c < n; c++) {
+		double s = 0.0;
+
+		for (size_t k = 0; k < m; k++)
+			s += f->yc[k * n + c];
+		for (size_t k = 0; k < m; k++)
+			f->yc[k * n + c] /= s;
+	}
+}
+
+/* Variant v of a case: which batch size, lambda and layout. */
+static void net3_variant(struct net3 *f, int v)
+{
+	f->n = batch_sizes[(size_t)v % N_BATCH_SIZES];
+	f->opts.lambda = lambdas[(size_t)v / N_BATCH_SIZES % N_LAMBDAS];
+	f->opts.rows = (size_t)v / (N_BATCH_SIZES * N_LAMBDAS) % 2;
+}
+
+/* Allocate everything and draw the data: standard normal parameters, inputs uniform in
+ * [0, 1), targets of the case's kind. f->n, f->acts and f->opts are set. */
+static void net3_alloc(struct net3 *f, const struct net3_case *nc, uint64_t seed)
+{
+	size_t n = f->n, in, out;
+
+	f->L = nc->n_layers - 1;
+	memcpy(f->sizes, nc->sizes, sizeof f->sizes);
+	in = f->sizes[0];
+	out = f->sizes[f->L];
+	rng_seed(&f->rng, seed);
+	for (size_t l = 0; l < f->L; l++) {
+		size_t rows = f->sizes[l + 1], cols = f->sizes[l];
+
+		f->w[l] = alloc_doubles(rows * cols);
+		f->b[l] = alloc_doubles(rows);
+		f->dw[l] = alloc_doubles(rows * cols);
+		f->db[l] = alloc_doubles(rows);
+		f->delta[l] = alloc_doubles(rows * n);
+		f->a[l] = alloc_doubles(rows * n);
+		f->mag_dw[l] = alloc_doubles(rows * cols);
+		f->mag_db[l] = alloc_doubles(rows);
+		f->mag_delta[l] = alloc_doubles(rows * n);
+		for (size_t k = 0; k < rows * cols; k++)
+			f->w[l][k] = rng_normal(&f->rng);
+		for (size_t k = 0; k < rows; k++)
+			f->b[l][k] = rng_normal(&f->rng);
+	}
+	f->zL = alloc_doubles(out * n);
+	f->xc = alloc_doubles(in * n);
+	f->yc = alloc_doubles(out * n);
+	rng_fill(&f->rng, f->xc, in * n, 0.0, 1.0);
+	net3_targets(f, nc->targets);
+	f->xr = transposed(f->xc, in, n);
+	f->x = f->opts.rows ? f->xr : f->xc;
+	f->y = f->opts.rows ? transposed(f->yc, out, n) : f->yc;
+}
+
+static void net3_describe(struct net3 *f)
+{
+	char acts[64] = "";
+
+	for (size_t l = 0; l < f->L; l++)
+		snprintf(acts + strlen(acts), sizeof acts - strlen(acts), "%s%s", l ? "," : "",
+		         act_names[f->acts[l]]);
+	snprintf(f->what, sizeof f->what, "[%zu..%zu] %zu layers, n %zu, %s, %s, lambda %g, %s",
+	         f->sizes[0], f->sizes[f->L], f->L + 1, f->n, acts,
+	         f->opts.cost == NB_QUADRATIC ? "quadratic" : "cross-entropy", f->opts.lambda,
+	         f->opts.rows ? "rows" : "columns");
+}
+
+/* Case i of test_opts_*: a hidden activation and a head, crossed with the variants. */
+static void net3_init(struct net3 *f, int i)
+{
+	size_t k = (size_t)i;
+	const struct head *h;
+	int hidden;
+
+	memset(f, 0, sizeof *f);
+	net3_variant(f, (int)(k % N_VARIANTS));
+	k /= N_VARIANTS;
+	h = &heads[k % N_HEADS];
+	k /= N_HEADS;
+	hidden = hiddens[k % N_HIDDENS];
+	k /= N_HIDDENS;
+	f->opts.hidden = hidden;
+	f->opts.output = h->output;
+	f->opts.cost = h->cost;
+	f->L = net3_cases[k].n_layers - 1;
+	for (size_t l = 0; l < f->L; l++)
+		f->acts[l] = l + 1 == f->L ? h->output : hidden;
+	net3_alloc(f, &net3_cases[k], 30000 + (uint64_t)i);
+	net3_describe(f);
+}
+
+/* Case i of test_mixed_*: an activation list, crossed with the variants. */
+static void net3_init_mixed(struct net3 *f, int i)
+{
+	const struct mixed_case *mc = &mixed_cases[(size_t)i / N_VARIANTS];
+
+	memset(f, 0, sizeof *f);
+	net3_variant(f, (int)((size_t)i % N_VARIANTS));
+	memcpy(f->acts, mc->acts, sizeof f->acts);
+	f->opts.activations = f->acts;
+	f->opts.cost = mc->cost;
+	/* Ignored when a list is given; set to show it. */
+	f->opts.hidden = NB_SOFTMAX;
+	f->opts.output = NB_TANH;
+	net3_alloc(f, &net3_cases[mc->net], 40000 + (uint64_t)i);
+	net3_describe(f);
+}
+
+static void net3_free(struct net3 *f)
+{
+	nb_tape_free(f->t);
+	for (size_t l = 0; l < f->L; l++) {
+		free(f->w[l]);
+		free(f->b[l]);
+		free(f->dw[l]);
+		free(f->db[l]);
+		free(f->delta[l]);
+		free(f->a[l]);
+		free(f->mag_dw[l]);
+		free(f->mag_db[l]);
+		free(f->mag_delta[l]);
+	}
+	free(f->xr);
+	if (f->y != f->yc)
+		free(f->y);
+	free(f->xc);
+	free(f->yc);
+	free(f->zL);
+}
+
+static void net3_reference(struct net3 *f)
+{
+	nb_mlp net = {
+		.n_layers = f->L + 1, .sizes = f->sizes,
+		.w = (const double *const *)f->w, .b = (const double *const *)f->b,
+	};
+	char msg[NB_MSG_MAX] = "";
+	int status = nb_bp_reference_opts(&net, f->n, f->x, f->y, &f->opts, f->dw, f->db,
+	                                  f->delta, &f->cost, msg);
+
+	ck_assert_msg(status == NB_OK, "%s: %s: %s", f->what, nb_status_name(status), msg);
+}
+
+static nb_tensor *activation_op(nb_tape *t, nb_tensor *z, int act, int axis)
+{
+	switch (act) {
+	case NB_TANH:
+		return nb_tanh(t, z);
+	case NB_RELU:
+		return nb_relu(t, z);
+	case NB_SOFTMAX:
+		return nb_softmax(t, z, axis);
+	default:
+		return nb_sigmoid(t, z);
+	}
+}
+
+/* C = cost + lambda/(2n) sum of the squares of every weight. */
+static nb_tensor *net3_cost(const struct net3 *f, nb_tape *t, nb_tensor *zL, nb_tensor *aL,
+                            nb_tensor *y)
+{
+	nb_tensor *c, *l2 = NULL;
+
+	if (f->opts.cost == NB_QUADRATIC)
+		c = nb_quadratic_cost(t, aL, y);
+	else if (f->acts[f->L - 1] == NB_SOFTMAX)
+		c = nb_softmax_cross_entropy(t, zL, y);
+	else
+		c = nb_sigmoid_cross_entropy(t, zL, y);
+	if (f->opts.lambda == 0.0)
+		return c;
+	for (size_t l = 0; l < f->L; l++) {
+		nb_tensor *s = nb_sum(t, nb_mul(t, f->tw[l], f->tw[l]));
+
+		l2 = l2 ? nb_add(t, l2, s) : s;
+	}
+	return nb_add(t, c, nb_scale(t, l2, f->opts.lambda / (2.0 * (double)f->n)));
+}
+
+/* The tape's values of x (rows x cols, or cols x rows when transpose), one example per
+ * column. */
+static void values_as_columns(const nb_tensor *x, double *dst, size_t rows, size_t cols,
+                              bool transpose)
+{
+	const double *v = nb_value(x);
+
+	ck_assert_ptr_nonnull(v);
+	for (size_t j = 0; j < rows; j++)
+		for (size_t c = 0; c < cols; c++)
+			dst[j * cols + c] = transpose ? v[c * rows + j] : v[j * cols + c];
+}
+
+static void net3_graph(struct net3 *f)
+{
+	nb_tape *t = nb_tape_new();
+	bool rows = f->opts.rows != 0;
+	size_t n = f->n, in = f->sizes[0], out = f->sizes[f->L];
+	nb_tensor *a, *y, *z = NULL;
+
+	ck_assert_ptr_nonnull(t);
+	f->t = t;
+	a = nb_constant(t, 2, (size_t[]){ n, in }, f->xr);
+	y = nb_constant(t, 2, rows ? (size_t[]){ n, out } : (size_t[]){ out, n }, f->y);
+	for (size_t l = 0; l < f->L; l++) {
+		size_t r = f->sizes[l + 1], c = f->sizes[l];
+
+		f->tw[l] = nb_variable(t, 2, (size_t[]){ r, c }, f->w[l]);
+		f->tb[l] = nb_variable(t, 2, rows ? (size_t[]){ 1, r } : (size_t[]){ r, 1 },
+		                       f->b[l]);
+		if (rows)
+			z = nb_matmul_t(t, a, f->tw[l], NB_TRANS_B);
+		else if (l == 0)
+			z = nb_matmul_t(t, f->tw[l], a, NB_TRANS_B);
+		else
+			z = nb_matmul(t, f->tw[l], a);
+		f->tz[l] = nb_add(t, z, f->tb[l]);
+		f->ta[l] = activation_op(t, f->tz[l], f->acts[l], rows ? 1 : 0);
+		a = f->ta[l];
+		z = f->tz[l];
+	}
+	if (rows)
+		f->tc = net3_cost(f, t, nb_transpose(t, z), nb_transpose(t, a), nb_transpose(t, y));
+	else
+		f->tc = net3_cost(f, t, z, a, y);
+	ck_assert_msg(nb_tape_status(t) == NB_OK, "%s: recording: %s", f->what,
+	              nb_tape_message(t));
+	ck_assert_msg(nb_backward(t, f->tc, NULL) == NB_OK, "%s: backward: %s", f->what,
+	              nb_tape_message(t));
+	for (size_t l = 0; l < f->L; l++)
+		values_as_columns(f->ta[l], f->a[l], f->sizes[l + 1], n, rows);
+	values_as_columns(f->tz[f->L - 1], f->zL, out, n, rows);
+}
+
+/* f'(z) from a = f(z), never negative: sigmoid a (1 - a), tanh 1 - a^2, relu [a > 0]. */
+static double act_prime(int act, double a)
+{
+	if (act == NB_TANH)
+		return 1.0 - a * a;
+	if (act == NB_RELU)
+		return a > 0.0 ? 1.0 : 0.0;
+	return a * (1.0 - a);
+}
+
+/* BP1 on magnitudes, g = (|a| + |y|) / n standing for (a - y) / n, which cancels where the
+ * network is right:
+ *   quadratic        g ⊙ f'(z^L); for softmax a_j (g_j + sum_k a_k g_k), the Jacobian's
+ *                    two terms
+ *   cross-entropy    g for a sigmoid output, (a_j sum_k |y_k| + |y_j|) / n for softmax */
+static void net3_bp1_magnitude(struct net3 *f)
+{
+	size_t L = f->L, m = f->sizes[L], n = f->n;
+	const double *a = f->a[L - 1], *y = f->yc;
+	double *mag = f->mag_delta[L - 1];
+	int act = f->acts[L - 1];
+
+	for (size_t c = 0; c < n; c++) {
+		double mass = 0.0, dot = 0.0;
+
+		for (size_t k = 0; k < m; k++) {
+			size_t i = k * n + c;
+
+			mass += fabs(y[i]);
+			dot += a[i] * (fabs(a[i]) + fabs(y[i])) / (double)n;
+		}
+		for (size_t k = 0; k < m; k++) {
+			size_t i = k * n + c;
+			double g = (fabs(a[i]) + fabs(y[i])) / (double)n;
+
+			if (f->opts.cost == NB_CROSS_ENTROPY && act == NB_SOFTMAX)
+				mag[i] = (a[i] * mass + fabs(y[i])) / (double)n;
+			else if (f->opts.cost == NB_CROSS_ENTROPY)
+				mag[i] = g;
+			else if (act == NB_SOFTMAX)
+				mag[i] = a[i] * (g + dot);
+			else
+				mag[i] = g * act_prime(act, a[i]);
+		}
+	}
+}
+
+/* BP2 on magnitudes: m^l = (|w^{l+1}|^T m^{l+1}) ⊙ f'(z^l), for index l >= 1 from l. */
+static void net3_bp2_magnitude(struct net3 *f, size_t l)
+{
+	size_t n = f->n, rows = f->sizes[l + 1], cols = f->sizes[l];
+	const double *a = f->a[l - 1], *w = f->w[l], *m_next = f->mag_delta[l];
+
+	for (size_t k = 0; k < cols; k++) {
+		for (size_t c = 0; c < n; c++) {
+			double s = 0.0;
+
+			for (size_t j = 0; j < rows; j++)
+				s += fabs(w[j * cols + k]) * m_next[j * n + c];
+			f->mag_delta[l - 1][k * n + c] = s * act_prime(f->acts[l - 1], a[k * n + c]);
+		}
+	}
+}
+
+/* BP3 and BP4 on magnitudes for index l, with the L2 term (lambda/n) |w|. */
+static void net3_bp3_bp4_magnitude(struct net3 *f, size_t l)
+{
+	size_t n = f->n, rows = f->sizes[l + 1], cols = f->sizes[l];
+	const double *a = l == 0 ? f->xc : f->a[l - 1], *m = f->mag_delta[l];
+	double decay = f->opts.lambda / (double)n;
+
+	for (size_t j = 0; j < rows; j++) {
+		f->mag_db[l][j] = 0.0;
+		for (size_t c = 0; c < n; c++)
+			f->mag_db[l][j] += m[j * n + c];
+		for (size_t k = 0; k < cols; k++) {
+			double s = decay * fabs(f->w[l][j * cols + k]);
+
+			for (size_t c = 0; c < n; c++)
+				s += m[j * n + c] * fabs(a[k * n + c]);
+			f->mag_dw[l][j * cols + k] = s;
+		}
+	}
+}
+
+/* The terms the cost sums, each by its magnitude: quadratic (|a| + |y|)^2 / (2n);
+ * sigmoid cross-entropy max(z, 0) - z y + ln(1 + e^{-|z|}) as |z| + |z y| + ln 2 at most;
+ * log-likelihood -y (z - ln sum e^z) as |y| (|z| + max |z| + ln m); L2 its own value. */
+static void net3_cost_magnitude(struct net3 *f)
+{
+	size_t m = f->sizes[f->L], n = f->n;
+	const double *a = f->a[f->L - 1], *z = f->zL, *y = f->yc;
+	double s = 0.0, l2 = 0.0;
+
+	for (size_t c = 0; c < n; c++) {
+		double top = 0.0;
+
+		for (size_t k = 0; k < m; k++)
+			top = fmax(top, fabs(z[k * n + c]));
+		for (size_t k = 0; k < m; k++) {
+			size_t i = k * n + c;
+
+			if (f->opts.cost == NB_QUADRATIC)
+				s += (fabs(a[i]) + fabs(y[i])) * (fabs(a[i]) + fabs(y[i])) / 2.0;
+			else if (f->acts[f->L - 1] == NB_SOFTMAX)
+				s += fabs(y[i]) * (fabs(z[i]) + top + log((double)m));
+			else
+				s += fabs(z[i]) + fabs(z[i] * y[i]) + log(2.0);
+		}
+	}
+	for (size_t l = 0; l < f->L; l++)
+		for (size_t i = 0; i < f->sizes[l + 1] * f->sizes[l]; i++)
+			l2 += f->w[l][i] * f->w[l][i];
+	f->mag_cost = s / (double)n + f->opts.lambda / (2.0 * (double)n) * l2;
+}
+
+static void net3_magnitudes(struct net3 *f)
+{
+	net3_bp1_magnitude(f);
+	for (size_t l = f->L - 1; l >= 1; l--)
+		net3_bp2_magnitude(f, l);
+	for (size_t l = 0; l < f->L; l++)
+		net3_bp3_bp4_magnitude(f, l);
+	net3_cost_magnitude(f);
+}
+
+/* Assert that x holds rows x cols values (cols x rows when transposed, as delta is for
+ * examples as rows) equal to want, each within TOL_EXACT relative to the larger of itself
+ * and its magnitude in mag (rows x cols). */
+static void net3_assert(const struct net3 *f, const char *what, size_t layer,
+                        const nb_tensor *x, const double *want, const double *mag,
+                        size_t rows, size_t cols, bool transposed)
+{
+	const double *got;
+
+	ck_assert_msg(x != NULL, "%s: %s^%zu: no gradient node", f->what, what, layer);
+	ck_assert_msg(nb_size(x) == rows * cols, "%s: %s^%zu: %zu values, want %zu", f->what,
+	              what, layer, nb_size(x), rows * cols);
+	got = nb_value(x);
+	for (size_t i = 0; i < rows * cols; i++) {
+		size_t j = transposed ? i % rows : i / cols, c = transposed ? i / rows : i % cols;
+		double d = max_rel_diff(&got[i], &want[i], 1, fmax(mag[j * cols + c], REL_FLOOR));
+
+		ck_assert_msg(d <= TOL_EXACT,
+		              "%s: %s^%zu[%zu]: %.17g, reference %.17g: relative difference %g > %g",
+		              f->what, what, layer, i, got[i], want[i], d, TOL_EXACT);
+	}
+}
+
+static void net3_assert_all(const struct net3 *f)
+{
+	double c = nb_value(f->tc)[0];
+	double d = max_rel_diff(&c, &f->cost, 1, fmax(f->mag_cost, REL_FLOOR));
+
+	ck_assert_msg(d <= TOL_EXACT, "%s: cost %.17g, reference %.17g: relative difference %g",
+	              f->what, c, f->cost, d);
+	for (size_t l = 0; l < f->L; l++) {
+		size_t rows = f->sizes[l + 1], cols = f->sizes[l];
+
+		net3_assert(f, "delta", l + 1, nb_grad(f->tz[l]), f->delta[l], f->mag_delta[l], rows,
+		            f->n, f->opts.rows != 0);
+		net3_assert(f, "dC/db", l + 1, nb_grad(f->tb[l]), f->db[l], f->mag_db[l], rows, 1,
+		            false);
+		net3_assert(f, "dC/dw", l + 1, nb_grad(f->tw[l]), f->dw[l], f->mag_dw[l], rows,
+		            cols, false);
+	}
+}
+
+START_TEST(test_opts_autodiff_equals_closed_form)
+{
+	struct net3 f;
+
+	net3_init(&f, _i);
+	net3_reference(&f);
+	net3_graph(&f);
+	net3_magnitudes(&f);
+	net3_assert_all(&f);
+	net3_free(&f);
+}
+END_TEST
+
+START_TEST(test_opts_activation_lists_equal_autodiff)
+{
+	struct net3 f;
+
+	net3_init_mixed(&f, _i);
+	net3_reference(&f);
+	net3_graph(&f);
+	net3_magnitudes(&f);
+	net3_assert_all(&f);
+	net3_free(&f);
+}
+END_TEST
+
+/* ---- Chapter 3: the reference on its own ------------------------------------------------ */
+
+/* The outputs of one run of the reference on a bp_fixture's network and data. */
+struct ref_out {
+	double *dw[N_W], *db[N_W], *delta[N_W], cost;
+};
+
+static void ref_out_run(struct ref_out *r, const struct bp_fixture *f, const nb_bp_opts *opts)
+{
+	nb_mlp net = {
+		.n_layers = N_SIZES, .sizes = f->sizes,
+		.w = (const double *const *)f->w, .b = (const double *const *)f->b,
+	};
+	char msg[NB_MSG_MAX] = "";
+
+	for (size_t l = 0; l < N_W; l++) {
+		r->dw[l] = alloc_doubles(f->sizes[l + 1] * f->sizes[l]);
+		r->db[l] = alloc_doubles(f->sizes[l + 1]);
+		r->delta[l] = alloc_doubles(f->sizes[l + 1] * f->n);
+	}
+	ck_assert_msg(nb_bp_reference_opts(&net, f->n, f->x, f->y, opts, r->dw, r->db, r->delta,
+	                                   &r->cost, msg) == NB_OK, "%s", msg);
+}
+
+static void ref_out_free(struct ref_out *r)
+{
+	for (size_t l = 0; l < N_W; l++) {
+		free(r->dw[l]);
+		free(r->db[l]);
+		free(r->delta[l]);
+	}
+}
+
+/* r and s hold the same bits. */
+static void assert_same_outputs(const struct ref_out *r, const struct ref_out *s,
+                                const struct bp_fixture *f)
+{
+	ck_assert(memcmp(&r->cost, &s->cost, sizeof r->cost) == 0);
+	for (size_t l = 0; l < N_W; l++) {
+		size_t rows = f->sizes[l + 1], cols = f->sizes[l];
+
+		ck_assert(memcmp(r->dw[l], s->dw[l], rows * cols * sizeof *r->dw[l]) == 0);
+		ck_assert(memcmp(r->db[l], s->db[l], rows * sizeof *r->db[l]) == 0);
+		ck_assert(memcmp(r->delta[l], s->delta[l], rows * f->n * sizeof *r->delta[l]) == 0);
+	}
+}
+
+/* NULL options, zero options and nb_bp_reference() are one computation, bit for bit; an
+ * activation list saying what hidden and output say is the same as those two. */
+START_TEST(test_opts_defaults_are_bp_reference)
+{
+	static const int acts[N_W] = { NB_TANH, NB_SOFTMAX };
+	const nb_bp_opts zero = { 0 };
+	const nb_bp_opts fields = { .hidden = NB_TANH, .output = NB_SOFTMAX,
+	                            .cost = NB_CROSS_ENTROPY, .lambda = 0.5 };
+	const nb_bp_opts list = { .activations = acts, .cost = NB_CROSS_ENTROPY, .lambda = 0.5 };
+	struct bp_fixture f;
+	struct ref_out plain, by_null, by_zero, by_fields, by_list;
+
+	fixture_init(&f, _i);
+	run_reference(&f);
+	memcpy(plain.dw, f.dw, sizeof plain.dw);
+	memcpy(plain.db, f.db, sizeof plain.db);
+	memcpy(plain.delta, f.delta, sizeof plain.delta);
+	plain.cost = f.cost;
+	ref_out_run(&by_null, &f, NULL);
+	ref_out_run(&by_zero, &f, &zero);
+	ref_out_run(&by_fields, &f, &fields);
+	ref_out_run(&by_list, &f, &list);
+	assert_same_outputs(&by_null, &plain, &f);
+	assert_same_outputs(&by_zero, &plain, &f);
+	assert_same_outputs(&by_list, &by_fields, &f);
+	/* ... and the choices do change the result. */
+	ck_assert(memcmp(&by_fields.cost, &plain.cost, sizeof plain.cost) != 0);
+	ref_out_free(&by_null);
+	ref_out_free(&by_zero);
+	ref_out_free(&by_fields);
+	ref_out_free(&by_list);
+	fixture_free(&f);
+}
+END_TEST
+
+/* [1,1,2], two examples as rows: tanh hidden unit, softmax output, log-likelihood cost, L2;
+ * every quantity written out from its definition (the softmax and ln a^L themselves, not
+ * the reference's z - logsumexp), so the two agree to rounding, far within TOL_EXACT. */
+START_TEST(test_opts_match_hand_computation_softmax)
+{
+	const double w1 = 0.5, b1 = -0.25, w2[2] = { -1.5, 0.7 }, b2[2] = { 0.75, -0.1 };
+	const double lambda = 0.3, x[2] = { 0.8, -0.3 };
+	const double y[4] = { 0.0, 1.0, 1.0, 0.0 };  /* rows: example 0 is class 1, 1 class 0 */
+	const size_t sizes[3] = { 1, 1, 2 };
+	const double *w[2] = { &w1, w2 }, *b[2] = { &b1, b2 };
+	const nb_bp_opts opts = { .hidden = NB_TANH, .output = NB_SOFTMAX,
+	                          .cost = NB_CROSS_ENTROPY, .lambda = lambda, .rows = 1 };
+	nb_mlp net = { .n_layers = 3, .sizes = sizes, .w = w, .b = b };
+	double a1[2], a2[4], d1[2], d2[4], cost = 0.0, want_cost = 0.0;
+	double dw1, db1, dw2[2], db2[2], got_d1[2], got_d2[4], got_cost = 0.0;
+
+	for (int c = 0; c < 2; c++) {
+		double e0, e1;
+
+		a1[c] = tanh(w1 * x[c] + b1);
+		e0 = exp(w2[0] * a1[c] + b2[0]);
+		e1 = exp(w2[1] * a1[c] + b2[1]);
+		a2[c * 2 + 0] = e0 / (e0 + e1);
+		a2[c * 2 + 1] = e1 / (e0 + e1);
+		/* (80): -ln of the output of the right class, averaged over n = 2 */
+		cost -= log(a2[c * 2 + (c == 0 ? 1 : 0)]) / 2.0;
+		/* (84) */
+		for (int j = 0; j < 2; j++)
+			d2[c * 2 + j] = (a2[c * 2 + j] - y[c * 2 + j]) / 2.0;
+		/* BP2 with tanh' = 1 - a^2 */
+		d1[c] = (w2[0] * d2[c * 2] + w2[1] * d2[c * 2 + 1]) * (1.0 - a1[c] * a1[c]);
+	}
+	/* (87): lambda/(2n) sum w^2 */
+	cost += lambda / 4.0 * (w1 * w1 + w2[0] * w2[0] + w2[1] * w2[1]);
+	ck_assert_int_eq(nb_bp_reference_opts(&net, 2, x, y, &opts, (double *[]){ &dw1, dw2 },
+	                                      (double *[]){ &db1, db2 },
+	                                      (double *[]){ got_d1, got_d2 }, &got_cost, NULL),
+	                 NB_OK);
+	want_cost = cost;
+	ck_assert_double_le(rel_diff(got_cost, want_cost), TOL_EXACT);
+	/* delta^2 is n x 2, one example per row, as y */
+	for (int i = 0; i < 4; i++)
+		ck_assert_double_le(rel_diff(got_d2[i], d2[i]), TOL_EXACT);
+	for (int c = 0; c < 2; c++)
+		ck_assert_double_le(rel_diff(got_d1[c], d1[c]), TOL_EXACT);
+	/* BP3 (no L2: 89), BP4 plus (lambda/n) w (88) */
+	for (int j = 0; j < 2; j++) {
+		ck_assert_double_le(rel_diff(db2[j], d2[j] + d2[2 + j]), TOL_EXACT);
+		ck_assert_double_le(rel_diff(dw2[j], d2[j] * a1[0] + d2[2 + j] * a1[1] +
+		                                     lambda / 2.0 * w2[j]), TOL_EXACT);
+	}
+	ck_assert_double_le(rel_diff(db1, d1[0] + d1[1]), TOL_EXACT);
+	ck_assert_double_le(rel_diff(dw1, d1[0] * x[0] + d1[1] * x[1] + lambda / 2.0 * w1),
+	                    TOL_EXACT);
+}
+END_TEST
+
+/* [1,1,1], two examples as columns: a ReLU hidden unit that is off for the second example,
+ * a sigmoid output with the cross-entropy cost and a target that is not 0 or 1. */
+START_TEST(test_opts_match_hand_computation_cross_entropy)
+{
+	const double w1 = 0.5, b1 = -0.25, w2 = -1.5, b2 = 0.75;
+	const double x[2] = { 0.8, -0.3 }, y[2] = { 1.0, 0.25 };
+	const size_t sizes[3] = { 1, 1, 1 };
+	const double *w[2] = { &w1, &w2 }, *b[2] = { &b1, &b2 };
+	const nb_bp_opts opts = { .hidden = NB_RELU, .cost = NB_CROSS_ENTROPY };
+	nb_mlp net = { .n_layers = 3, .sizes = sizes, .w = w, .b = b };
+	double a1[2], a2[2], d1[2], d2[2], cost = 0.0;
+	double dw[2], db[2], got_d1[2], got_d2[2], got_cost = 0.0;
+
+	for (int c = 0; c < 2; c++) {
+		double z1 = w1 * x[c] + b1;
+
+		a1[c] = z1 > 0.0 ? z1 : 0.0;  /* z1 is 0.15, then -0.4 */
+		a2[c] = 1.0 / (1.0 + exp(-(w2 * a1[c] + b2)));
+		/* (63), averaged over n = 2 */
+		cost -= (y[c] * log(a2[c]) + (1.0 - y[c]) * log(1.0 - a2[c])) / 2.0;
+		/* (66) */
+		d2[c] = (a2[c] - y[c]) / 2.0;
+		/* BP2 with relu' = step(z) */
+		d1[c] = w2 * d2[c] * (z1 > 0.0 ? 1.0 : 0.0);
+	}
+	ck_assert_int_eq(nb_bp_reference_opts(&net, 2, x, y, &opts, (double *[]){ &dw[0], &dw[1] },
+	                                      (double *[]){ &db[0], &db[1] },
+	                                      (double *[]){ got_d1, got_d2 }, &got_cost, NULL),
+	                 NB_OK);
+	ck_assert_double_le(rel_diff(got_cost, cost), TOL_EXACT);
+	for (int c = 0; c < 2; c++) {
+		ck_assert_double_le(rel_diff(got_d2[c], d2[c]), TOL_EXACT);
+		ck_assert_double_le(rel_diff(got_d1[c], d1[c]), TOL_EXACT);
+	}
+	ck_assert_double_eq(got_d1[1], 0.0);
+	ck_assert_double_le(rel_diff(db[1], d2[0] + d2[1]), TOL_EXACT);
+	ck_assert_double_le(rel_diff(dw[1], d2[0] * a1[0] + d2[1] * a1[1]), TOL_EXACT);
+	ck_assert_double_le(rel_diff(db[0], d1[0] + d1[1]), TOL_EXACT);
+	ck_assert_double_le(rel_diff(dw[0], d1[0] * x[0] + d1[1] * x[1]), TOL_EXACT);
+}
+END_TEST
+
+/* The options the reference refuses, on the valid [2,3,2] network of bp_args. */
+static const int acts_softmax_hidden[2] = { NB_SOFTMAX, NB_SIGMOID };
+static const int acts_bad_hidden[2] = { 42, NB_SIGMOID };
+static const int acts_bad_output[2] = { NB_TANH, 9 };
+static const int acts_relu_output[2] = { NB_TANH, NB_RELU };
+
+static const struct {
+	nb_bp_opts opts;
+	const char *message;
+} bad_opts[] = {
+	{ { .hidden = 7 }, "bp_reference: opts->hidden is 7, not sigmoid, tanh or relu" },
+	{ { .hidden = -1 }, "bp_reference: opts->hidden is -1, not sigmoid, tanh or relu" },
+	{ { .hidden = NB_SOFTMAX }, "bp_reference: opts->hidden is softmax, which is for the "
+	                            "output layer only (hidden layers: sigmoid, tanh or relu)" },
+	{ { .output = 4 }, "bp_reference: opts->output is 4, not sigmoid, tanh, relu or softmax" },
+	{ { .output = -1 },
+	  "bp_reference: opts->output is -1, not sigmoid, tanh, relu or softmax" },
+	{ { .cost = 2 }, "bp_reference: opts->cost is 2, not quadratic or cross-entropy" },
+	{ { .cost = -1 }, "bp_reference: opts->cost is -1, not quadratic or cross-entropy" },
+	{ { .output = NB_TANH, .cost = NB_CROSS_ENTROPY },
+	  "bp_reference: opts->cost is cross-entropy, which needs a sigmoid or softmax output "
+	  "layer, not tanh" },
+	{ { .output = NB_RELU, .cost = NB_CROSS_ENTROPY },
+	  "bp_reference: opts->cost is cross-entropy, which needs a sigmoid or softmax output "
+	  "layer, not relu" },
+	{ { .lambda = -0.5 }, "bp_reference: opts->lambda is -0.5, not a finite number >= 0" },
+	{ { .lambda = NAN }, "bp_reference: opts->lambda is nan, not a finite number >= 0" },
+	{ { .lambda = INFINITY }, "bp_reference: opts->lambda is inf, not a finite number >= 0" },
+	{ { .activations = acts_softmax_hidden },
+	  "bp_reference: opts->activations[0] is softmax, which is for the output layer only "
+	  "(hidden layers: sigmoid, tanh or relu)" },
+	{ { .activations = acts_bad_hidden },
+	  "bp_reference: opts->activations[0] is 42, not sigmoid, tanh or relu" },
+	{ { .activations = acts_bad_output },
+	  "bp_reference: opts->activations[1] is 9, not sigmoid, tanh, relu or softmax" },
+	{ { .activations = acts_relu_output, .cost = NB_CROSS_ENTROPY },
+	  "bp_reference: opts->cost is cross-entropy, which needs a sigmoid or softmax output "
+	  "layer, not relu" },
+};
+
+#define N_BAD_OPTS ((int)(sizeof bad_opts / sizeof bad_opts[0]))
+
+/* Each is NB_EINVAL with its message, with or without a buffer, and writes no output. */
+START_TEST(test_opts_rejects_bad_choice)
+{
+	struct bp_args a;
+	char msg[NB_MSG_MAX] = "";
+	double cost = 42.0;
+
+	args_init(&a);
+	a.dw0[0] = 42.0;
+	ck_assert_int_eq(nb_bp_reference_opts(a.netp, a.n, a.xp, a.yp, &bad_opts[_i].opts, a.dwp,
+	                                      a.dbp, NULL, &cost, msg),
+	                 NB_EINVAL);
+	ck_assert_str_eq(msg, bad_opts[_i].message);
+	ck_assert_double_eq(a.dw0[0], 42.0);
+	ck_assert_double_eq(cost, 42.0);
+	ck_assert_int_eq(nb_bp_reference_opts(a.netp, a.n, a.xp, a.yp, &bad_opts[_i].opts, a.dwp,
+	                                      a.dbp, NULL, NULL, NULL),
+	                 NB_EINVAL);
+}
+END_TEST
+
+/* The arguments nb_bp_reference() refuses, nb_bp_reference_opts() refuses alike, whatever
+ * the (valid) options. */
+START_TEST(test_opts_rejects_bad_argument)
+{
+	const nb_bp_opts opts = { .hidden = NB_TANH, .output = NB_SOFTMAX,
+	                          .cost = NB_CROSS_ENTROPY, .lambda = 0.5, .rows = 1 };
+	const struct bad_case *bc = &bad_cases[_i];
+	struct bp_args a;
+	char msg[NB_MSG_MAX] = "";
+
+	args_init(&a);
+	ck_assert_int_eq(nb_bp_reference_opts(a.netp, a.n, a.xp, a.yp, &opts, a.dwp, a.dbp, NULL,
+	                                      NULL, msg),
+	                 NB_OK);
+	bc->breaks(&a);
+	ck_assert_int_eq(nb_bp_reference_opts(a.netp, a.n, a.xp, a.yp, &opts, a.dwp, a.dbp, NULL,
+	                                      NULL, msg),
+	                 bc->status);
+	ck_assert_str_eq(msg, bc->message);
+}
+END_TEST
+
+/* With options too, every allocation goes through the network's allocator: failing each
+ * in turn gives NB_ENOMEM and leaks nothing. */
+START_TEST(test_opts_use_the_callers_allocator)
+{
+	const nb_bp_opts opts = { .hidden = NB_RELU, .output = NB_SOFTMAX,
+	                          .cost = NB_CROSS_ENTROPY, .lambda = 0.5, .rows = 1 };
+	struct bp_args a;
+	size_t k;
+
+	args_init(&a);
+	for (k = 1;; k++) {
+		count_alloc c = { .fail_at = k };
+		char msg[NB_MSG_MAX] = "";
+		int status;
+
+		a.net.alloc = count_alloc_fn;
+		a.net.alloc_ud = &c;
+		status = nb_bp_reference_opts(a.netp, a.n, a.xp, a.yp, &opts, a.dwp, a.dbp, NULL,
+		                              NULL, msg);
+		ck_assert_uint_eq(c.bytes_in_use, 0);
+		if (c.fail_at != 0) {
+			ck_assert_int_eq(status, NB_OK);
+			break;
+		}
+		ck_assert_int_eq(status, NB_ENOMEM);
+		ck_assert_str_eq(msg, "bp_reference: out of memory");
+	}
+	ck_assert_uint_gt(k, 3);
+}
+END_TEST
+
 /* ---- Suite ------------------------------------------------------------------------------ */
 
 static Suite *bp_suite(void)
@@ -653,11 +1507,13 @@ static Suite *bp_suite(void)
 	TCase *st = tcase_create("structure");
 	TCase *rp = tcase_create("replay");
 	TCase *ref = tcase_create("reference");
+	TCase *ch3 = tcase_create("chapter 3");
 
 	/* The [784,30,10] cases are slow under valgrind, not in any test's logic. */
 	tcase_set_timeout(eq, 120);
 	tcase_set_timeout(st, 120);
 	tcase_set_timeout(rp, 120);
+	tcase_set_timeout(ch3, 120);
 	tcase_add_loop_test(eq, test_grad_w_equals_bp4, 0, N_LOOP);
 	tcase_add_loop_test(eq, test_grad_b_equals_bp3, 0, N_LOOP);
 	tcase_add_loop_test(eq, test_grad_z_equals_bp1_bp2, 0, N_LOOP);
@@ -670,10 +1526,19 @@ static Suite *bp_suite(void)
 	tcase_add_test(ref, test_reference_uses_the_callers_allocator);
 	tcase_add_test(ref, test_reference_skips_null_delta_entry);
 	tcase_add_loop_test(ref, test_reference_rejects_bad_argument, 0, N_BAD_CASES);
+	tcase_add_loop_test(ch3, test_opts_autodiff_equals_closed_form, 0, N_OPTS_LOOP);
+	tcase_add_loop_test(ch3, test_opts_activation_lists_equal_autodiff, 0, N_MIXED_LOOP);
+	tcase_add_loop_test(ch3, test_opts_defaults_are_bp_reference, 0, N_LOOP);
+	tcase_add_test(ch3, test_opts_match_hand_computation_softmax);
+	tcase_add_test(ch3, test_opts_match_hand_computation_cross_entropy);
+	tcase_add_loop_test(ch3, test_opts_rejects_bad_choice, 0, N_BAD_OPTS);
+	tcase_add_loop_test(ch3, test_opts_rejects_bad_argument, 0, N_BAD_CASES);
+	tcase_add_test(ch3, test_opts_use_the_callers_allocator);
 	suite_add_tcase(s, eq);
 	suite_add_tcase(s, st);
 	suite_add_tcase(s, rp);
 	suite_add_tcase(s, ref);
+	suite_add_tcase(s, ch3);
 	return s;
 }
 

@@ -16,7 +16,9 @@
  *     (test_tape_is_named_and_drawn); nb_print: test_print (test_null_arguments)
  *   nb_gradcheck (f, inputs, report), nb_gradcheck_print: test_gradcheck
  *   nb_bp_reference (net, x, y, dw, db, w[l], msg): test_bp
- *     (test_reference_rejects_bad_argument; delta entries: test_reference_skips_null_delta_entry)
+ *     (test_reference_rejects_bad_argument; delta entries: test_reference_skips_null_delta_entry);
+ *     nb_bp_reference_opts, the same and opts (NULL: the defaults): test_bp
+ *     (test_opts_rejects_bad_argument, test_opts_defaults_are_bp_reference)
  *   data sets: test_idx (test_null_arguments, test_free_null_and_zeroed_is_safe), and
  *     below for the _opts loaders
  *   networks: test_net (test_new_rejects_null, test_bad_data), model files: test_model
