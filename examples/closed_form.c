@@ -214,7 +214,7 @@ static nb_tensor *cost(const struct run *r, nb_tensor *zL, nb_tensor *aL, nb_ten
  * the first layer reading the inputs as rows (w^1 x^T, as nb_net and the closed form do);
  * with examples as rows z^l = a^{l-1} (w^l)^T + b^l. nb_add broadcasts b^l over the
  * examples. Errors are sticky: one check at the end covers every call. */
-static int record(struct run *r)
+static int record_graph(struct run *r)
 {
 	const struct combo *c = r->c;
 	int rows = c->opts.rows;
@@ -308,7 +308,7 @@ static double compare(const struct combo *c)
 	double worst = INFINITY;
 
 	make_run(&r, c);
-	if (closed_form(&r) == 0 && record(&r) == 0) {
+	if (closed_form(&r) == 0 && record_graph(&r) == 0) {
 		const double ad_cost = nb_value(r.tc)[0];
 		int rows = c->opts.rows;
 

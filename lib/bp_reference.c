@@ -202,7 +202,7 @@ static void work_free(struct bp_work *wk)
 		wk->alloc(wk->ud, wk->block, wk->n_block * sizeof *wk->block, 0);
 }
 
-/* The largest work space the matrix kernel asks for in run(): for the forward products
+/* The largest work space the matrix kernel asks for in backprop_batch(): for the forward products
  * and BP4's (BP2's never need any). */
 static size_t scratch_size(const nb_mlp *net, size_t n, bool rows)
 {
@@ -592,7 +592,7 @@ static struct dims layer(const struct bp_work *wk, size_t m, size_t n)
 }
 
 /* Forward pass, then the errors from the output layer down, then the gradients. */
-static void run(const nb_mlp *net, const nb_bp_opts *o, size_t n, const double *y,
+static void backprop_batch(const nb_mlp *net, const nb_bp_opts *o, size_t n, const double *y,
                 struct bp_work *wk, double *const *dw, double *const *db, double *cost)
 {
 	const size_t *sz = net->sizes;
@@ -630,7 +630,7 @@ int nb_bp_reference_opts(const nb_mlp *net, size_t n, const double *x, const dou
 		status = work_alloc(net, n, x, &wk, msg);
 	if (status != NB_OK)
 		return status;
-	run(net, o, n, y, &wk, dw, db, cost);
+	backprop_batch(net, o, n, y, &wk, dw, db, cost);
 	/* delta^l is already laid out as the caller's arrays. */
 	for (size_t l = 1; delta != NULL && l < net->n_layers; l++) {
 		if (delta[l - 1] != NULL)

@@ -864,7 +864,7 @@ static nb_tensor *record_node(nb_tape *t, nb_tensor *const *in, size_t n, void *
 	return nb__record(t, x->op, in, &x->attr, x->rank, x->dim);
 }
 
-static int run(struct check *c);
+static int run_check(struct check *c);
 
 /* Check node x's rule against its kernel at its recorded inputs, at the orders the
  * expression failed at. The node is recorded again for each difference: a rule can break
@@ -894,7 +894,7 @@ static int check_node(struct check *c, nb_tensor *x, nb_gradcheck_report *sub)
 	if (check_args(&n, record_node, in, (size_t)x->op->arity) == NB_OK)
 		n.order = c->rep->first.passed ? 2 : 1;
 	if (sub->status == NB_OK)
-		run(&n);
+		run_check(&n);
 	teardown(&n);
 	return sub->status;
 }
@@ -931,7 +931,7 @@ static void find_culprit(struct check *c)
 
 /* ---- Entry points ---------------------------------------------------------------------- */
 
-static int run(struct check *c)
+static int run_check(struct check *c)
 {
 	int second = c->order != 1;
 
@@ -961,7 +961,7 @@ int nb_gradcheck(nb_expr_fn f, void *ud, const nb_gradcheck_input *inputs, size_
 	if (read_opts(&c, opts) || check_args(&c, f, inputs, n))
 		return rep->status;
 	c.order = opts && opts->first_order_only ? 1 : 2;
-	run(&c);
+	run_check(&c);
 	rep->passed = rep->status == NB_OK && rep->first.passed && rep->repeatable &&
 	              rep->forward_reverse && (!rep->second_checked || rep->second.passed);
 	if (rep->status == NB_OK && !rep->passed)

@@ -31,7 +31,7 @@ static void read_file(const char *path, char *buf, size_t size)
 }
 
 /* Run the command with args (shell words, quoted by the caller). */
-static void run(struct run *r, const char *args)
+static void run_nabla(struct run *r, const char *args)
 {
 	const char *prog = getenv("NABLA_CLI");
 	char cmd[4096];
@@ -72,7 +72,7 @@ START_TEST(test_grad_passes)
 {
 	static struct run r;
 
-	run(&r, "grad 'sum(x * x)' 'x=[1, 2, 3]'");
+	run_nabla(&r, "grad 'sum(x * x)' 'x=[1, 2, 3]'");
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_str_eq(r.err, "");
 	ASSERT_LINE(&r, "== value");
@@ -92,7 +92,7 @@ START_TEST(test_grad_of_matrix_expression)
 	static struct run r;
 	const char *w, *x;
 
-	run(&r, "grad 'sum(w @ x)' 'w=randn(2,3)' 'x=ones(3,2)' --seed 5");
+	run_nabla(&r, "grad 'sum(w @ x)' 'w=randn(2,3)' 'x=ones(3,2)' --seed 5");
 	ck_assert_int_eq(r.status, 0);
 	w = strstr(r.out, "== gradient of w\n");
 	x = strstr(r.out, "== gradient of x\n");
@@ -111,7 +111,7 @@ START_TEST(test_grad_reports_a_kink)
 {
 	static struct run r;
 
-	run(&r, "grad --first-order 'sum(relu(x))' 'x=zeros(3)'");
+	run_nabla(&r, "grad --first-order 'sum(relu(x))' 'x=zeros(3)'");
 	ck_assert_int_eq(r.status, 0);
 	ASSERT_LINE(&r, "gradcheck: PASS");
 	ASSERT_LINE(&r, "[0. 0. 0.]");
@@ -125,13 +125,13 @@ START_TEST(test_grad_check_fails_with_a_coarse_step)
 {
 	static struct run r;
 
-	run(&r, "grad --step 0.5 --levels=1 --first-order 'sum(exp(x))' 'x=[0, 1, 2]'");
+	run_nabla(&r, "grad --step 0.5 --levels=1 --first-order 'sum(exp(x))' 'x=[0, 1, 2]'");
 	ck_assert_int_eq(r.status, 1);
 	ASSERT_LINE(&r, "gradcheck: FAIL");
 	ck_assert_ptr_nonnull(strstr(r.out, "step 0.5 max(1, |x|), 1 Richardson level,"));
 	ck_assert_ptr_nonnull(strstr(r.out, "    worst: input 0 element 2: analytic 7.389"));
 	/* the same by replay, and with a tolerance wide enough: passes */
-	run(&r, "grad --step 0.5 --levels=1 --replay --atol 2 --mode elements 'sum(exp(x))' "
+	run_nabla(&r, "grad --step 0.5 --levels=1 --replay --atol 2 --mode elements 'sum(exp(x))' "
 	    "'x=[0, 1, 2]'");
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_ptr_nonnull(strstr(r.out, "mode          elements, by replay,"));
@@ -142,20 +142,20 @@ START_TEST(test_grad_options_refused)
 {
 	static struct run r;
 
-	run(&r, "grad --levels 5 'sum(x)' 'x=[1]'");
+	run_nabla(&r, "grad --levels 5 'sum(x)' 'x=[1]'");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_str_eq(r.err, "nabla: grad: --levels takes 1, 2, 3 or 4\n"
 	                 "usage: nabla grad [OPTIONS] EXPR NAME=VALUE...\n");
-	run(&r, "grad --step -1 'sum(x)' 'x=[1]'");
+	run_nabla(&r, "grad --step -1 'sum(x)' 'x=[1]'");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_ptr_nonnull(strstr(r.err, "nabla: grad: --step takes a non-negative number\n"));
-	run(&r, "grad --atol=abc 'sum(x)' 'x=[1]'");
+	run_nabla(&r, "grad --atol=abc 'sum(x)' 'x=[1]'");
 	ck_assert_ptr_nonnull(strstr(r.err, "nabla: grad: --atol takes a non-negative number\n"));
-	run(&r, "grad --mode sideways 'sum(x)' 'x=[1]'");
+	run_nabla(&r, "grad --mode sideways 'sum(x)' 'x=[1]'");
 	ck_assert_ptr_nonnull(strstr(r.err, "nabla: grad: --mode is auto, elements or directions\n"));
-	run(&r, "grad --replay=1 'sum(x)' 'x=[1]'");
+	run_nabla(&r, "grad --replay=1 'sum(x)' 'x=[1]'");
 	ck_assert_ptr_nonnull(strstr(r.err, "nabla: grad: --replay takes no value\n"));
-	run(&r, "grad 'sum(x)' 'x=[1]' --rtol");
+	run_nabla(&r, "grad 'sum(x)' 'x=[1]' --rtol");
 	ck_assert_ptr_nonnull(strstr(r.err, "nabla: grad: --rtol needs a value\n"));
 }
 END_TEST
@@ -165,22 +165,22 @@ START_TEST(test_jacobian_and_hessian)
 {
 	static struct run r;
 
-	run(&r, "jacobian 'sum(x * x * x, axis=0)' 'x=[[1, 2], [3, 4]]'");
+	run_nabla(&r, "jacobian 'sum(x * x * x, axis=0)' 'x=[[1, 2], [3, 4]]'");
 	ck_assert_int_eq(r.status, 0);
 	ASSERT_LINE(&r, "== Jacobian (2 x 4; columns: x: 4)");
 	ASSERT_LINE(&r, "[[ 3.  0. 27.  0.]");
 	ASSERT_LINE(&r, " [ 0. 12.  0. 48.]]");
 	/* d2/dx2 of sum(x^3) is 6x on the diagonal; the mixed term of x y is 1 */
-	run(&r, "hessian 'sum(x * x * x) + sum(x * y)' 'x=[1, 2]' 'y=[5]'");
+	run_nabla(&r, "hessian 'sum(x * x * x) + sum(x * y)' 'x=[1, 2]' 'y=[5]'");
 	ck_assert_int_eq(r.status, 0);
 	ASSERT_LINE(&r, "== Hessian (3 x 3; columns: x: 2, y: 1)");
 	ASSERT_LINE(&r, "[[ 6.  0.  1.]");
 	ASSERT_LINE(&r, " [ 0. 12.  1.]");
 	ASSERT_LINE(&r, " [ 1.  1.  0.]]");
-	run(&r, "hessian 'x * x' 'x=[1, 2]'");
+	run_nabla(&r, "hessian 'x * x' 'x=[1, 2]'");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_str_eq(r.err, "nabla: hessian: the value of EXPR has 2 elements, not one\n");
-	run(&r, "jacobian '1 + 2'");
+	run_nabla(&r, "jacobian '1 + 2'");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_ptr_nonnull(strstr(r.err, "no inputs to differentiate with respect to"));
 }
@@ -190,14 +190,14 @@ START_TEST(test_selftest)
 {
 	static struct run r;
 
-	run(&r, "selftest");
+	run_nabla(&r, "selftest");
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_msg(strncmp(r.out, "selftest: PASS: ", 16) == 0, "%s", r.out);
 	ck_assert_ptr_nonnull(strstr(r.out, " 0 failures, "));
-	run(&r, "selftest -v");
+	run_nabla(&r, "selftest -v");
 	ck_assert_int_eq(r.status, 0);
 	ASSERT_LINE(&r, "ok   add: gradient check, first and second order");
-	run(&r, "selftest now");
+	run_nabla(&r, "selftest now");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_ptr_nonnull(strstr(r.err, "nabla: selftest: takes no argument but -v\n"));
 }
@@ -208,7 +208,7 @@ START_TEST(test_grad_of_non_scalar)
 {
 	static struct run r;
 
-	run(&r, "grad '3 * x' 'x=[1, 2]'");
+	run_nabla(&r, "grad '3 * x' 'x=[1, 2]'");
 	ck_assert_int_eq(r.status, 0);
 	ASSERT_LINE(&r, "== value (not a scalar: the gradients are those of the sum of its "
 	            "elements)");
@@ -221,7 +221,7 @@ START_TEST(test_grad_needs_inputs)
 {
 	static struct run r;
 
-	run(&r, "grad '1 + 2'");
+	run_nabla(&r, "grad '1 + 2'");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_str_eq(r.err, "nabla: grad: no inputs to differentiate with respect to\n"
 	                 "usage: nabla grad [OPTIONS] EXPR NAME=VALUE...\n");
@@ -234,7 +234,7 @@ START_TEST(test_parse_error_points_at_column)
 {
 	static struct run r;
 
-	run(&r, "value 'sigmoid(x) + sigmod(x)' x=1");
+	run_nabla(&r, "value 'sigmoid(x) + sigmod(x)' x=1");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_str_eq(r.out, "");
 	ck_assert_str_eq(r.err, "nabla: 1:14: unknown function 'sigmod'\n"
@@ -247,7 +247,7 @@ START_TEST(test_op_error_points_at_operator)
 {
 	static struct run r;
 
-	run(&r, "value 'a @ a' 'a=ones(2,3)'");
+	run_nabla(&r, "value 'a @ a' 'a=ones(2,3)'");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_msg(strncmp(r.err, "nabla: 1:3: matmul: ", 20) == 0, "%s", r.err);
 	ck_assert_ptr_nonnull(strstr(r.err, "\n  a @ a\n    ^\n"));
@@ -295,7 +295,7 @@ START_TEST(test_bad_input_spec)
 {
 	static struct run r;
 
-	run(&r, bad_inputs[_i].args);
+	run_nabla(&r, bad_inputs[_i].args);
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_str_eq(r.out, "");
 	ck_assert_str_eq(r.err, bad_inputs[_i].err);
@@ -306,11 +306,11 @@ START_TEST(test_value)
 {
 	static struct run r;
 
-	run(&r, "value 'a @ b - 1' 'a=[[1, 2], [3, 4]]' 'b=[[1], [-1]]'");
+	run_nabla(&r, "value 'a @ b - 1' 'a=[[1, 2], [3, 4]]' 'b=[[1], [-1]]'");
 	ck_assert_int_eq(r.status, 0);
 	ASSERT_LINE(&r, "[[-2.]");
 	ASSERT_LINE(&r, " [-2.]]");
-	run(&r, "value '2.5 * s' s=-2");
+	run_nabla(&r, "value '2.5 * s' s=-2");
 	ck_assert_int_eq(r.status, 0);
 	ASSERT_LINE(&r, "-5.");
 }
@@ -321,10 +321,10 @@ START_TEST(test_double_dash)
 {
 	static struct run r;
 
-	run(&r, "value -- --x x=3");
+	run_nabla(&r, "value -- --x x=3");
 	ck_assert_int_eq(r.status, 0);
 	ASSERT_LINE(&r, "3.");
-	run(&r, "value --x x=3");
+	run_nabla(&r, "value --x x=3");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_str_eq(r.err, "nabla: value: unknown option '--x'\n"
 	                 "usage: nabla value [--seed N] EXPR [NAME=VALUE]...\n");
@@ -340,11 +340,11 @@ START_TEST(test_file_input)
 	ck_assert_ptr_nonnull(f);
 	fputs("# a matrix\n(2x2)\n1 2\n3 4  # the second row\n", f);
 	ck_assert_int_eq(fclose(f), 0);
-	run(&r, "value 'x.T' x=@test_cli_m.txt");
+	run_nabla(&r, "value 'x.T' x=@test_cli_m.txt");
 	ck_assert_int_eq(r.status, 0);
 	ASSERT_LINE(&r, "[[1. 3.]");
 	ASSERT_LINE(&r, " [2. 4.]]");
-	run(&r, "value 'sum(x)' x=file:test_cli_m.txt");
+	run_nabla(&r, "value 'sum(x)' x=file:test_cli_m.txt");
 	ck_assert_int_eq(r.status, 0);
 	ASSERT_LINE(&r, "10.");
 
@@ -352,7 +352,7 @@ START_TEST(test_file_input)
 	ck_assert_ptr_nonnull(f);
 	fputs("1 2\n3 abc\n", f);
 	ck_assert_int_eq(fclose(f), 0);
-	run(&r, "value x x=@test_cli_m.txt");
+	run_nabla(&r, "value x x=@test_cli_m.txt");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_str_eq(r.err, "nabla: x=@test_cli_m.txt: test_cli_m.txt:2:3: expected a "
 	                 "number, found 'abc'\n");
@@ -361,7 +361,7 @@ START_TEST(test_file_input)
 	ck_assert_ptr_nonnull(f);
 	fputs("(2x2) 1 2 3\n", f);
 	ck_assert_int_eq(fclose(f), 0);
-	run(&r, "value x x=@test_cli_m.txt");
+	run_nabla(&r, "value x x=@test_cli_m.txt");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_str_eq(r.err, "nabla: x=@test_cli_m.txt: test_cli_m.txt:1:1: the shape (2x2) "
 	                 "holds 4 numbers, the file 3\n");
@@ -370,7 +370,7 @@ START_TEST(test_file_input)
 	ck_assert_ptr_nonnull(f);
 	fputs("5 6 7", f);
 	ck_assert_int_eq(fclose(f), 0);
-	run(&r, "value 'x' x=@test_cli_m.txt");
+	run_nabla(&r, "value 'x' x=@test_cli_m.txt");
 	ck_assert_int_eq(r.status, 0);
 	ASSERT_LINE(&r, "variable x (3)");
 	ASSERT_LINE(&r, "[5. 6. 7.]");
@@ -383,16 +383,16 @@ START_TEST(test_seed)
 {
 	static struct run r1, r2, r3;
 
-	run(&r1, "value x 'x=randn(4)' --seed 7");
-	run(&r2, "value --seed=7 x 'x=randn(4)'");
-	run(&r3, "value x 'x=randn(4)' --seed 8");
+	run_nabla(&r1, "value x 'x=randn(4)' --seed 7");
+	run_nabla(&r2, "value --seed=7 x 'x=randn(4)'");
+	run_nabla(&r3, "value x 'x=randn(4)' --seed 8");
 	ck_assert_int_eq(r1.status, 0);
 	ck_assert_int_eq(r3.status, 0);
 	ck_assert_str_eq(r1.out, r2.out);
 	ck_assert_str_ne(r1.out, r3.out);
-	run(&r1, "value x x=1 --seed");
+	run_nabla(&r1, "value x x=1 --seed");
 	ck_assert_int_eq(r1.status, 2);
-	run(&r1, "value x x=1 --seed -3");
+	run_nabla(&r1, "value x x=1 --seed -3");
 	ck_assert_int_eq(r1.status, 2);
 }
 END_TEST
@@ -403,7 +403,7 @@ START_TEST(test_dot)
 {
 	static struct run r;
 
-	run(&r, "dot 'sigmoid(x)' x=0.5");
+	run_nabla(&r, "dot 'sigmoid(x)' x=0.5");
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_str_eq(r.err, "");
 	ck_assert_msg(strncmp(r.out, "digraph nabla {", 15) == 0, "%s", r.out);
@@ -418,11 +418,11 @@ START_TEST(test_help_and_version)
 	static struct run r;
 	char want[64];
 
-	run(&r, "--version");
+	run_nabla(&r, "--version");
 	ck_assert_int_eq(r.status, 0);
 	snprintf(want, sizeof want, "nabla %s\n", nb_version());
 	ck_assert_str_eq(r.out, want);
-	run(&r, "help");
+	run_nabla(&r, "help");
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_msg(strncmp(r.out, "usage: nabla COMMAND", 20) == 0, "%s", r.out);
 	for (int i = 0; i < 7; i++) {
@@ -432,22 +432,22 @@ START_TEST(test_help_and_version)
 
 		ck_assert_msg(strstr(r.out, cmds[i]) != NULL, "%s not in %s", cmds[i], r.out);
 	}
-	run(&r, "--help");
+	run_nabla(&r, "--help");
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_msg(strncmp(r.out, "usage: nabla COMMAND", 20) == 0, "%s", r.out);
-	run(&r, "help grad");
+	run_nabla(&r, "help grad");
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_msg(strncmp(r.out, "usage: nabla grad ", 18) == 0, "%s", r.out);
-	run(&r, "");
+	run_nabla(&r, "");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_str_eq(r.out, "");
 	ck_assert_msg(strncmp(r.err, "usage: nabla COMMAND", 20) == 0, "%s", r.err);
-	run(&r, "frobnicate");
+	run_nabla(&r, "frobnicate");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_str_eq(r.err, "nabla: unknown command 'frobnicate' (nabla help lists them)\n");
-	run(&r, "help frobnicate");
+	run_nabla(&r, "help frobnicate");
 	ck_assert_int_eq(r.status, 2);
-	run(&r, "value");
+	run_nabla(&r, "value");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_str_eq(r.err, "nabla: value: missing EXPR\n"
 	                 "usage: nabla value [--seed N] EXPR [NAME=VALUE]...\n");
@@ -459,7 +459,7 @@ START_TEST(test_output_error)
 {
 	static struct run r;
 
-	run(&r, "value 'x + 1' 'x=[1, 2]' > /dev/full");
+	run_nabla(&r, "value 'x + 1' 'x=[1, 2]' > /dev/full");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_msg(strncmp(r.err, "nabla: cannot write the output", 30) == 0, "%s", r.err);
 }

@@ -186,7 +186,7 @@ static const expr exprs[] = {
 #define N_EXPRS (sizeof exprs / sizeof exprs[0])
 
 /* Record expression e on t at random inputs (variables) drawn from r; y returned. */
-static nb_tensor *record(nb_tape *t, const expr *e, test_rng *r, nb_tensor **xs)
+static nb_tensor *record_expr(nb_tape *t, const expr *e, test_rng *r, nb_tensor **xs)
 {
 	for (size_t i = 0; i < e->n; i++) {
 		double v[MAX_N];
@@ -211,7 +211,7 @@ START_TEST(test_jvp_against_differences_and_jacobian)
 	test_rng r;
 
 	rng_seed(&r, 11 + (uint64_t)_i);
-	y = record(t, e, &r, xs);
+	y = record_expr(t, e, &r, xs);
 	N = cat_size(xs, e->n);
 	m = nb_size(y);
 	rng_fill(&r, u, N, -1, 1);
@@ -246,7 +246,7 @@ START_TEST(test_forward_and_reverse_agree)
 		test_rng r;
 
 		rng_seed(&r, 100 * seed + (uint64_t)_i);
-		y = record(t, e, &r, xs);
+		y = record_expr(t, e, &r, xs);
 		N = cat_size(xs, e->n);
 		m = nb_size(y);
 		rng_fill(&r, u, N, -1, 1);
@@ -283,7 +283,7 @@ START_TEST(test_jvp_of_jvp)
 	test_rng r;
 
 	rng_seed(&r, 31 + (uint64_t)_i);
-	y = record(t, e, &r, xs);
+	y = record_expr(t, e, &r, xs);
 	N = cat_size(xs, e->n);
 	m = nb_size(y);
 	rng_fill(&r, u, N, -1, 1);
@@ -635,7 +635,7 @@ START_TEST(test_hessian_of_cost)
 	test_rng r;
 
 	rng_seed(&r, 8);
-	y = record(t, &exprs[4], &r, xs);
+	y = record_expr(t, &exprs[4], &r, xs);
 	expect_hessian_matches_differences(t, y, xs, 2);
 	nb_tape_free(t);
 }
@@ -651,7 +651,7 @@ START_TEST(test_hvp_is_hessian_times_vector)
 	test_rng r;
 
 	rng_seed(&r, 9);
-	y = record(t, &exprs[4], &r, xs);
+	y = record_expr(t, &exprs[4], &r, xs);
 	N = cat_size(xs, 2);
 	rng_fill(&r, v, N, -1, 1);
 	cat_constants(t, xs, 2, v, vs);
@@ -812,7 +812,7 @@ START_TEST(test_every_call_reuses_its_graph)
 	test_rng r;
 
 	rng_seed(&r, 13);
-	y = record(t, e, &r, xs);
+	y = record_expr(t, e, &r, xs);
 	N = cat_size(xs, e->n);
 	rng_fill(&r, v, N, -1, 1);
 	cat_constants(t, xs, e->n, v, vs);
