@@ -285,7 +285,7 @@ static double show(const char *name, size_t layer, const double *closed, const n
 	const double *ad = nb_value(grad);  /* borrowed from the tape */
 	double worst = 0.0;
 	size_t top = 0;
-	char label[32], entry[32];
+	char label[64], entry[96];
 
 	if (ad == NULL || nb_size(grad) != rows * cols)
 		return INFINITY;
