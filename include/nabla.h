@@ -566,8 +566,11 @@ nb_tensor *nb_parse(nb_tape *t, const char *src, const nb_parse_input *inputs, s
 
 /** A user expression: builds a tensor on the tape t from inputs (n of them, each a
  * variable, or a constant where the check's mask says so, of the shape given to
- * nb_gradcheck) and returns it, or NULL on error. It may record anything, and is called
- * once per evaluation, always with the same handles; ud is the caller's. */
+ * nb_gradcheck) and returns it, or NULL on error. It may record anything. It is called
+ * once to record the graph that is differentiated, once on a fresh tape (the gradients
+ * must come out the same), and then once per evaluation of a difference, on a tape
+ * rewound to just after its inputs, so with the same handles each time; ud is the
+ * caller's. */
 typedef nb_tensor *(*nb_expr_fn)(nb_tape *t, nb_tensor *const *inputs, size_t n, void *ud);
 
 /** One input of a gradient check: shape and values (copied). */

@@ -409,12 +409,19 @@ static uint64_t outside_hash(const nb_tensor *x)
 	       (uint64_t)x->attr.trans * 1031;
 }
 
-/* The branches the piecewise ops among nodes [from, to] of t took. */
+/* The nodes the expression recorded on t after its inputs (at mark), up to its value
+ * out: none when the value is an input itself. */
+static size_t recorded_end(size_t mark, const nb_tensor *out)
+{
+	return out->id + 1 > mark ? out->id + 1 : mark;
+}
+
+/* The branches the piecewise ops among nodes [from, to) of t took. */
 static uint64_t branches(nb_tape *t, size_t from, size_t to)
 {
 	uint64_t h = 0;
 
-	for (size_t i = from; i <= to; i++) {
+	for (size_t i = from; i < to; i++) {
 		nb_tensor *x = t->node[i];
 
 		if (!x->op->branch)
@@ -435,11 +442,11 @@ static void describe(const nb_tensor *x, char *buf)
 /* Remember what the expression recorded at the point checked. */
 static int remember(struct check *c, nb_tape *t, size_t from, size_t to)
 {
-	c->n_sig = 2 * (to + 1 - from);
+	c->n_sig = 2 * (to - from);
 	c->sig = take(c, c->n_sig, sizeof *c->sig);
 	if (!c->sig)
 		return no_memory(c);
-	for (size_t i = from; i <= to; i++) {
+	for (size_t i = from; i < to; i++) {
 		c->sig[2 * (i - from)] = structure_hash(t->node[i]);
 		c->sig[2 * (i - from) + 1] = outside_hash(t->node[i]);
 	}
@@ -454,12 +461,12 @@ static bool compare_recording(struct check *c, nb_tape *t, size_t from, size_t t
 {
 	nb_gradcheck_report *rep = c->rep;
 
-	if (2 * (to + 1 - from) != c->n_sig) {
+	if (2 * (to - from) != c->n_sig) {
 		if (!rep->control_flow)
 			rep->control_flow = 1, rep->flow_input = c->cur_input;
 		return false;
 	}
-	for (size_t i = from; i <= to; i++) {
+	for (size_t i = from; i < to; i++) {
 		const nb_tensor *x = t->node[i];
 
 		if (structure_hash(x) != c->sig[2 * (i - from)]) {
@@ -494,7 +501,7 @@ static int evaluate_again(struct check *c, double *value, bool *kink)
 	out = call_expression(c, t, c->xe);
 	if (!out)
 		return c->rep->status;
-	*kink = compare_recording(c, t, c->mark_e, out->id);
+	*kink = compare_recording(c, t, c->mark_e, recorded_end(c->mark_e, out));
 	y = objective(c, t, out);
 	if (y && c->order == 2)
 		y = second_scalar(c, t, c->xe, y, g);
@@ -512,7 +519,7 @@ static int evaluate_replay(struct check *c, double *value, bool *kink)
 	*value = nb_value(c->order == 2 ? c->s : c->y)[0];
 	if (tape_error(c, c->t))
 		return c->rep->status;
-	*kink = compare_recording(c, c->t, c->mark, c->out->id);
+	*kink = compare_recording(c, c->t, c->mark, recorded_end(c->mark, c->out));
 	return NB_OK;
 }
 
@@ -755,7 +762,7 @@ static int analyse(struct check *c)
 	if (!c->out || first_output(c, c->out))
 		return c->rep->status;
 	c->y = objective(c, c->t, c->out);
-	if (tape_error(c, c->t) || remember(c, c->t, c->mark, c->out->id))
+	if (tape_error(c, c->t) || remember(c, c->t, c->mark, recorded_end(c->mark, c->out)))
 		return c->rep->status;
 	if (nb_gradients(c->t, c->y, NULL, c->x, c->n, gs) != NB_OK)
 		return tape_error(c, c->t);
@@ -903,7 +910,7 @@ static void find_culprit(struct check *c)
 {
 	nb_gradcheck_report sub;
 
-	for (size_t i = c->mark; i <= c->out->id; i++) {
+	for (size_t i = c->mark; i < recorded_end(c->mark, c->out); i++) {
 		nb_tensor *x = c->t->node[i];
 		const nb_gradcheck_result *r;
 		char s[NB_MSG_MAX];

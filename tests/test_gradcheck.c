@@ -900,6 +900,29 @@ START_TEST(test_forward_reverse_catches_a_rule_not_linear_in_dy)
 }
 END_TEST
 
+/* The value may be an input itself: nothing recorded in between, and still checked. */
+static nb_tensor *identity(nb_tape *t, nb_tensor *const *in, size_t n, void *ud)
+{
+	(void)t;
+	(void)n;
+	(void)ud;
+	return in[0];
+}
+
+START_TEST(test_an_input_as_the_value_passes)
+{
+	nb_gradcheck_input in[2] = { { 1, dim_3, val_sq }, { 0, NULL, (const double[]){ 2.0 } } };
+	nb_gradcheck_report r;
+
+	ck_assert_int_eq(nb_gradcheck(identity, NULL, in, 2, NULL, &r), NB_OK);
+	ck_assert_int_eq(r.passed, 1);
+	ck_assert_uint_eq(r.first.input[0].checked, 3);
+	ck_assert_int_eq(r.independent[1], 1);
+	ck_assert_int_eq(r.graph_break, 0);
+	ck_assert_int_eq(r.control_flow, 0);
+}
+END_TEST
+
 /* An expression whose value changes shape with its inputs cannot be differenced. */
 static nb_tensor *shape_shifter(nb_tape *t, nb_tensor *const *in, size_t n, void *ud)
 {
@@ -1023,6 +1046,7 @@ static Suite *gradcheck_suite(void)
 	tcase_add_test(fooled, test_culprit_is_named);
 	tcase_add_test(fooled, test_culprit_at_second_order);
 	tcase_add_test(err, test_output_changing_shape_is_an_error);
+	tcase_add_test(pass, test_an_input_as_the_value_passes);
 	tcase_add_test(fooled, test_forward_reverse_catches_a_rule_not_linear_in_dy);
 	suite_add_tcase(s, pass);
 	suite_add_tcase(s, fooled);
