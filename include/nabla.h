@@ -693,7 +693,8 @@ typedef struct nb_gradcheck_report {
  * differences of s. A non-scalar f is reduced to sum(r ⊙ f) with a random r. When the
  * check fails, each node f recorded is checked on its own inputs to name the culprit.
  * opts may be NULL. Returns report->status: NB_OK when the check ran (see
- * report->passed), otherwise NB_ENULL, NB_EINVAL (no inputs, too many, bad options),
+ * report->passed), otherwise NB_ENULL, NB_EINVAL (no inputs, too many, none left by the
+ * mask, bad options),
  * NB_ENOMEM, or the error f recorded (at the point where it recorded it). */
 int nb_gradcheck(nb_expr_fn f, void *ud, const nb_gradcheck_input *inputs, size_t n,
                  const nb_gradcheck_opts *opts, nb_gradcheck_report *report);

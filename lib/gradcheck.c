@@ -201,7 +201,10 @@ static int check_args(struct check *c, nb_expr_fn f, const nb_gradcheck_input *i
 	c->rep->n_inputs = n;
 	for (size_t k = 0; k < n; k++)
 		c->rep->checked[k] = !c->mask || c->mask[k];
-	return NB_OK;
+	for (size_t k = 0; k < n; k++)
+		if (c->rep->checked[k])
+			return NB_OK;
+	return fail(c->rep, NB_EINVAL, "gradcheck: the mask leaves no input to check");
 }
 
 /* ---- Setup and teardown -------------------------------------------------------------- */

@@ -488,6 +488,9 @@ START_TEST(test_bad_inputs_rejected)
 	             "gradcheck: no inputs (n is 0)");
 	assert_error(nb_gradcheck(sum_exp, NULL, in, NB_GRADCHECK_MAX_INPUTS + 1, NULL, &r), &r,
 	             NB_EINVAL, "gradcheck: 65 inputs (at most 64)");
+	assert_error(nb_gradcheck(sum_exp, NULL, in, 1, &(nb_gradcheck_opts){
+	                                   .mask = (const int[]){ 0 } }, &r),
+	             &r, NB_EINVAL, "gradcheck: the mask leaves no input to check");
 	assert_error(nb_gradcheck(sum_exp, NULL, in, 2, NULL, &r), &r, NB_EINVAL,
 	             "gradcheck: input 1 has rank 5 (0..4 allowed)");
 	in[1].rank = -1;
