@@ -9,8 +9,9 @@
 #   ./build.sh tsan       the threads test under ThreadSanitizer
 #   ./build.sh distcheck  make distcheck: the release tarball builds and passes its tests
 #   ./build.sh install    install into a staging directory, build programs against it with
-#                         pkg-config (C11 -pedantic and C++), run them, and check that the
-#                         library exports nothing but nb_ symbols
+#                         pkg-config (C11 -pedantic and C++), run them, check that the
+#                         library exports nothing but nb_ symbols, and run the installed
+#                         nabla selftest
 #   ./build.sh fuzz       libFuzzer on the IDX and model loaders, on the tape's API and
 #                         on the expression parser (fuzz/), FUZZ_SECONDS (default 60)
 #                         each, then their regression inputs once each
@@ -197,6 +198,9 @@ install)
 		-o build/consumer-cpp
 	LD_LIBRARY_PATH=$(dirname "$lib") ./build/consumer
 	LD_LIBRARY_PATH=$(dirname "$lib") ./build/consumer-cpp
+	# the installed command checks the installed library
+	nabla=$(find "$stage" -type f -name nabla -perm -u+x | head -n 1)
+	LD_LIBRARY_PATH=$(dirname "$lib") "$nabla" selftest
 	;;
 fuzz)
 	fuzz_build
