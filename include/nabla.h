@@ -266,6 +266,22 @@ nb_tensor *nb_exp(nb_tape *t, nb_tensor *x);
 /** y = log(x), elementwise (NaN for x < 0, as the C library's log). */
 nb_tensor *nb_log(nb_tape *t, nb_tensor *x);
 
+/** y = x^p for a constant p (not differentiated), elementwise, as the C library's pow:
+ * NaN for x < 0 unless p is a whole number. x^0 is a literal 1 and x^1 is x (structural),
+ * x^2 is nb_square(). NB_EINVAL for a p that is not finite. */
+nb_tensor *nb_pow(nb_tape *t, nb_tensor *x, double p);
+/** y = x ⊙ x. */
+nb_tensor *nb_square(nb_tape *t, nb_tensor *x);
+/** y = sqrt(x), elementwise (NaN for x < 0; the gradient at 0 is infinite). */
+nb_tensor *nb_sqrt(nb_tape *t, nb_tensor *x);
+/** y = |x|, elementwise; its gradient at 0 is 0. */
+nb_tensor *nb_abs(nb_tape *t, nb_tensor *x);
+/** y = log(1 + x), elementwise, accurate for small x. */
+nb_tensor *nb_log1p(nb_tape *t, nb_tensor *x);
+/** y = log(1 + exp(x)), elementwise, computed without overflow; its gradient is
+ * sigmoid(x). */
+nb_tensor *nb_softplus(nb_tape *t, nb_tensor *x);
+
 /** y = max(x, 0), elementwise. */
 nb_tensor *nb_relu(nb_tape *t, nb_tensor *x);
 /** y = 1 where x > 0, else 0: the derivative of relu. Its own gradient is zero. */
@@ -629,7 +645,7 @@ typedef struct nb_gradcheck_stats {
 	size_t checked;      /* comparisons made */
 	size_t failed;       /* outside tolerance, not at a kink (non-finite ones included) */
 	size_t kinks;        /* outside tolerance where an op is not differentiable within the
-	                      * step (a branch of relu, step or a user op's changed): not failures */
+	                      * step (a branch of relu, step, abs or a user op's changed): not failures */
 	size_t nonfinite;    /* analytic or numeric value NaN or infinite: failures */
 	size_t one_sided;    /* differences taken on one side, the other not being finite */
 	double max_abs_err;  /* largest |analytic - numeric| over finite comparisons not at kinks */

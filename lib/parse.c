@@ -85,6 +85,11 @@ static nb_tensor *build_scale(nb_tape *t, const struct call *c)
 	return nb_scale(t, c->x[0], c->num[1]);
 }
 
+static nb_tensor *build_pow(nb_tape *t, const struct call *c)
+{
+	return nb_pow(t, c->x[0], c->num[1]);
+}
+
 static nb_tensor *build_softmax(nb_tape *t, const struct call *c)
 {
 	return nb_softmax(t, c->x[0], (int)c->num[1]);
@@ -138,6 +143,12 @@ static const struct func funcs[] = {
 	UNARY("tanh", nb_tanh),
 	UNARY("exp", nb_exp),
 	UNARY("log", nb_log),
+	UNARY("sqrt", nb_sqrt),
+	UNARY("square", nb_square),
+	{ "pow", { TENSOR("x"), NUMBER("p") }, .build = build_pow },
+	UNARY("abs", nb_abs),
+	UNARY("log1p", nb_log1p),
+	UNARY("softplus", nb_softplus),
 	UNARY("relu", nb_relu),
 	UNARY("step", nb_step),
 	{ "softmax", { TENSOR("x"), INT_DEFAULT("axis", 0) }, .build = build_softmax },
@@ -459,7 +470,7 @@ static void *unexpected(struct parser *p, const char *what)
 	case T_HUGE_NUM:
 		return syntax(p, k->pos, "number %s is too large for a double", describe(p, k, d));
 	case T_POW:
-		return syntax(p, k->pos, "%s is not an operator: there is no power op",
+		return syntax(p, k->pos, "%s is not an operator: write pow(x, p)",
 		              describe(p, k, d));
 	default:
 		return syntax(p, k->pos, "expected %s, found %s", what, describe(p, k, d));

@@ -62,6 +62,13 @@ CASE(e_softmax0, nb_softmax(t, x[0], 0))
 CASE(e_softmax1, nb_softmax(t, x[0], 1))
 CASE(e_sigmoid_xent, nb_sigmoid_cross_entropy(t, x[0], x[1]))
 CASE(e_softmax_xent, nb_softmax_cross_entropy(t, x[0], x[1]))
+CASE(e_pow3, nb_pow(t, x[0], 3.0))
+CASE(e_pow_frac, nb_pow(t, x[0], -1.5))
+CASE(e_square, nb_square(t, x[0]))
+CASE(e_sqrt, nb_sqrt(t, x[0]))
+CASE(e_abs, nb_mul(t, nb_abs(t, x[0]), x[1]))
+CASE(e_log1p, nb_log1p(t, x[0]))
+CASE(e_softplus, nb_softplus(t, x[0]))
 CASE(e_layer, nb_sigmoid(t, nb_add(t, nb_matmul(t, x[0], x[1]), x[2])))
 
 static const struct st_case cases[] = {
@@ -102,6 +109,13 @@ static const struct st_case cases[] = {
 	{ "softmax", e_softmax0, 1, { 1 }, { { 5 } }, -2, 2 },
 	{ "sigmoid_cross_entropy", e_sigmoid_xent, 2, { 2, 2 }, { { 3, 4 }, { 3, 4 } }, -2, 2 },
 	{ "softmax_cross_entropy", e_softmax_xent, 2, { 2, 2 }, { { 4, 3 }, { 4, 3 } }, -2, 2 },
+	{ "pow", e_pow3, 1, { 2 }, { { 2, 3 } }, -2, 2 },
+	{ "pow", e_pow_frac, 1, { 2 }, { { 2, 3 } }, 0.5, 2 },
+	{ "square", e_square, 1, { 2 }, { { 2, 3 } }, -2, 2 },
+	{ "sqrt", e_sqrt, 1, { 2 }, { { 2, 3 } }, 0.5, 3 },
+	{ "abs", e_abs, 2, { 2, 1 }, { { 2, 3 }, { 3 } }, -2, 2 },
+	{ "log1p", e_log1p, 1, { 2 }, { { 2, 3 } }, -0.5, 2 },
+	{ "softplus", e_softplus, 1, { 2 }, { { 2, 3 } }, -3, 3 },
 	{ "matmul", e_layer, 3, { 2, 2, 2 }, { { 3, 4 }, { 4, 5 }, { 3, 1 } }, -1, 1 },
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
@@ -119,10 +133,18 @@ static nb_tensor *scale_by(nb_tape *t, nb_tensor *x)
 	return nb_scale(t, x, -2.5);
 }
 
+static nb_tensor *pow_by(nb_tape *t, nb_tensor *x)
+{
+	return nb_pow(t, x, 2.5);
+}
+
 static const struct st_edge edges[] = {
 	{ "sigmoid", 1, nb_sigmoid, NULL }, { "tanh", 1, nb_tanh, NULL },
 	{ "exp", 1, nb_exp, NULL }, { "log", 1, nb_log, NULL }, { "relu", 1, nb_relu, NULL },
 	{ "step", 1, nb_step, NULL }, { "scale", 1, scale_by, NULL }, { "neg", 1, nb_neg, NULL },
+	{ "pow", 1, pow_by, NULL }, { "square", 1, nb_square, NULL }, { "sqrt", 1, nb_sqrt, NULL },
+	{ "abs", 1, nb_abs, NULL }, { "log1p", 1, nb_log1p, NULL },
+	{ "softplus", 1, nb_softplus, NULL },
 	{ "add", 2, NULL, nb_add }, { "sub", 2, NULL, nb_sub }, { "mul", 2, NULL, nb_mul },
 	{ "div", 2, NULL, nb_div }, { "quadratic_cost", 2, NULL, nb_quadratic_cost },
 	{ "sigmoid_cross_entropy", 2, NULL, nb_sigmoid_cross_entropy },

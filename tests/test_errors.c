@@ -57,6 +57,7 @@ static nb_tensor *reduce_to1(nb_tape *t, nb_tensor *x)
 	return nb_reduce_to(t, x, 1, (size_t[]){ 1 });
 }
 static nb_tensor *softmax0(nb_tape *t, nb_tensor *x) { return nb_softmax(t, x, 0); }
+static nb_tensor *pow3(nb_tape *t, nb_tensor *x) { return nb_pow(t, x, 3.0); }
 static nb_tensor *matmul_tb(nb_tape *t, nb_tensor *a, nb_tensor *b)
 {
 	return nb_matmul_t(t, a, b, NB_TRANS_B);
@@ -70,7 +71,8 @@ static const struct {
 	{ "exp", nb_exp }, { "log", nb_log }, { "transpose", nb_transpose },
 	{ "reshape", reshape4 }, { "sum", nb_sum }, { "sum_axis", sum_axis0 },
 	{ "broadcast_to", broadcast_to4 }, { "reduce_to", reduce_to1 }, { "relu", nb_relu },
-	{ "step", nb_step }, { "softmax", softmax0 },
+	{ "step", nb_step }, { "softmax", softmax0 }, { "pow", pow3 }, { "square", nb_square },
+	{ "sqrt", nb_sqrt }, { "abs", nb_abs }, { "log1p", nb_log1p }, { "softplus", nb_softplus },
 };
 
 static const struct {

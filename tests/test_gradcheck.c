@@ -682,6 +682,29 @@ START_TEST(test_relu_at_its_kink_is_reported_not_failed)
 }
 END_TEST
 
+/* abs inside the step of its kink: a kink, not a failure. At 0 exactly the central
+ * difference is 0, as the rule's gradient, so that element simply passes. */
+static nb_tensor *sum_abs(nb_tape *t, nb_tensor *const *in, size_t n, void *ud)
+{
+	(void)n;
+	(void)ud;
+	return nb_sum(t, nb_abs(t, in[0]));
+}
+
+START_TEST(test_abs_at_its_kink_is_reported_not_failed)
+{
+	static const double x[] = { 0.0, -2e-6, 0.75, -1.5 };
+	nb_gradcheck_input in = { 1, dim_4, x };
+	nb_gradcheck_report r;
+
+	ck_assert_int_eq(nb_gradcheck(sum_abs, NULL, &in, 1, NULL, &r), NB_OK);
+	ck_assert_int_eq(r.passed, 1);
+	ck_assert_uint_eq(r.first.all.kinks, 1);
+	ck_assert_uint_eq(r.first.all.failed, 0);
+	ck_assert_uint_eq(r.first.all.checked, 4);
+}
+END_TEST
+
 /* The same for a user op with a branch rule: clip to [0, 1] at 1 exactly. A user op
  * without one (cube_wrong) cannot hide behind a kink. */
 static nb_tensor *sum_clip(nb_tape *t, nb_tensor *const *in, size_t n, void *ud)
@@ -1042,6 +1065,7 @@ static Suite *gradcheck_suite(void)
 	tcase_add_test(fooled, test_replay_is_blind_to_what_left_the_graph);
 	tcase_add_test(fooled, test_relu_at_its_kink_is_reported_not_failed);
 	tcase_add_test(fooled, test_user_op_kink_is_reported_not_failed);
+	tcase_add_test(fooled, test_abs_at_its_kink_is_reported_not_failed);
 	tcase_add_test(fooled, test_nonfinite_values_are_counted_and_listed);
 	tcase_add_test(fooled, test_one_sided_differences_at_the_edge_of_a_domain);
 	tcase_add_test(fooled, test_mask_makes_inputs_constants);

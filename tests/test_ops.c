@@ -188,6 +188,44 @@ START_TEST(test_reduction_values)
 }
 END_TEST
 
+/* The powers, abs, log1p and softplus, against the C library; the structural cases of
+ * pow; softplus where log(1 + exp(x)) would overflow or lose every digit. */
+START_TEST(test_pow_abs_softplus_values)
+{
+	nb_tape *t = nb_tape_new();
+	nb_tensor *x = vec(t, 3, (double[]){ 0.25, 2.0, 9.0 });
+	nb_tensor *s = vec(t, 3, (double[]){ -1.5, 0.0, 2.0 });
+	nb_tensor *big = vec(t, 3, (double[]){ 800.0, -800.0, 1e-20 });
+
+	assert_values(nb_sqrt(t, x), (double[]){ 0.5, sqrt(2.0), 3.0 }, 3);
+	assert_values(nb_square(t, s), (double[]){ 2.25, 0.0, 4.0 }, 3);
+	assert_values(nb_pow(t, x, -1.5), (double[]){ 8.0, pow(2.0, -1.5), 1.0 / 27.0 }, 3);
+	assert_values(nb_pow(t, s, 3.0), (double[]){ -3.375, 0.0, 8.0 }, 3);
+	ck_assert(isnan(nb_value(nb_pow(t, s, 0.5))[0]));
+	assert_values(nb_abs(t, s), (double[]){ 1.5, 0.0, 2.0 }, 3);
+	assert_values(nb_log1p(t, x), (double[]){ log1p(0.25), log1p(2.0), log(10.0) }, 3);
+	assert_values(nb_softplus(t, s), (double[]){ log1p(exp(-1.5)), log(2.0),
+		                                     2.0 + log1p(exp(-2.0)) }, 3);
+	ck_assert_double_eq(nb_value(nb_softplus(t, big))[0], 800.0);
+	ck_assert_double_eq(nb_value(nb_softplus(t, big))[1], exp(-800.0));
+	ck_assert_double_eq(nb_value(nb_log1p(t, big))[2], 1e-20);
+	/* x^0 is a literal 1, x^1 is x, x^2 is square: no pow node */
+	ck_assert_str_eq(nb_op_name(nb_pow(t, s, 0.0)), "fill");
+	ck_assert_double_eq(nb_value(nb_pow(t, s, 0.0))[1], 1.0);
+	ck_assert_ptr_eq(nb_pow(t, s, 1.0), s);
+	ck_assert_ptr_eq(nb_pow(t, s, 2.0), nb_square(t, s));
+	ck_assert_int_eq(nb_tape_status(t), NB_OK);
+	/* an exponent that is not finite */
+	ck_assert_ptr_null(nb_pow(t, s, INFINITY));
+	ck_assert_int_eq(nb_tape_status(t), NB_EINVAL);
+	ck_assert_str_eq(nb_tape_message(t), "pow: exponent inf is not finite");
+	nb_tape_clear_error(t);
+	ck_assert_ptr_null(nb_pow(t, s, NAN));
+	ck_assert_str_eq(nb_tape_message(t), "pow: exponent nan is not finite");
+	nb_tape_free(t);
+}
+END_TEST
+
 START_TEST(test_relu_step_softmax_values)
 {
 	nb_tape *t = nb_tape_new();
@@ -266,6 +304,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(values, test_reduction_values);
 	tcase_add_test(values, test_quadratic_cost_value);
 	tcase_add_test(values, test_relu_step_softmax_values);
+	tcase_add_test(values, test_pow_abs_softplus_values);
 	tcase_add_test(values, test_cross_entropy_values);
 	suite_add_tcase(s, values);
 	return s;

@@ -71,6 +71,12 @@ BUILD(b_sigmoid, nb_sigmoid(t, x[A]))
 BUILD(b_tanh, nb_tanh(t, x[A]))
 BUILD(b_exp, nb_exp(t, x[A]))
 BUILD(b_log, nb_log(t, x[A]))
+BUILD(b_sqrt, nb_sqrt(t, x[A]))
+BUILD(b_square, nb_square(t, x[A]))
+BUILD(b_pow, nb_pow(t, x[A], -1.5))
+BUILD(b_abs, nb_abs(t, x[A]))
+BUILD(b_log1p, nb_log1p(t, x[A]))
+BUILD(b_softplus, nb_softplus(t, x[A]))
 BUILD(b_relu, nb_relu(t, nb_sub(t, x[A], nb_scalar(t, 1.0))))
 BUILD(b_step, nb_step(t, x[A]))
 BUILD(b_softmax0, nb_softmax(t, x[A], 0))
@@ -129,6 +135,13 @@ static const struct construct constructs[] = {
 	{ "tanh(a)", b_tanh },
 	{ "exp(a)", b_exp },
 	{ "log(a)", b_log },
+	{ "sqrt(a)", b_sqrt },
+	{ "square(a)", b_square },
+	{ "pow(a, -1.5)", b_pow },
+	{ "pow(a, p=-1.5)", b_pow },
+	{ "abs(a)", b_abs },
+	{ "log1p(a)", b_log1p },
+	{ "softplus(a)", b_softplus },
 	{ "relu(a - 1)", b_relu },
 	{ "step(a)", b_step },
 	{ "softmax(a)", b_softmax0 },
@@ -379,8 +392,8 @@ static const struct {
 	{ "a +", "1:4: expected an expression, found end of input" },
 	{ "a + * c", "1:5: expected an expression, found '*'" },
 	{ "a = c", "1:3: expected an operator or the end, found '='" },
-	{ "a ** 2", "1:3: '**' is not an operator: there is no power op" },
-	{ "a ^ 2", "1:3: '^' is not an operator: there is no power op" },
+	{ "a ** 2", "1:3: '**' is not an operator: write pow(x, p)" },
+	{ "a ^ 2", "1:3: '^' is not an operator: write pow(x, p)" },
 	{ "a $ c", "1:3: unexpected character '$'" },
 	{ "a \x01", "1:3: unexpected byte 0x01" },
 	{ "a + \xc3\xa9", "1:5: unexpected byte 0xc3" },
