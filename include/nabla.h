@@ -291,6 +291,32 @@ nb_tensor *nb_step(nb_tape *t, nb_tensor *x);
  * per column, that is per example. */
 nb_tensor *nb_softmax(nb_tape *t, nb_tensor *x, int axis);
 
+/** max(a, b) and min(a, b), elementwise, broadcasting; a NaN operand gives NaN. At a tie
+ * the gradient goes to a. */
+nb_tensor *nb_maximum(nb_tape *t, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_minimum(nb_tape *t, nb_tensor *a, nb_tensor *b);
+/** y = a where m != 0, else b, elementwise, broadcasting all three (a 0/1 mask m selects
+ * between two tensors; NaN where m is NaN). m gets no gradient. */
+nb_tensor *nb_where(nb_tape *t, nb_tensor *m, nb_tensor *a, nb_tensor *b);
+
+/** The mean of all elements (a scalar), or along one axis, keepdim as nb_sum_axis(). */
+nb_tensor *nb_mean(nb_tape *t, nb_tensor *x);
+nb_tensor *nb_mean_axis(nb_tape *t, nb_tensor *x, int axis, int keepdim);
+/** The maximum along one axis, keepdim as nb_sum_axis(); a line holding a NaN gives NaN.
+ * Its gradient goes to the first element of the line that holds the maximum. */
+nb_tensor *nb_max_axis(nb_tape *t, nb_tensor *x, int axis, int keepdim);
+/** Where the maxima of nb_max_axis() are: the index along axis of each line's maximum
+ * (the first at a tie, the first NaN if any), for the n = nb_size(x) / nb_dim(x, axis)
+ * lines in row-major order, into idx. A query of x's current values, not an op: nothing
+ * is recorded or differentiated. NB_ENULL, NB_EINVAL (axis), NB_ESHAPE (n), recorded on
+ * x's tape, or the tape's error. */
+int nb_argmax(const nb_tensor *x, int axis, size_t *idx, size_t n);
+/** log sum exp(x) along one axis, keepdim as nb_sum_axis(), computed with the maximum
+ * subtracted (finite for large x; +inf when the line holds +inf). */
+nb_tensor *nb_logsumexp(nb_tape *t, nb_tensor *x, int axis, int keepdim);
+/** log softmax(x) along one axis: x - logsumexp(x), never the log of a rounded 0. */
+nb_tensor *nb_log_softmax(nb_tape *t, nb_tensor *x, int axis);
+
 /** Flags of nb_matmul_t: use the transpose of an operand without copying it. */
 enum { NB_TRANS_A = 1, NB_TRANS_B = 2 };
 
@@ -645,7 +671,7 @@ typedef struct nb_gradcheck_stats {
 	size_t checked;      /* comparisons made */
 	size_t failed;       /* outside tolerance, not at a kink (non-finite ones included) */
 	size_t kinks;        /* outside tolerance where an op is not differentiable within the
-	                      * step (a branch of relu, step, abs or a user op's changed): not failures */
+	                      * step (a branch of a piecewise op changed): not failures */
 	size_t nonfinite;    /* analytic or numeric value NaN or infinite: failures */
 	size_t one_sided;    /* differences taken on one side, the other not being finite */
 	double max_abs_err;  /* largest |analytic - numeric| over finite comparisons not at kinks */

@@ -249,6 +249,19 @@ size_t nb__user_ops_bytes(const nb_tape *t);
  * running hash, for nb_op.branch. */
 uint64_t nb__branch_fold(uint64_t h, const double *x, size_t n, double at);
 
+/* tensor.c: x seen as (outer, d, inner) around an axis: element (o, k, i) is at
+ * (o d + k) inner + i. */
+struct nb__around {
+	size_t outer, d, inner;
+};
+struct nb__around nb__around_axis(const nb_tensor *x, int axis);
+/* The shape of a reduction of x along axis (kept with size 1, or removed), or an error
+ * naming op for an axis out of range. */
+bool nb__reduced_shape(nb_tape *t, const char *op, const nb_tensor *x, int axis, int keepdim,
+                       int *rank, size_t *dim);
+/* g, the gradient of a reduction of x along axis (either shape), broadcast back to x's. */
+nb_tensor *nb__along_axis(nb_tape *t, nb_tensor *g, const nb_tensor *x, int axis);
+
 /* op_reduce.c: the gradient of a broadcast operand x from the gradient g of the result. */
 nb_tensor *nb__unbroadcast(nb_tape *t, nb_tensor *g, const nb_tensor *x);
 

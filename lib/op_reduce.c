@@ -149,3 +149,27 @@ nb_tensor *nb_sum_axis(nb_tape *t, nb_tensor *x, int axis, int keepdim)
 	memmove(dim + axis, dim + axis + 1, (size_t)(x->rank - axis - 1) * sizeof *dim);
 	return nb__undo(t, mark, nb_reshape(t, y, x->rank - 1, dim));
 }
+
+/* sum / n: the mean needs no kernel of its own. */
+nb_tensor *nb_mean(nb_tape *t, nb_tensor *x)
+{
+	size_t mark = t ? t->n : 0;
+
+	if (!nb__args_ok(t, "mean", &x, 1))
+		return NULL;
+	return nb__undo(t, mark, nb_scale(t, nb_sum(t, x), 1.0 / (double)x->size));
+}
+
+nb_tensor *nb_mean_axis(nb_tape *t, nb_tensor *x, int axis, int keepdim)
+{
+	size_t mark = t ? t->n : 0;
+	char s[NB_MSG_MAX];
+
+	if (!nb__args_ok(t, "mean_axis", &x, 1))
+		return NULL;
+	if (axis < 0 || axis >= x->rank)
+		return nb__fail(t, NB_EINVAL, "mean_axis: axis %d is out of range for shape %s",
+		                axis, nb__shape_str(x->rank, x->dim, s));
+	return nb__undo(t, mark, nb_scale(t, nb_sum_axis(t, x, axis, keepdim),
+	                                  1.0 / (double)x->dim[axis]));
+}

@@ -132,6 +132,38 @@ static nb_tensor *build_sum(nb_tape *t, const struct call *c)
 	return nb_reshape(t, nb_sum(t, c->x[0]), nb_rank(c->x[0]), ones);
 }
 
+static nb_tensor *build_mean(nb_tape *t, const struct call *c)
+{
+	size_t ones[NB_MAX_RANK] = { 1, 1, 1, 1 };
+	int keepdim = c->num[2] != 0.0;
+
+	if (c->given[1])
+		return nb_mean_axis(t, c->x[0], (int)c->num[1], keepdim);
+	if (!keepdim)
+		return nb_mean(t, c->x[0]);
+	return nb_reshape(t, nb_mean(t, c->x[0]), nb_rank(c->x[0]), ones);
+}
+
+static nb_tensor *build_max(nb_tape *t, const struct call *c)
+{
+	return nb_max_axis(t, c->x[0], (int)c->num[1], c->num[2] != 0.0);
+}
+
+static nb_tensor *build_logsumexp(nb_tape *t, const struct call *c)
+{
+	return nb_logsumexp(t, c->x[0], (int)c->num[1], c->num[2] != 0.0);
+}
+
+static nb_tensor *build_log_softmax(nb_tape *t, const struct call *c)
+{
+	return nb_log_softmax(t, c->x[0], (int)c->num[1]);
+}
+
+static nb_tensor *build_where(nb_tape *t, const struct call *c)
+{
+	return nb_where(t, c->x[0], c->x[1], c->x[2]);
+}
+
 static const struct func funcs[] = {
 	BINARY("add", nb_add, "a", "b"),
 	BINARY("sub", nb_sub, "a", "b"),
@@ -158,6 +190,16 @@ static const struct func funcs[] = {
 	{ "reshape", { TENSOR("x"), DIMS("shape") }, .build = build_reshape },
 	{ "sum", { TENSOR("x"), INT_OPTIONAL("axis"), BOOL_DEFAULT("keepdim", 0) },
 	  .build = build_sum },
+	{ "mean", { TENSOR("x"), INT_OPTIONAL("axis"), BOOL_DEFAULT("keepdim", 0) },
+	  .build = build_mean },
+	{ "max", { TENSOR("x"), INT_DEFAULT("axis", 0), BOOL_DEFAULT("keepdim", 0) },
+	  .build = build_max },
+	{ "logsumexp", { TENSOR("x"), INT_DEFAULT("axis", 0), BOOL_DEFAULT("keepdim", 0) },
+	  .build = build_logsumexp },
+	{ "log_softmax", { TENSOR("x"), INT_DEFAULT("axis", 0) }, .build = build_log_softmax },
+	BINARY("maximum", nb_maximum, "a", "b"),
+	BINARY("minimum", nb_minimum, "a", "b"),
+	{ "where", { TENSOR("m"), TENSOR("a"), TENSOR("b") }, .build = build_where },
 	{ "broadcast_to", { TENSOR("x"), DIMS("shape") }, .build = build_broadcast_to },
 	{ "reduce_to", { TENSOR("x"), DIMS("shape") }, .build = build_reduce_to },
 	BINARY("quadratic_cost", nb_quadratic_cost, "a", "y"),

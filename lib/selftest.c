@@ -69,6 +69,16 @@ CASE(e_sqrt, nb_sqrt(t, x[0]))
 CASE(e_abs, nb_mul(t, nb_abs(t, x[0]), x[1]))
 CASE(e_log1p, nb_log1p(t, x[0]))
 CASE(e_softplus, nb_softplus(t, x[0]))
+CASE(e_maximum, nb_maximum(t, x[0], x[1]))
+CASE(e_minimum, nb_minimum(t, x[0], x[1]))
+CASE(e_where, nb_where(t, nb_step(t, x[0]), x[1], nb_tanh(t, x[2])))
+CASE(e_mean, nb_mean(t, nb_mul(t, x[0], x[0])))
+CASE(e_mean_axis, nb_mean_axis(t, nb_tanh(t, x[0]), 1, 0))
+CASE(e_max_axis0, nb_max_axis(t, nb_mul(t, x[0], x[0]), 0, 0))
+CASE(e_max_axis1, nb_max_axis(t, x[0], 1, 1))
+CASE(e_logsumexp0, nb_logsumexp(t, x[0], 0, 0))
+CASE(e_logsumexp1, nb_logsumexp(t, x[0], 1, 1))
+CASE(e_log_softmax, nb_log_softmax(t, x[0], 1))
 CASE(e_layer, nb_sigmoid(t, nb_add(t, nb_matmul(t, x[0], x[1]), x[2])))
 
 static const struct st_case cases[] = {
@@ -116,6 +126,16 @@ static const struct st_case cases[] = {
 	{ "abs", e_abs, 2, { 2, 1 }, { { 2, 3 }, { 3 } }, -2, 2 },
 	{ "log1p", e_log1p, 1, { 2 }, { { 2, 3 } }, -0.5, 2 },
 	{ "softplus", e_softplus, 1, { 2 }, { { 2, 3 } }, -3, 3 },
+	{ "maximum", e_maximum, 2, { 2, 1 }, { { 2, 3 }, { 3 } }, -2, 2 },
+	{ "minimum", e_minimum, 2, { 2, 2 }, { { 3, 1 }, { 1, 4 } }, -2, 2 },
+	{ "where", e_where, 3, { 2, 2, 1 }, { { 2, 3 }, { 2, 3 }, { 3 } }, -2, 2 },
+	{ "mean", e_mean, 1, { 2 }, { { 3, 4 } }, -2, 2 },
+	{ "mean", e_mean_axis, 1, { 3 }, { { 2, 3, 2 } }, -2, 2 },
+	{ "max_axis", e_max_axis0, 1, { 2 }, { { 4, 3 } }, -2, 2 },
+	{ "max_axis", e_max_axis1, 1, { 3 }, { { 2, 3, 2 } }, -2, 2 },
+	{ "logsumexp", e_logsumexp0, 1, { 2 }, { { 4, 3 } }, -2, 2 },
+	{ "logsumexp", e_logsumexp1, 1, { 3 }, { { 2, 3, 2 } }, -2, 2 },
+	{ "logsumexp", e_log_softmax, 1, { 2 }, { { 3, 4 } }, -2, 2 },
 	{ "matmul", e_layer, 3, { 2, 2, 2 }, { { 3, 4 }, { 4, 5 }, { 3, 1 } }, -1, 1 },
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
@@ -138,13 +158,31 @@ static nb_tensor *pow_by(nb_tape *t, nb_tensor *x)
 	return nb_pow(t, x, 2.5);
 }
 
+static nb_tensor *logsumexp0(nb_tape *t, nb_tensor *x)
+{
+	return nb_logsumexp(t, x, 0, 0);
+}
+
+static nb_tensor *log_softmax0(nb_tape *t, nb_tensor *x)
+{
+	return nb_log_softmax(t, x, 0);
+}
+
+static nb_tensor *max_axis0(nb_tape *t, nb_tensor *x)
+{
+	return nb_max_axis(t, x, 0, 0);
+}
+
 static const struct st_edge edges[] = {
 	{ "sigmoid", 1, nb_sigmoid, NULL }, { "tanh", 1, nb_tanh, NULL },
 	{ "exp", 1, nb_exp, NULL }, { "log", 1, nb_log, NULL }, { "relu", 1, nb_relu, NULL },
 	{ "step", 1, nb_step, NULL }, { "scale", 1, scale_by, NULL }, { "neg", 1, nb_neg, NULL },
 	{ "pow", 1, pow_by, NULL }, { "square", 1, nb_square, NULL }, { "sqrt", 1, nb_sqrt, NULL },
 	{ "abs", 1, nb_abs, NULL }, { "log1p", 1, nb_log1p, NULL },
-	{ "softplus", 1, nb_softplus, NULL },
+	{ "softplus", 1, nb_softplus, NULL }, { "mean", 1, nb_mean, NULL },
+	{ "logsumexp", 1, logsumexp0, NULL }, { "log_softmax", 1, log_softmax0, NULL },
+	{ "max_axis", 1, max_axis0, NULL }, { "maximum", 2, NULL, nb_maximum },
+	{ "minimum", 2, NULL, nb_minimum },
 	{ "add", 2, NULL, nb_add }, { "sub", 2, NULL, nb_sub }, { "mul", 2, NULL, nb_mul },
 	{ "div", 2, NULL, nb_div }, { "quadratic_cost", 2, NULL, nb_quadratic_cost },
 	{ "sigmoid_cross_entropy", 2, NULL, nb_sigmoid_cross_entropy },
@@ -201,16 +239,20 @@ static nb_tensor *expr_call(nb_tape *t, nb_tensor *const *x, size_t n, void *ud)
 	return e->def ? nb_apply(t, e->def, x, (int)n) : e->build(t, x);
 }
 
-/* Mark the ops recorded by e on fresh variables of the inputs' shapes as covered. */
+/* Mark the ops recorded by e, and by a backward sweep from it, on fresh variables at the
+ * inputs as covered. */
 static void cover(struct selftest *s, const struct expr *e, const nb_gradcheck_input *in,
                   size_t n)
 {
 	nb_tape *t = nb_tape_new();
-	nb_tensor *x[NB_OP_MAX_ARITY];
+	nb_tensor *x[NB_OP_MAX_ARITY], *y;
 
 	for (size_t k = 0; t && k < n; k++)
 		x[k] = nb_variable(t, in[k].rank, in[k].dim, in[k].data);
-	if (t && expr_call(t, x, n, (void *)e))
+	y = t ? expr_call(t, x, n, (void *)e) : NULL;
+
+	/* the ops of the gradient graph too: some ops are recorded only by rules */
+	if (y && nb_backward(t, nb_sum(t, y), NULL) == NB_OK)
 		for (size_t i = n; i < t->n; i++) {
 			const char *name = t->node[i]->op->name;
 			size_t j = 0;

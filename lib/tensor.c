@@ -145,3 +145,43 @@ char *nb_shape_str(const nb_tensor *x, char *buf)
 	}
 	return nb__shape_str(x->rank, x->dim, buf);
 }
+
+struct nb__around nb__around_axis(const nb_tensor *x, int axis)
+{
+	struct nb__around a = { 1, x->dim[axis], 1 };
+
+	for (int i = 0; i < axis; i++)
+		a.outer *= x->dim[i];
+	for (int i = axis + 1; i < x->rank; i++)
+		a.inner *= x->dim[i];
+	return a;
+}
+
+bool nb__reduced_shape(nb_tape *t, const char *op, const nb_tensor *x, int axis, int keepdim,
+                       int *rank, size_t *dim)
+{
+	char s[NB_MSG_MAX];
+
+	if (axis < 0 || axis >= x->rank) {
+		nb__fail(t, NB_EINVAL, "%s: axis %d is out of range for shape %s", op, axis,
+		         nb__shape_str(x->rank, x->dim, s));
+		return false;
+	}
+	memcpy(dim, x->dim, sizeof x->dim);
+	dim[axis] = 1;
+	*rank = x->rank;
+	if (!keepdim) {
+		memmove(dim + axis, dim + axis + 1, (size_t)(x->rank - axis - 1) * sizeof *dim);
+		(*rank)--;
+	}
+	return true;
+}
+
+nb_tensor *nb__along_axis(nb_tape *t, nb_tensor *g, const nb_tensor *x, int axis)
+{
+	size_t dim[NB_MAX_RANK];
+
+	memcpy(dim, x->dim, sizeof x->dim);
+	dim[axis] = 1;
+	return nb_broadcast_to(t, nb_reshape(t, g, x->rank, dim), x->rank, x->dim);
+}

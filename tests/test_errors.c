@@ -58,6 +58,11 @@ static nb_tensor *reduce_to1(nb_tape *t, nb_tensor *x)
 }
 static nb_tensor *softmax0(nb_tape *t, nb_tensor *x) { return nb_softmax(t, x, 0); }
 static nb_tensor *pow3(nb_tape *t, nb_tensor *x) { return nb_pow(t, x, 3.0); }
+static nb_tensor *mean_axis0(nb_tape *t, nb_tensor *x) { return nb_mean_axis(t, x, 0, 0); }
+static nb_tensor *max_axis0(nb_tape *t, nb_tensor *x) { return nb_max_axis(t, x, 0, 0); }
+static nb_tensor *logsumexp0(nb_tape *t, nb_tensor *x) { return nb_logsumexp(t, x, 0, 0); }
+static nb_tensor *log_softmax0(nb_tape *t, nb_tensor *x) { return nb_log_softmax(t, x, 0); }
+static nb_tensor *where_ab(nb_tape *t, nb_tensor *a, nb_tensor *b) { return nb_where(t, a, b, b); }
 static nb_tensor *matmul_tb(nb_tape *t, nb_tensor *a, nb_tensor *b)
 {
 	return nb_matmul_t(t, a, b, NB_TRANS_B);
@@ -73,6 +78,8 @@ static const struct {
 	{ "broadcast_to", broadcast_to4 }, { "reduce_to", reduce_to1 }, { "relu", nb_relu },
 	{ "step", nb_step }, { "softmax", softmax0 }, { "pow", pow3 }, { "square", nb_square },
 	{ "sqrt", nb_sqrt }, { "abs", nb_abs }, { "log1p", nb_log1p }, { "softplus", nb_softplus },
+	{ "mean", nb_mean }, { "mean_axis", mean_axis0 }, { "max_axis", max_axis0 },
+	{ "logsumexp", logsumexp0 }, { "log_softmax", log_softmax0 },
 };
 
 static const struct {
@@ -83,6 +90,7 @@ static const struct {
 	{ "matmul", nb_matmul }, { "matmul", matmul_tb }, { "quadratic_cost", nb_quadratic_cost },
 	{ "sigmoid_cross_entropy", nb_sigmoid_cross_entropy },
 	{ "softmax_cross_entropy", nb_softmax_cross_entropy },
+	{ "maximum", nb_maximum }, { "minimum", nb_minimum }, { "where", where_ab },
 };
 
 #define N_UNARY (int)(sizeof unary_ops / sizeof unary_ops[0])
@@ -268,6 +276,86 @@ START_TEST(test_softmax_rejects_bad_axis)
 	f = setup();
 	expect_fail(&f, nb_softmax(f.t, f.s, 0), NB_EINVAL,
 	            "softmax: axis 0 is out of range for shape ()");
+}
+END_TEST
+
+/* Every reduction along an axis names itself and the shape. */
+START_TEST(test_axis_reductions_reject_bad_axis)
+{
+	static const struct {
+		nb_tensor *(*f)(nb_tape *, nb_tensor *, int, int);
+		const char *msg;
+	} ops[] = {
+		{ nb_mean_axis, "mean_axis: axis 2 is out of range for shape (3x4)" },
+		{ nb_max_axis, "max_axis: axis 2 is out of range for shape (3x4)" },
+		{ nb_logsumexp, "logsumexp: axis 2 is out of range for shape (3x4)" },
+	};
+
+	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+		struct fixture f = setup();
+
+		expect_fail(&f, ops[i].f(f.t, f.m34, 2, 0), NB_EINVAL, ops[i].msg);
+		f = setup();
+		expect_fail(&f, ops[i].f(f.t, f.m34, -1, 1), NB_EINVAL,
+		            strncmp(ops[i].msg, "mean", 4) == 0
+		                    ? "mean_axis: axis -1 is out of range for shape (3x4)"
+		            : strncmp(ops[i].msg, "max", 3) == 0
+		                    ? "max_axis: axis -1 is out of range for shape (3x4)"
+		                    : "logsumexp: axis -1 is out of range for shape (3x4)");
+	}
+	{
+		struct fixture f = setup();
+
+		expect_fail(&f, nb_log_softmax(f.t, f.s, 0), NB_EINVAL,
+		            "log_softmax: axis 0 is out of range for shape ()");
+	}
+}
+END_TEST
+
+/* maximum, minimum and where broadcast their operands, or say which shapes do not fit;
+ * a failed call records nothing (the operands are broadcast before the op). */
+START_TEST(test_selections_reject_shapes_that_do_not_broadcast)
+{
+	struct fixture f = setup();
+	size_t n = nb_tape_size(f.t);
+
+	ck_assert_ptr_null(nb_maximum(f.t, f.m34, f.m52));
+	ck_assert_str_eq(nb_tape_message(f.t), "maximum: shapes do not broadcast: (3x4) and (5x2)");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_minimum(f.t, f.v3, f.v4));
+	ck_assert_str_eq(nb_tape_message(f.t), "minimum: shapes do not broadcast: (3) and (4)");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_where(f.t, f.v4, f.m34, f.v3));
+	ck_assert_int_eq(nb_tape_status(f.t), NB_ESHAPE);
+	ck_assert_str_eq(nb_tape_message(f.t),
+	                 "where: shapes do not broadcast: (4), (3x4) and (3)");
+	ck_assert_uint_eq(nb_tape_size(f.t), n);
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_where(f.t, f.v4, NULL, f.v4));
+	ck_assert_str_eq(nb_tape_message(f.t), "where: argument 2 is NULL");
+	nb_tape_free(f.t);
+}
+END_TEST
+
+/* nb_argmax: a query that checks its arguments and records errors on x's tape. */
+START_TEST(test_argmax_rejects_bad_arguments)
+{
+	struct fixture f = setup();
+	size_t idx[4];
+
+	ck_assert_int_eq(nb_argmax(NULL, 0, idx, 4), NB_ENULL);
+	ck_assert_int_eq(nb_argmax(f.m34, 0, NULL, 4), NB_ENULL);
+	ck_assert_str_eq(nb_tape_message(f.t), "argmax: idx is NULL");
+	nb_tape_clear_error(f.t);
+	ck_assert_int_eq(nb_argmax(f.m34, 2, idx, 4), NB_EINVAL);
+	ck_assert_str_eq(nb_tape_message(f.t), "argmax: axis 2 is out of range for shape (3x4)");
+	nb_tape_clear_error(f.t);
+	ck_assert_int_eq(nb_argmax(f.m34, 0, idx, 3), NB_ESHAPE);
+	ck_assert_str_eq(nb_tape_message(f.t),
+	                 "argmax: 3 indices asked for, the shape has 4 lines along axis 0");
+	/* on a tape in error: that error, nothing written */
+	ck_assert_int_eq(nb_argmax(f.m34, 0, idx, 4), NB_ESHAPE);
+	nb_tape_free(f.t);
 }
 END_TEST
 
@@ -460,6 +548,9 @@ static Suite *errors_suite(void)
 	tcase_add_test(shapes, test_matmul_rejects_unknown_flags);
 	tcase_add_test(shapes, test_elementwise_rejects_incompatible_shapes);
 	tcase_add_test(shapes, test_quadratic_cost_rejects_shape_mismatch);
+	tcase_add_test(shapes, test_axis_reductions_reject_bad_axis);
+	tcase_add_test(shapes, test_selections_reject_shapes_that_do_not_broadcast);
+	tcase_add_test(shapes, test_argmax_rejects_bad_arguments);
 	tcase_add_test(shapes, test_transpose_rejects_rank_1);
 	tcase_add_test(shapes, test_cross_entropies_reject_shape_mismatch);
 	tcase_add_test(shapes, test_softmax_cross_entropy_rejects_scalar);

@@ -705,6 +705,30 @@ START_TEST(test_abs_at_its_kink_is_reported_not_failed)
 }
 END_TEST
 
+/* maximum at a tie, and a maximum along an axis at a tie: kinks, not failures. */
+static nb_tensor *ties(nb_tape *t, nb_tensor *const *in, size_t n, void *ud)
+{
+	(void)n;
+	(void)ud;
+	return nb_add(t, nb_sum(t, nb_maximum(t, in[0], in[1])), nb_max_axis(t, in[0], 0, 0));
+}
+
+START_TEST(test_ties_of_maximum_are_kinks)
+{
+	static const double a[] = { 1.0, 0.5, 1.0 }, b[] = { 1.0, -2.0, 0.0 };
+	nb_gradcheck_input in[2] = { { 1, dim_3, a }, { 1, dim_3, b } };
+	nb_gradcheck_opts o = { .first_order_only = 1 };
+	nb_gradcheck_report r;
+
+	ck_assert_int_eq(nb_gradcheck(ties, NULL, in, 2, &o, &r), NB_OK);
+	ck_assert_int_eq(r.passed, 1);
+	ck_assert_uint_eq(r.first.all.failed, 0);
+	/* a[0] ties with b[0] and with a[2]; a[2] ties with a[0]; b[0] ties with a[0] */
+	ck_assert_uint_eq(r.first.input[0].kinks, 2);
+	ck_assert_uint_eq(r.first.input[1].kinks, 1);
+}
+END_TEST
+
 /* The same for a user op with a branch rule: clip to [0, 1] at 1 exactly. A user op
  * without one (cube_wrong) cannot hide behind a kink. */
 static nb_tensor *sum_clip(nb_tape *t, nb_tensor *const *in, size_t n, void *ud)
@@ -1066,6 +1090,7 @@ static Suite *gradcheck_suite(void)
 	tcase_add_test(fooled, test_relu_at_its_kink_is_reported_not_failed);
 	tcase_add_test(fooled, test_user_op_kink_is_reported_not_failed);
 	tcase_add_test(fooled, test_abs_at_its_kink_is_reported_not_failed);
+	tcase_add_test(fooled, test_ties_of_maximum_are_kinks);
 	tcase_add_test(fooled, test_nonfinite_values_are_counted_and_listed);
 	tcase_add_test(fooled, test_one_sided_differences_at_the_edge_of_a_domain);
 	tcase_add_test(fooled, test_mask_makes_inputs_constants);

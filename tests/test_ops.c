@@ -226,6 +226,73 @@ START_TEST(test_pow_abs_softplus_values)
 }
 END_TEST
 
+/* maximum, minimum and where with broadcasting and NaN; mean; max along an axis and
+ * where it is; logsumexp and log_softmax where exp would overflow. */
+START_TEST(test_select_reduce_values)
+{
+	nb_tape *t = nb_tape_new();
+	nb_tensor *a = nb_constant(t, 2, (size_t[]){ 2, 3 }, (double[]){ 1, 5, -2, 0, 7, 3 });
+	nb_tensor *b = vec(t, 3, (double[]){ 2, 4, -2 });
+	nb_tensor *m = vec(t, 3, (double[]){ 1, 0, 1 });
+	nb_tensor *n = vec(t, 2, (double[]){ NAN, 1 });
+	nb_tensor *big = nb_constant(t, 2, (size_t[]){ 2, 2 }, (double[]){ 1000, 1000, 0, -1000 });
+	size_t idx[3];
+
+	assert_values(nb_maximum(t, a, b), (double[]){ 2, 5, -2, 2, 7, 3 }, 6);
+	assert_values(nb_minimum(t, a, b), (double[]){ 1, 4, -2, 0, 4, -2 }, 6);
+	assert_values(nb_where(t, m, a, b), (double[]){ 1, 4, -2, 0, 4, 3 }, 6);
+	ck_assert(isnan(nb_value(nb_maximum(t, n, vec(t, 1, (double[]){ 3 })))[0]));
+	ck_assert(isnan(nb_value(nb_minimum(t, vec(t, 1, (double[]){ 3 }), n))[0]));
+	ck_assert(isnan(nb_value(nb_where(t, n, n, n))[0]));
+	assert_values(nb_mean(t, a), (double[]){ 14.0 / 6 }, 1);
+	assert_values(nb_mean_axis(t, a, 0, 0), (double[]){ 0.5, 6, 0.5 }, 3);
+	assert_values(nb_mean_axis(t, a, 1, 1), (double[]){ 4.0 / 3, 10.0 / 3 }, 2);
+	assert_values(nb_max_axis(t, a, 1, 0), (double[]){ 5, 7 }, 2);
+	assert_values(nb_max_axis(t, a, 0, 1), (double[]){ 1, 7, 3 }, 3);
+	ck_assert(isnan(nb_value(nb_max_axis(t, n, 0, 0))[0]));
+	ck_assert_int_eq(nb_argmax(a, 0, idx, 3), NB_OK);
+	ck_assert_uint_eq(idx[0], 0);
+	ck_assert_uint_eq(idx[1], 1);
+	ck_assert_uint_eq(idx[2], 1);
+	ck_assert_int_eq(nb_argmax(b, 0, idx, 1), NB_OK);
+	ck_assert_uint_eq(idx[0], 1);
+	ck_assert_int_eq(nb_argmax(n, 0, idx, 1), NB_OK);  /* NaN counts as the maximum */
+	ck_assert_uint_eq(idx[0], 0);
+	assert_values(nb_logsumexp(t, big, 1, 0), (double[]){ 1000 + log(2.0), 0 }, 2);
+	assert_values(nb_logsumexp(t, big, 0, 1), (double[]){ 1000, 1000 }, 2);
+	/* x - logsumexp(x) at x = 1000: the sum is rounded to the ulp of 1000, 1.1e-13 */
+	for (int i = 0; i < 2; i++)
+		ck_assert_double_eq_tol(nb_value(nb_log_softmax(t, big, 1))[i], -log(2.0), 2e-13);
+	assert_values(nb_log_softmax(t, big, 0), (double[]){ 0, 0, -1000, -2000 }, 4);
+	ck_assert_double_eq(nb_value(nb_logsumexp(t, vec(t, 2, (double[]){ INFINITY, 1 }),
+	                                           0, 0))[0], INFINITY);
+	ck_assert_double_eq(nb_value(nb_logsumexp(t, vec(t, 2, (double[]){ -INFINITY,
+	                                                                   -INFINITY }),
+	                                           0, 0))[0], -INFINITY);
+	ck_assert_int_eq(nb_tape_status(t), NB_OK);
+	nb_tape_free(t);
+}
+END_TEST
+
+/* The gradient of a maximum goes to the winner; at a tie, to the first operand or the
+ * first element of the line. */
+START_TEST(test_select_gradients_at_ties)
+{
+	nb_tape *t = nb_tape_new();
+	nb_tensor *a = nb_variable(t, 1, (size_t[]){ 3 }, (double[]){ 1, 2, 3 });
+	nb_tensor *b = nb_variable(t, 1, (size_t[]){ 3 }, (double[]){ 1, 5, 0 });
+	nb_tensor *x = nb_variable(t, 1, (size_t[]){ 4 }, (double[]){ 2, 7, 7, 1 });
+	nb_tensor *in[2] = { a, b }, *g[2], *gx;
+
+	ck_assert_int_eq(nb_gradients(t, nb_sum(t, nb_maximum(t, a, b)), NULL, in, 2, g), NB_OK);
+	assert_values(g[0], (double[]){ 1, 0, 1 }, 3);
+	assert_values(g[1], (double[]){ 0, 1, 0 }, 3);
+	ck_assert_int_eq(nb_gradients(t, nb_max_axis(t, x, 0, 0), NULL, &x, 1, &gx), NB_OK);
+	assert_values(gx, (double[]){ 0, 1, 0, 0 }, 4);
+	nb_tape_free(t);
+}
+END_TEST
+
 START_TEST(test_relu_step_softmax_values)
 {
 	nb_tape *t = nb_tape_new();
@@ -304,6 +371,8 @@ static Suite *ops_suite(void)
 	tcase_add_test(values, test_reduction_values);
 	tcase_add_test(values, test_quadratic_cost_value);
 	tcase_add_test(values, test_relu_step_softmax_values);
+	tcase_add_test(values, test_select_reduce_values);
+	tcase_add_test(values, test_select_gradients_at_ties);
 	tcase_add_test(values, test_pow_abs_softplus_values);
 	tcase_add_test(values, test_cross_entropy_values);
 	suite_add_tcase(s, values);

@@ -77,6 +77,14 @@ BUILD(b_pow, nb_pow(t, x[A], -1.5))
 BUILD(b_abs, nb_abs(t, x[A]))
 BUILD(b_log1p, nb_log1p(t, x[A]))
 BUILD(b_softplus, nb_softplus(t, x[A]))
+BUILD(b_maximum, nb_maximum(t, x[A], x[V]))
+BUILD(b_minimum, nb_minimum(t, x[A], x[C]))
+BUILD(b_where, nb_where(t, x[V], x[C], x[A]))
+BUILD(b_mean, nb_mean(t, x[A]))
+BUILD(b_mean_axis, nb_mean_axis(t, x[A], 1, 1))
+BUILD(b_max, nb_max_axis(t, x[A], 0, 0))
+BUILD(b_logsumexp, nb_logsumexp(t, x[A], 1, 0))
+BUILD(b_log_softmax, nb_log_softmax(t, x[A], 0))
 BUILD(b_relu, nb_relu(t, nb_sub(t, x[A], nb_scalar(t, 1.0))))
 BUILD(b_step, nb_step(t, x[A]))
 BUILD(b_softmax0, nb_softmax(t, x[A], 0))
@@ -142,6 +150,14 @@ static const struct construct constructs[] = {
 	{ "abs(a)", b_abs },
 	{ "log1p(a)", b_log1p },
 	{ "softplus(a)", b_softplus },
+	{ "maximum(a, v)", b_maximum },
+	{ "minimum(a, c)", b_minimum },
+	{ "where(v, c, a)", b_where },
+	{ "mean(a)", b_mean },
+	{ "mean(a, 1, keepdim=1)", b_mean_axis },
+	{ "max(a)", b_max },
+	{ "logsumexp(a, axis=1)", b_logsumexp },
+	{ "log_softmax(a)", b_log_softmax },
 	{ "relu(a - 1)", b_relu },
 	{ "step(a)", b_step },
 	{ "softmax(a)", b_softmax0 },

@@ -52,8 +52,8 @@ START_TEST(test_builtin_ops_pass)
 	ck_assert_uint_ge(r.cases, r.ops);
 	ck_assert_uint_eq(r.forward_reverse, r.cases);
 	ck_assert_uint_gt(r.comparisons, r.cases);
-	/* 14 unary and 6 binary elementwise ops, 6 edge values in each operand */
-	ck_assert_uint_eq(r.edges, (14 + 6 * 2) * 6);
+	/* 18 unary and 8 binary elementwise ops and reductions, 6 edge values in each operand */
+	ck_assert_uint_eq(r.edges, (18 + 8 * 2) * 6);
 }
 END_TEST
 
