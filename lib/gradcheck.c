@@ -403,13 +403,9 @@ static uint64_t structure_hash(const nb_tensor *x)
  * attributes. It changing with the inputs means a value left the graph. */
 static uint64_t outside_hash(const nb_tensor *x)
 {
-	uint64_t h;
-
 	if (nb__is_leaf(x))
 		return XXH3_64bits(x->value, x->size * sizeof *x->value);
-	h = XXH3_64bits(&x->attr.c, sizeof x->attr.c);
-	return h ^ (uint64_t)x->attr.axis * 31 ^ (uint64_t)x->attr.keepdim * 131 ^
-	       (uint64_t)x->attr.trans * 1031;
+	return nb__attr_hash(&x->attr);
 }
 
 /* The nodes the expression recorded on t after its inputs (at mark), up to its value

@@ -7,8 +7,44 @@
 
 #include "nabla_int.h"
 
-/* The key as words, built field by field so that no struct padding is hashed. */
-enum { KEY_WORDS = 2 + NB_MAX_ARITY + 7 + NB_MAX_RANK };
+/* The attributes as words, field by field so that no struct padding is hashed. */
+enum { ATTR_WORDS = 7 + NB_MAX_RANK };
+
+static size_t attr_words(const struct nb_attr *attr, uint64_t *key)
+{
+	size_t k = 0;
+
+	memcpy(&key[k++], &attr->c, sizeof attr->c);
+	key[k++] = (uint64_t)attr->axis;
+	key[k++] = (uint64_t)attr->keepdim;
+	key[k++] = (uint64_t)attr->trans;
+	key[k++] = attr->of ? (uint64_t)attr->of->id + 1 : 0;
+	key[k++] = (uint64_t)attr->slot;
+	key[k++] = (uint64_t)attr->start;
+	for (int i = 0; i < NB_MAX_RANK; i++)
+		key[k++] = (uint64_t)attr->perm[i];
+	return k;
+}
+
+uint64_t nb__attr_hash(const struct nb_attr *attr)
+{
+	uint64_t key[ATTR_WORDS];
+
+	return XXH3_64bits(key, attr_words(attr, key) * sizeof key[0]);
+}
+
+/* c is compared by its bits: fill(-0.0) and fill(0.0) are different literals. */
+bool nb__attr_equal(const struct nb_attr *a, const struct nb_attr *b)
+{
+	uint64_t ka[ATTR_WORDS], kb[ATTR_WORDS];
+	size_t n = attr_words(a, ka);
+
+	attr_words(b, kb);
+	return !memcmp(ka, kb, n * sizeof ka[0]);
+}
+
+/* The key as words. */
+enum { KEY_WORDS = 2 + NB_MAX_ARITY + ATTR_WORDS + NB_MAX_RANK };
 
 uint64_t nb__node_hash(const struct nb_op *op, nb_tensor *const *in,
                        const struct nb_attr *attr, int rank, const size_t *dim)
@@ -19,12 +55,7 @@ uint64_t nb__node_hash(const struct nb_op *op, nb_tensor *const *in,
 	key[k++] = (uint64_t)(uintptr_t)op;
 	for (int i = 0; i < op->arity; i++)
 		key[k++] = in[i]->id;
-	memcpy(&key[k++], &attr->c, sizeof attr->c);
-	key[k++] = (uint64_t)attr->axis;
-	key[k++] = (uint64_t)attr->keepdim;
-	key[k++] = (uint64_t)attr->trans;
-	key[k++] = attr->of ? (uint64_t)attr->of->id + 1 : 0;
-	key[k++] = (uint64_t)attr->slot;
+	k += attr_words(attr, key + k);
 	key[k++] = (uint64_t)rank;
 	for (int i = 0; i < rank; i++)
 		key[k++] = dim[i];
@@ -39,10 +70,7 @@ static bool node_matches(const nb_tensor *x, const struct nb_op *op, nb_tensor *
 	for (int i = 0; i < op->arity; i++)
 		if (x->in[i] != in[i])
 			return false;
-	/* c is compared by its bits: fill(-0.0) and fill(0.0) are different literals. */
-	if (memcmp(&x->attr.c, &attr->c, sizeof attr->c) || x->attr.axis != attr->axis ||
-	    x->attr.keepdim != attr->keepdim || x->attr.trans != attr->trans ||
-	    x->attr.of != attr->of || x->attr.slot != attr->slot)
+	if (!nb__attr_equal(&x->attr, attr))
 		return false;
 	return rank == 0 || !memcmp(x->dim, dim, (size_t)rank * sizeof *dim);
 }

@@ -23,6 +23,8 @@ struct nb_attr {
 	const nb_tensor *of;  /* a seed leaf (derive.c): the output whose derivative graph it
 	                       * feeds, recorded before it, so dropped no earlier */
 	size_t slot;          /* which of that output's seeds it is */
+	size_t start;         /* first index along axis (slice), zeros before (pad) */
+	int perm[NB_MAX_RANK];/* output axis i is input axis perm[i] (permute) */
 };
 
 /* An op's row in the table: a node points at it. forward computes y->value from the
@@ -166,6 +168,10 @@ void nb__broadcast_strides(int r, const size_t *d, int rank, const size_t *dim,
 void nb__pad_dims(int rank, const size_t *dim, size_t out[NB_MAX_RANK]);
 
 /* hashcons.c */
+/* The attributes as a hash, and whether two sets are the same: the one place that knows
+ * every field (the gradient checker hashes them too, to see a value leave the graph). */
+uint64_t nb__attr_hash(const struct nb_attr *attr);
+bool nb__attr_equal(const struct nb_attr *a, const struct nb_attr *b);
 uint64_t nb__node_hash(const struct nb_op *op, nb_tensor *const *in,
                        const struct nb_attr *attr, int rank, const size_t *dim);
 nb_tensor *nb__hashcons_find(const struct nb_hashcons *hc, uint64_t h, const struct nb_op *op,
