@@ -330,6 +330,20 @@ nb_tensor *nb_transpose(nb_tape *t, nb_tensor *x);
 /** The same values in another shape with as many elements (NB_ESHAPE otherwise). */
 nb_tensor *nb_reshape(nb_tape *t, nb_tensor *x, int rank, const size_t *dim);
 
+/** The range [start, end) of one axis (0 <= start < end <= nb_dim(x, axis); NB_EINVAL
+ * otherwise); the whole axis is x itself. */
+nb_tensor *nb_slice(nb_tape *t, nb_tensor *x, int axis, size_t start, size_t end);
+/** x with before zeros ahead of it and after zeros behind it along one axis (for a
+ * convolution's zero padding, one call per axis); 0 and 0 is x itself. */
+nb_tensor *nb_pad(nb_tape *t, nb_tensor *x, int axis, size_t before, size_t after);
+/** The n tensors xs, of one rank and the same dims but along axis, joined along it in
+ * order: NB_ENULL, NB_ETAPE or NB_ESHAPE naming the index of a bad one, NB_EINVAL for
+ * n == 0 or a bad axis. */
+nb_tensor *nb_concat(nb_tape *t, nb_tensor *const *xs, size_t n, int axis);
+/** Axes reordered: output axis i is input axis perm[i] (perm has nb_rank(x) entries, a
+ * permutation of 0 .. rank - 1; NB_EINVAL otherwise), as numpy.transpose(x, perm). */
+nb_tensor *nb_permute(nb_tape *t, nb_tensor *x, const int *perm);
+
 /** Sum of all elements, a scalar. */
 nb_tensor *nb_sum(nb_tape *t, nb_tensor *x);
 /** Sum along one axis (0 <= axis < rank, NB_EINVAL otherwise). keepdim != 0 keeps that

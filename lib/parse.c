@@ -159,6 +159,37 @@ static nb_tensor *build_log_softmax(nb_tape *t, const struct call *c)
 	return nb_log_softmax(t, c->x[0], (int)c->num[1]);
 }
 
+static nb_tensor *build_slice(nb_tape *t, const struct call *c)
+{
+	return nb_slice(t, c->x[0], (int)c->num[1], (size_t)c->num[2], (size_t)c->num[3]);
+}
+
+static nb_tensor *build_pad(nb_tape *t, const struct call *c)
+{
+	return nb_pad(t, c->x[0], (int)c->num[1], (size_t)c->num[2], (size_t)c->num[3]);
+}
+
+static nb_tensor *build_concat(nb_tape *t, const struct call *c)
+{
+	return nb_concat(t, c->x, 2, (int)c->num[2]);
+}
+
+/* permute(x, p0, p1, ...): as many axes as x has. */
+static nb_tensor *build_permute(nb_tape *t, const struct call *c)
+{
+	int perm[NB_MAX_RANK], given = 0, r = nb_rank(c->x[0]);
+	char s[NB_MSG_MAX];
+
+	for (int i = 0; i < NB_MAX_RANK; i++) {
+		perm[i] = (int)c->num[1 + i];
+		given += c->given[1 + i];
+	}
+	if (given != r)
+		return nb__fail(t, NB_EINVAL, "permute: %d axes given for the %d of %s", given, r,
+		                nb__shape_str(r, c->x[0]->dim, s));
+	return nb_permute(t, c->x[0], perm);
+}
+
 static nb_tensor *build_where(nb_tape *t, const struct call *c)
 {
 	return nb_where(t, c->x[0], c->x[1], c->x[2]);
@@ -200,6 +231,13 @@ static const struct func funcs[] = {
 	BINARY("maximum", nb_maximum, "a", "b"),
 	BINARY("minimum", nb_minimum, "a", "b"),
 	{ "where", { TENSOR("m"), TENSOR("a"), TENSOR("b") }, .build = build_where },
+	{ "slice", { TENSOR("x"), INT_DEFAULT("axis", 0), INT_DEFAULT("start", 0),
+	             INT_DEFAULT("end", 0) }, .build = build_slice },
+	{ "pad", { TENSOR("x"), INT_DEFAULT("axis", 0), INT_DEFAULT("before", 0),
+	           INT_DEFAULT("after", 0) }, .build = build_pad },
+	{ "concat", { TENSOR("a"), TENSOR("b"), INT_DEFAULT("axis", 0) }, .build = build_concat },
+	{ "permute", { TENSOR("x"), INT_OPTIONAL("p0"), INT_OPTIONAL("p1"), INT_OPTIONAL("p2"),
+	               INT_OPTIONAL("p3") }, .build = build_permute },
 	{ "broadcast_to", { TENSOR("x"), DIMS("shape") }, .build = build_broadcast_to },
 	{ "reduce_to", { TENSOR("x"), DIMS("shape") }, .build = build_reduce_to },
 	BINARY("quadratic_cost", nb_quadratic_cost, "a", "y"),

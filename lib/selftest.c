@@ -79,6 +79,11 @@ CASE(e_max_axis1, nb_max_axis(t, x[0], 1, 1))
 CASE(e_logsumexp0, nb_logsumexp(t, x[0], 0, 0))
 CASE(e_logsumexp1, nb_logsumexp(t, x[0], 1, 1))
 CASE(e_log_softmax, nb_log_softmax(t, x[0], 1))
+CASE(e_slice, nb_slice(t, nb_tanh(t, x[0]), 1, 1, 3))
+CASE(e_pad, nb_mul(t, nb_pad(t, x[0], 0, 1, 2), nb_pad(t, x[0], 0, 2, 1)))
+CASE(e_concat, nb_concat(t, (nb_tensor *[]){ x[0], nb_exp(t, x[1]), x[0] }, 3, 1))
+CASE(e_permute3, nb_permute(t, nb_mul(t, x[0], x[0]), (const int[]){ 2, 0, 1 }))
+CASE(e_permute4, nb_permute(t, x[0], (const int[]){ 3, 1, 0, 2 }))
 CASE(e_layer, nb_sigmoid(t, nb_add(t, nb_matmul(t, x[0], x[1]), x[2])))
 
 static const struct st_case cases[] = {
@@ -136,6 +141,11 @@ static const struct st_case cases[] = {
 	{ "logsumexp", e_logsumexp0, 1, { 2 }, { { 4, 3 } }, -2, 2 },
 	{ "logsumexp", e_logsumexp1, 1, { 3 }, { { 2, 3, 2 } }, -2, 2 },
 	{ "logsumexp", e_log_softmax, 1, { 2 }, { { 3, 4 } }, -2, 2 },
+	{ "slice", e_slice, 1, { 2 }, { { 2, 4 } }, -2, 2 },
+	{ "pad", e_pad, 1, { 2 }, { { 2, 3 } }, -2, 2 },
+	{ "concat", e_concat, 2, { 2, 2 }, { { 2, 3 }, { 2, 2 } }, -1, 1 },
+	{ "permute", e_permute3, 1, { 3 }, { { 2, 3, 4 } }, -1, 1 },
+	{ "permute", e_permute4, 1, { 4 }, { { 2, 1, 3, 2 } }, -1, 1 },
 	{ "matmul", e_layer, 3, { 2, 2, 2 }, { { 3, 4 }, { 4, 5 }, { 3, 1 } }, -1, 1 },
 };
 #define N_CASES (sizeof cases / sizeof cases[0])

@@ -62,6 +62,9 @@ static nb_tensor *mean_axis0(nb_tape *t, nb_tensor *x) { return nb_mean_axis(t, 
 static nb_tensor *max_axis0(nb_tape *t, nb_tensor *x) { return nb_max_axis(t, x, 0, 0); }
 static nb_tensor *logsumexp0(nb_tape *t, nb_tensor *x) { return nb_logsumexp(t, x, 0, 0); }
 static nb_tensor *log_softmax0(nb_tape *t, nb_tensor *x) { return nb_log_softmax(t, x, 0); }
+static nb_tensor *slice01(nb_tape *t, nb_tensor *x) { return nb_slice(t, x, 0, 0, 1); }
+static nb_tensor *pad011(nb_tape *t, nb_tensor *x) { return nb_pad(t, x, 0, 1, 1); }
+static nb_tensor *permute10(nb_tape *t, nb_tensor *x) { return nb_permute(t, x, (int[]){ 1, 0 }); }
 static nb_tensor *where_ab(nb_tape *t, nb_tensor *a, nb_tensor *b) { return nb_where(t, a, b, b); }
 static nb_tensor *matmul_tb(nb_tape *t, nb_tensor *a, nb_tensor *b)
 {
@@ -79,7 +82,8 @@ static const struct {
 	{ "step", nb_step }, { "softmax", softmax0 }, { "pow", pow3 }, { "square", nb_square },
 	{ "sqrt", nb_sqrt }, { "abs", nb_abs }, { "log1p", nb_log1p }, { "softplus", nb_softplus },
 	{ "mean", nb_mean }, { "mean_axis", mean_axis0 }, { "max_axis", max_axis0 },
-	{ "logsumexp", logsumexp0 }, { "log_softmax", log_softmax0 },
+	{ "logsumexp", logsumexp0 }, { "log_softmax", log_softmax0 }, { "slice", slice01 },
+	{ "pad", pad011 }, { "permute", permute10 },
 };
 
 static const struct {
@@ -337,6 +341,63 @@ START_TEST(test_selections_reject_shapes_that_do_not_broadcast)
 }
 END_TEST
 
+/* slice, pad, concat and permute: bad ranges, shapes and permutations, each named; a
+ * concat that fails at its third tensor records nothing. */
+START_TEST(test_shape_ops_reject_bad_arguments)
+{
+	struct fixture f = setup();
+	nb_tape *other = nb_tape_new();
+	nb_tensor *o = nb_constant(other, 2, (size_t[]){ 3, 4 }, NULL);
+	size_t n = nb_tape_size(f.t);
+
+	ck_assert_ptr_null(nb_slice(f.t, f.m34, 1, 2, 5));
+	ck_assert_str_eq(nb_tape_message(f.t),
+	                 "slice: range [2, 5) of axis 1 is out of bounds for shape (3x4)");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_slice(f.t, f.m34, 0, 2, 2));
+	ck_assert_str_eq(nb_tape_message(f.t), "slice: range [2, 2) of axis 0 is empty for shape (3x4)");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_slice(f.t, f.m34, 2, 0, 1));
+	ck_assert_str_eq(nb_tape_message(f.t), "slice: axis 2 is out of range for shape (3x4)");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_pad(f.t, f.m34, 1, SIZE_MAX, 1));
+	ck_assert_int_eq(nb_tape_status(f.t), NB_ESHAPE);
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_concat(f.t, (nb_tensor *[]){ f.m34, f.m34, f.m52 }, 3, 1));
+	ck_assert_str_eq(nb_tape_message(f.t),
+	                 "concat: xs[2] (5x2) and xs[0] (3x4) differ outside axis 1");
+	ck_assert_uint_eq(nb_tape_size(f.t), n);
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_concat(f.t, (nb_tensor *[]){ f.m34, NULL }, 2, 0));
+	ck_assert_str_eq(nb_tape_message(f.t), "concat: xs[1] is NULL");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_concat(f.t, (nb_tensor *[]){ f.m34, o }, 2, 0));
+	ck_assert_str_eq(nb_tape_message(f.t), "concat: xs[1] belongs to another tape");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_concat(f.t, (nb_tensor *[]){ f.m34 }, 0, 0));
+	ck_assert_str_eq(nb_tape_message(f.t), "concat: no tensors (n is 0)");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_concat(f.t, NULL, 1, 0));
+	ck_assert_str_eq(nb_tape_message(f.t), "concat: xs is NULL");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_concat(f.t, (nb_tensor *[]){ f.m34, f.m34 }, 2, 2));
+	ck_assert_str_eq(nb_tape_message(f.t), "concat: axis 2 is out of range for shape (3x4)");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_permute(f.t, f.m34, (const int[]){ 1, 1 }));
+	ck_assert_str_eq(nb_tape_message(f.t),
+	                 "permute: perm[1] = 1: not a permutation of the 2 axes of (3x4)");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_permute(f.t, f.m34, (const int[]){ 0, 2 }));
+	ck_assert_str_eq(nb_tape_message(f.t),
+	                 "permute: perm[1] = 2: not a permutation of the 2 axes of (3x4)");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_permute(f.t, f.m34, NULL));
+	ck_assert_str_eq(nb_tape_message(f.t), "permute: perm is NULL");
+	nb_tape_free(f.t);
+	nb_tape_free(other);
+}
+END_TEST
+
 /* nb_argmax: a query that checks its arguments and records errors on x's tape. */
 START_TEST(test_argmax_rejects_bad_arguments)
 {
@@ -551,6 +612,7 @@ static Suite *errors_suite(void)
 	tcase_add_test(shapes, test_axis_reductions_reject_bad_axis);
 	tcase_add_test(shapes, test_selections_reject_shapes_that_do_not_broadcast);
 	tcase_add_test(shapes, test_argmax_rejects_bad_arguments);
+	tcase_add_test(shapes, test_shape_ops_reject_bad_arguments);
 	tcase_add_test(shapes, test_transpose_rejects_rank_1);
 	tcase_add_test(shapes, test_cross_entropies_reject_shape_mismatch);
 	tcase_add_test(shapes, test_softmax_cross_entropy_rejects_scalar);

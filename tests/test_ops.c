@@ -293,6 +293,41 @@ START_TEST(test_select_gradients_at_ties)
 }
 END_TEST
 
+/* slice, pad, concat and permute move values, and are each other's adjoints. */
+START_TEST(test_shape_op_values)
+{
+	nb_tape *t = nb_tape_new();
+	nb_tensor *a = nb_constant(t, 2, (size_t[]){ 2, 3 }, (double[]){ 1, 2, 3, 4, 5, 6 });
+	nb_tensor *b = nb_constant(t, 2, (size_t[]){ 2, 1 }, (double[]){ 7, 8 });
+	nb_tensor *c = nb_constant(t, 3, (size_t[]){ 2, 1, 3 }, (double[]){ 1, 2, 3, 4, 5, 6 });
+	nb_tensor *x = nb_variable(t, 1, (size_t[]){ 4 }, (double[]){ 1, 2, 3, 4 }), *g;
+
+	assert_values(nb_slice(t, a, 1, 1, 3), (double[]){ 2, 3, 5, 6 }, 4);
+	assert_values(nb_slice(t, a, 0, 1, 2), (double[]){ 4, 5, 6 }, 3);
+	ck_assert_ptr_eq(nb_slice(t, a, 1, 0, 3), a);
+	assert_values(nb_pad(t, b, 1, 1, 2), (double[]){ 0, 7, 0, 0, 0, 8, 0, 0 }, 8);
+	assert_values(nb_pad(t, b, 0, 0, 1), (double[]){ 7, 8, 0 }, 3);
+	ck_assert_ptr_eq(nb_pad(t, a, 0, 0, 0), a);
+	assert_values(nb_concat(t, (nb_tensor *[]){ a, b }, 2, 1),
+	              (double[]){ 1, 2, 3, 7, 4, 5, 6, 8 }, 8);
+	assert_values(nb_concat(t, (nb_tensor *[]){ a, a, a }, 3, 0),
+	              (double[]){ 1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6 }, 18);
+	ck_assert_ptr_eq(nb_concat(t, &a, 1, 0), a);
+	assert_values(nb_permute(t, a, (const int[]){ 1, 0 }), (double[]){ 1, 4, 2, 5, 3, 6 }, 6);
+	assert_values(nb_permute(t, c, (const int[]){ 2, 0, 1 }), (double[]){ 1, 4, 2, 5, 3, 6 },
+	              6);
+	ck_assert_uint_eq(nb_dim(nb_permute(t, c, (const int[]){ 2, 0, 1 }), 0), 3);
+	ck_assert_ptr_eq(nb_permute(t, c, (const int[]){ 0, 1, 2 }), c);
+	/* the gradient of a slice is padded back; of a concat, sliced */
+	ck_assert_int_eq(nb_gradients(t, nb_sum(t, nb_mul(t, nb_slice(t, x, 0, 1, 3),
+	                                                  nb_slice(t, x, 0, 2, 4))),
+	                              NULL, &x, 1, &g), NB_OK);
+	assert_values(g, (double[]){ 0, 3, 2 + 4, 3 }, 4);
+	ck_assert_int_eq(nb_tape_status(t), NB_OK);
+	nb_tape_free(t);
+}
+END_TEST
+
 START_TEST(test_relu_step_softmax_values)
 {
 	nb_tape *t = nb_tape_new();
@@ -371,6 +406,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(values, test_reduction_values);
 	tcase_add_test(values, test_quadratic_cost_value);
 	tcase_add_test(values, test_relu_step_softmax_values);
+	tcase_add_test(values, test_shape_op_values);
 	tcase_add_test(values, test_select_reduce_values);
 	tcase_add_test(values, test_select_gradients_at_ties);
 	tcase_add_test(values, test_pow_abs_softplus_values);

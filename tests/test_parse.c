@@ -85,6 +85,10 @@ BUILD(b_mean_axis, nb_mean_axis(t, x[A], 1, 1))
 BUILD(b_max, nb_max_axis(t, x[A], 0, 0))
 BUILD(b_logsumexp, nb_logsumexp(t, x[A], 1, 0))
 BUILD(b_log_softmax, nb_log_softmax(t, x[A], 0))
+BUILD(b_slice, nb_slice(t, x[A], 1, 1, 3))
+BUILD(b_pad, nb_pad(t, x[A], 0, 2, 1))
+BUILD(b_concat, nb_concat(t, (nb_tensor *[]){ x[A], x[C] }, 2, 1))
+BUILD(b_permute, nb_permute(t, x[A], (const int[]){ 1, 0 }))
 BUILD(b_relu, nb_relu(t, nb_sub(t, x[A], nb_scalar(t, 1.0))))
 BUILD(b_step, nb_step(t, x[A]))
 BUILD(b_softmax0, nb_softmax(t, x[A], 0))
@@ -158,6 +162,10 @@ static const struct construct constructs[] = {
 	{ "max(a)", b_max },
 	{ "logsumexp(a, axis=1)", b_logsumexp },
 	{ "log_softmax(a)", b_log_softmax },
+	{ "slice(a, 1, 1, 3)", b_slice },
+	{ "pad(a, before=2, after=1)", b_pad },
+	{ "concat(a, c, axis=1)", b_concat },
+	{ "permute(a, 1, 0)", b_permute },
 	{ "relu(a - 1)", b_relu },
 	{ "step(a)", b_step },
 	{ "softmax(a)", b_softmax0 },
