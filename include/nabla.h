@@ -320,10 +320,13 @@ nb_tensor *nb_log_softmax(nb_tape *t, nb_tensor *x, int axis);
 /** Flags of nb_matmul_t: use the transpose of an operand without copying it. */
 enum { NB_TRANS_A = 1, NB_TRANS_B = 2 };
 
-/** c = a b for rank-2 a (m x k) and b (k x n). NB_ERANK unless both have rank 2;
- * NB_ESHAPE when the inner dimensions differ. */
+/** c = a b for rank-2 a (m x k) and b (k x n); for rank-3 a (batch x m x k) and b
+ * (batch x k x n), one product per batch element, c (batch x m x n). NB_ERANK unless both
+ * have rank 2 or both rank 3; NB_ESHAPE when the inner dimensions or the batch sizes
+ * differ. */
 nb_tensor *nb_matmul(nb_tape *t, nb_tensor *a, nb_tensor *b);
-/** c = op(a) op(b), where op(a) is a^T when flags has NB_TRANS_A (likewise B). */
+/** c = op(a) op(b), where op(a) is a^T when flags has NB_TRANS_A (likewise B); in a batch,
+ * each matrix is transposed. */
 nb_tensor *nb_matmul_t(nb_tape *t, nb_tensor *a, nb_tensor *b, int flags);
 /** y = x^T for rank-2 x (NB_ERANK otherwise). */
 nb_tensor *nb_transpose(nb_tape *t, nb_tensor *x);

@@ -1,5 +1,7 @@
 /* op_matmul.c -- c = op(a) op(b), where op(a) is a or a^T: transposed operands are read in
- * place, never copied, so the backward rule can use a^T and b^T for free. */
+ * place, never copied, so the backward rule can use a^T and b^T for free. Operands of
+ * rank 3 are batches of matrices, (b x m x k) op (b x k x n), one product per batch
+ * element; op transposes each matrix, and the rule is the same, batch by batch. */
 #include <string.h>
 
 #include "kernel.h"
@@ -10,9 +12,13 @@ static void matmul_forward(nb_tensor *y)
 {
 	const nb_tensor *a = y->in[0], *b = y->in[1];
 	bool ta = y->attr.trans & NB_TRANS_A, tb = y->attr.trans & NB_TRANS_B;
+	int r = y->rank - 2;  /* the matrices' first axis: 1 in a batch */
+	size_t batch = r ? y->dim[0] : 1, m = y->dim[r], n = y->dim[r + 1];
+	size_t k = ta ? a->dim[r] : a->dim[r + 1];
 
-	nb__gemm(ta, tb, y->dim[0], y->dim[1], ta ? a->dim[0] : a->dim[1], a->value, b->value,
-	         y->value, y->tape->scratch);
+	for (size_t i = 0; i < batch; i++)
+		nb__gemm(ta, tb, m, n, k, a->value + i * m * k, b->value + i * k * n,
+		         y->value + i * m * n, y->tape->scratch);
 }
 
 /* With c = op(a) op(b) and dc = dL/dc:
@@ -50,7 +56,8 @@ nb_tensor *nb_matmul_t(nb_tape *t, nb_tensor *a, nb_tensor *b, int flags)
 	nb_tensor *in[2] = { a, b };
 	struct nb_attr attr = { .trans = flags };
 	char sa[NB_MSG_MAX], sb[NB_MSG_MAX];
-	size_t dim[2];
+	size_t dim[3];
+	int r;
 
 	if (!nb__args_ok(t, "matmul", in, 2))
 		return NULL;
@@ -58,18 +65,24 @@ nb_tensor *nb_matmul_t(nb_tape *t, nb_tensor *a, nb_tensor *b, int flags)
 		return nb__fail(t, NB_EINVAL, "matmul: unknown flags 0x%x", (unsigned)flags);
 	operand_str(a, flags & NB_TRANS_A, sa);
 	operand_str(b, flags & NB_TRANS_B, sb);
-	if (a->rank != 2 || b->rank != 2)
-		return nb__fail(t, NB_ERANK, "matmul: operands must have rank 2: %s @ %s", sa, sb);
-	if (a->dim[flags & NB_TRANS_A ? 0 : 1] != b->dim[flags & NB_TRANS_B ? 1 : 0])
+	if (a->rank != b->rank || a->rank < 2 || a->rank > 3)
+		return nb__fail(t, NB_ERANK, "matmul: operands must both have rank 2, or both rank "
+		                "3 (batches): %s @ %s", sa, sb);
+	r = a->rank - 2;
+	if (r && a->dim[0] != b->dim[0])
+		return nb__fail(t, NB_ESHAPE, "matmul: batch sizes differ: %s @ %s", sa, sb);
+	if (a->dim[r + (flags & NB_TRANS_A ? 0 : 1)] != b->dim[r + (flags & NB_TRANS_B ? 1 : 0)])
 		return nb__fail(t, NB_ESHAPE, "matmul: inner dimensions differ: %s @ %s", sa, sb);
-	dim[0] = a->dim[flags & NB_TRANS_A ? 1 : 0];
-	dim[1] = b->dim[flags & NB_TRANS_B ? 0 : 1];
+	dim[0] = a->dim[0];
+	dim[r] = a->dim[r + (flags & NB_TRANS_A ? 1 : 0)];
+	dim[r + 1] = b->dim[r + (flags & NB_TRANS_B ? 0 : 1)];
 	if (nb__is_zero(a) || nb__is_zero(b))  /* structural: nabla.h, "Ops" */
-		return nb__zeros(t, 2, dim);
-	if (!nb__reserve_scratch(t, nb__gemm_work(flags & NB_TRANS_A, flags & NB_TRANS_B, dim[0],
-	                                          dim[1], a->dim[flags & NB_TRANS_A ? 0 : 1])))
+		return nb__zeros(t, a->rank, dim);
+	if (!nb__reserve_scratch(t, nb__gemm_work(flags & NB_TRANS_A, flags & NB_TRANS_B, dim[r],
+	                                          dim[r + 1],
+	                                          a->dim[r + (flags & NB_TRANS_A ? 0 : 1)])))
 		return NULL;
-	return nb__record(t, &nb__op_matmul, in, &attr, 2, dim);
+	return nb__record(t, &nb__op_matmul, in, &attr, a->rank, dim);
 }
 
 nb_tensor *nb_matmul(nb_tape *t, nb_tensor *a, nb_tensor *b)

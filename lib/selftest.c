@@ -84,6 +84,9 @@ CASE(e_pad, nb_mul(t, nb_pad(t, x[0], 0, 1, 2), nb_pad(t, x[0], 0, 2, 1)))
 CASE(e_concat, nb_concat(t, (nb_tensor *[]){ x[0], nb_exp(t, x[1]), x[0] }, 3, 1))
 CASE(e_permute3, nb_permute(t, nb_mul(t, x[0], x[0]), (const int[]){ 2, 0, 1 }))
 CASE(e_permute4, nb_permute(t, x[0], (const int[]){ 3, 1, 0, 2 }))
+CASE(e_bmm, nb_matmul(t, x[0], x[1]))
+CASE(e_bmm_ta, nb_matmul_t(t, x[0], x[1], NB_TRANS_A))
+CASE(e_bmm_tb, nb_tanh(t, nb_matmul_t(t, x[0], x[1], NB_TRANS_B)))
 CASE(e_layer, nb_sigmoid(t, nb_add(t, nb_matmul(t, x[0], x[1]), x[2])))
 
 static const struct st_case cases[] = {
@@ -146,6 +149,9 @@ static const struct st_case cases[] = {
 	{ "concat", e_concat, 2, { 2, 2 }, { { 2, 3 }, { 2, 2 } }, -1, 1 },
 	{ "permute", e_permute3, 1, { 3 }, { { 2, 3, 4 } }, -1, 1 },
 	{ "permute", e_permute4, 1, { 4 }, { { 2, 1, 3, 2 } }, -1, 1 },
+	{ "matmul", e_bmm, 2, { 3, 3 }, { { 2, 3, 4 }, { 2, 4, 2 } }, -1, 1 },
+	{ "matmul", e_bmm_ta, 2, { 3, 3 }, { { 2, 4, 3 }, { 2, 4, 2 } }, -1, 1 },
+	{ "matmul", e_bmm_tb, 2, { 3, 3 }, { { 3, 2, 3 }, { 3, 2, 3 } }, -1, 1 },
 	{ "matmul", e_layer, 3, { 2, 2, 2 }, { { 3, 4 }, { 4, 5 }, { 3, 1 } }, -1, 1 },
 };
 #define N_CASES (sizeof cases / sizeof cases[0])

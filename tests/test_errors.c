@@ -212,7 +212,26 @@ START_TEST(test_matmul_rejects_rank_1)
 	struct fixture f = setup();
 
 	expect_fail(&f, nb_matmul(f.t, f.v3, f.m34), NB_ERANK,
-	            "matmul: operands must have rank 2: (3) @ (3x4)");
+	            "matmul: operands must both have rank 2, or both rank 3 (batches): (3) @ (3x4)");
+}
+END_TEST
+
+START_TEST(test_batched_matmul_rejects_mismatches)
+{
+	struct fixture f = setup();
+	nb_tensor *a = nb_constant(f.t, 3, (size_t[]){ 2, 3, 4 }, NULL);
+	nb_tensor *b = nb_constant(f.t, 3, (size_t[]){ 3, 4, 5 }, NULL);
+	nb_tensor *c = nb_constant(f.t, 3, (size_t[]){ 2, 5, 4 }, NULL);
+
+	ck_assert_ptr_null(nb_matmul(f.t, a, f.m34));
+	ck_assert_str_eq(nb_tape_message(f.t), "matmul: operands must both have rank 2, or both "
+	                 "rank 3 (batches): (2x3x4) @ (3x4)");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_matmul(f.t, a, b));
+	ck_assert_str_eq(nb_tape_message(f.t), "matmul: batch sizes differ: (2x3x4) @ (3x4x5)");
+	nb_tape_clear_error(f.t);
+	expect_fail(&f, nb_matmul(f.t, a, c), NB_ESHAPE,
+	            "matmul: inner dimensions differ: (2x3x4) @ (2x5x4)");
 }
 END_TEST
 
@@ -606,6 +625,7 @@ static Suite *errors_suite(void)
 	tcase_add_test(shapes, test_matmul_rejects_inner_dim_mismatch);
 	tcase_add_test(shapes, test_matmul_names_transposed_operands);
 	tcase_add_test(shapes, test_matmul_rejects_rank_1);
+	tcase_add_test(shapes, test_batched_matmul_rejects_mismatches);
 	tcase_add_test(shapes, test_matmul_rejects_unknown_flags);
 	tcase_add_test(shapes, test_elementwise_rejects_incompatible_shapes);
 	tcase_add_test(shapes, test_quadratic_cost_rejects_shape_mismatch);

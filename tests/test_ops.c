@@ -328,6 +328,22 @@ START_TEST(test_shape_op_values)
 }
 END_TEST
 
+/* A batch of two products: each is the rank-2 product of its matrices. */
+START_TEST(test_batched_matmul_values)
+{
+	nb_tape *t = nb_tape_new();
+	nb_tensor *a = nb_constant(t, 3, (size_t[]){ 2, 2, 2 }, (double[]){ 1, 2, 3, 4, 0, 1,
+		                                                            1, 0 });
+	nb_tensor *b = nb_constant(t, 3, (size_t[]){ 2, 2, 1 }, (double[]){ 5, 6, 7, 8 });
+
+	assert_values(nb_matmul(t, a, b), (double[]){ 17, 39, 8, 7 }, 4);
+	assert_values(nb_matmul_t(t, a, b, NB_TRANS_A), (double[]){ 23, 34, 8, 7 }, 4);
+	ck_assert_uint_eq(nb_dim(nb_matmul(t, a, b), 0), 2);
+	ck_assert_uint_eq(nb_dim(nb_matmul(t, a, b), 2), 1);
+	nb_tape_free(t);
+}
+END_TEST
+
 START_TEST(test_relu_step_softmax_values)
 {
 	nb_tape *t = nb_tape_new();
@@ -406,6 +422,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(values, test_reduction_values);
 	tcase_add_test(values, test_quadratic_cost_value);
 	tcase_add_test(values, test_relu_step_softmax_values);
+	tcase_add_test(values, test_batched_matmul_values);
 	tcase_add_test(values, test_shape_op_values);
 	tcase_add_test(values, test_select_reduce_values);
 	tcase_add_test(values, test_select_gradients_at_ties);
