@@ -37,6 +37,8 @@ struct session {
 	const char *expr;
 	unsigned long seed;
 	nb_gradcheck_opts check;  /* grad's options: the checker's own */
+	const char *consts[NB_GRADCHECK_MAX_INPUTS];  /* --const NAME: not checked */
+	size_t n_consts;
 	struct spec *in;
 	size_t n;
 	nb_parse_input *named;  /* n inputs for nb_parse */
@@ -113,7 +115,7 @@ static void session_close(struct session *s)
 
 /* The options: --NAME VALUE or --NAME=VALUE (or --NAME alone for a flag). */
 enum opt_kind { OPT_SEED, OPT_STEP, OPT_ATOL, OPT_RTOL, OPT_LEVELS, OPT_MODE, OPT_REPLAY,
-                OPT_FIRST };
+                OPT_FIRST, OPT_CONST };
 
 static const struct option {
 	const char *name;
@@ -122,7 +124,7 @@ static const struct option {
 } options[] = {
 	{ "seed", OPT_SEED, 0 }, { "step", OPT_STEP, 0 }, { "atol", OPT_ATOL, 0 },
 	{ "rtol", OPT_RTOL, 0 }, { "levels", OPT_LEVELS, 0 }, { "mode", OPT_MODE, 0 },
-	{ "replay", OPT_REPLAY, 1 }, { "first-order", OPT_FIRST, 1 },
+	{ "replay", OPT_REPLAY, 1 }, { "first-order", OPT_FIRST, 1 }, { "const", OPT_CONST, 0 },
 };
 
 /* A non-negative number for --NAME, or an error. */
@@ -158,6 +160,11 @@ static int set_option(struct session *s, const struct option *o, const char *val
 	switch (o->kind) {
 	case OPT_REPLAY:
 		s->check.replay = 1;
+		return EXIT_DONE;
+	case OPT_CONST:
+		if (s->n_consts == NB_GRADCHECK_MAX_INPUTS)
+			return usage_error(s->cmd, "too many --const");
+		s->consts[s->n_consts++] = value;
 		return EXIT_DONE;
 	case OPT_FIRST:
 		s->check.first_order_only = 1;
@@ -276,6 +283,20 @@ static int make_inputs(struct session *s)
 	return nb_tape_status(s->t) == NB_OK ? EXIT_DONE : error("%s", nb_tape_message(s->t));
 }
 
+/* Every --const names an input. */
+static int consts_known(const struct session *s)
+{
+	for (size_t j = 0; j < s->n_consts; j++) {
+		size_t i = 0;
+
+		while (i < s->n && strcmp(s->consts[j], s->in[i].name))
+			i++;
+		if (i == s->n)
+			return error("--const %s: no input of that name", s->consts[j]);
+	}
+	return EXIT_DONE;
+}
+
 /* Read the arguments, make the inputs and record the expression on a new tape. */
 static int session_open(struct session *s, const struct command *cmd, int argc, char **argv)
 {
@@ -286,7 +307,7 @@ static int session_open(struct session *s, const struct command *cmd, int argc, 
 	s->cmd = cmd;
 	s->seed = 1;
 	s->check.seed = 1;
-	if ((rc = read_args(s, argc, argv)) != 0)
+	if ((rc = read_args(s, argc, argv)) != 0 || (rc = consts_known(s)) != 0)
 		return rc;
 	s->named = calloc(s->n + 1, sizeof *s->named);
 	s->t = nb_tape_new();
@@ -353,9 +374,17 @@ static int check_gradients(const struct session *s)
 {
 	nb_gradcheck_input *gin = calloc(s->n + 1, sizeof *gin);
 	struct recorder r = { s, calloc(s->n + 1, sizeof *r.named) };
+	nb_gradcheck_opts opts = s->check;
+	int mask[NB_GRADCHECK_MAX_INPUTS];
 	nb_gradcheck_report rep;
 	int rc;
 
+	for (size_t i = 0; i < s->n && i < NB_GRADCHECK_MAX_INPUTS; i++) {
+		mask[i] = 1;
+		for (size_t j = 0; j < s->n_consts; j++)
+			mask[i] &= strcmp(s->consts[j], s->in[i].name) != 0;
+	}
+	opts.mask = mask;
 	if (!gin || !r.named) {
 		free(gin);
 		free(r.named);
@@ -364,7 +393,7 @@ static int check_gradients(const struct session *s)
 	for (size_t i = 0; i < s->n; i++)
 		gin[i] = (nb_gradcheck_input){ s->in[i].rank, s->in[i].dim, s->in[i].data };
 	printf("== gradient check\n");
-	nb_gradcheck(record_expr, &r, gin, s->n, &s->check, &rep);
+	nb_gradcheck(record_expr, &r, gin, s->n, &opts, &rep);
 	nb_gradcheck_print(stdout, &rep);
 	if (rep.status != NB_OK)
 		rc = error("the gradient check did not run: %s", rep.message);
@@ -557,6 +586,7 @@ static const char inputs_help[] =
 	"  --mode M         grad: auto, elements or directions (default auto)\n"
 	"  --replay         grad: differences by replay of the recorded tape\n"
 	"  --first-order    grad: skip the second-order check\n"
+	"  --const NAME     grad: the input NAME is a constant, not checked (indices, data)\n"
 	"  --               what follows is EXPR and inputs, even when it starts with --\n"
 	"\n"
 	"Exit status: 0 done (grad, selftest: the check passed), 1 the check failed,\n"

@@ -347,6 +347,13 @@ nb_tensor *nb_concat(nb_tape *t, nb_tensor *const *xs, size_t n, int axis);
  * permutation of 0 .. rank - 1; NB_EINVAL otherwise), as numpy.transpose(x, perm). */
 nb_tensor *nb_permute(nb_tape *t, nb_tensor *x, const int *perm);
 
+/** Rows of a table by index, an embedding lookup: row i of the result is row idx[i] of
+ * table (V x D, or V for a vector: a result of idx's length). idx is a vector of whole
+ * numbers in [0, V) (NB_EINVAL naming the first that is not; NB_ERANK for other ranks);
+ * it gets no gradient, and the table's gradient sums the rows of a repeated index. An
+ * index made invalid later by nb_set() gives rows of NaN. */
+nb_tensor *nb_gather_rows(nb_tape *t, nb_tensor *table, nb_tensor *idx);
+
 /** Sum of all elements, a scalar. */
 nb_tensor *nb_sum(nb_tape *t, nb_tensor *x);
 /** Sum along one axis (0 <= axis < rank, NB_EINVAL otherwise). keepdim != 0 keeps that

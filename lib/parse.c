@@ -229,6 +229,7 @@ static const struct func funcs[] = {
 	  .build = build_logsumexp },
 	{ "log_softmax", { TENSOR("x"), INT_DEFAULT("axis", 0) }, .build = build_log_softmax },
 	BINARY("maximum", nb_maximum, "a", "b"),
+	BINARY("gather_rows", nb_gather_rows, "table", "idx"),
 	BINARY("minimum", nb_minimum, "a", "b"),
 	{ "where", { TENSOR("m"), TENSOR("a"), TENSOR("b") }, .build = build_where },
 	{ "slice", { TENSOR("x"), INT_DEFAULT("axis", 0), INT_DEFAULT("start", 0),

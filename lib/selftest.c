@@ -87,6 +87,11 @@ CASE(e_permute4, nb_permute(t, x[0], (const int[]){ 3, 1, 0, 2 }))
 CASE(e_bmm, nb_matmul(t, x[0], x[1]))
 CASE(e_bmm_ta, nb_matmul_t(t, x[0], x[1], NB_TRANS_A))
 CASE(e_bmm_tb, nb_tanh(t, nb_matmul_t(t, x[0], x[1], NB_TRANS_B)))
+CASE(e_gather, nb_tanh(t, nb_gather_rows(t, x[0], nb_constant(t, 1, (size_t[]){ 5 },
+                                                              (double[]){ 2, 0, 2, 3, 1 }))))
+CASE(e_gather_vec, nb_mul(t, nb_gather_rows(t, x[0], nb_constant(t, 1, (size_t[]){ 3 },
+                                                                 (double[]){ 4, 4, 0 })),
+                          x[1]))
 CASE(e_layer, nb_sigmoid(t, nb_add(t, nb_matmul(t, x[0], x[1]), x[2])))
 
 static const struct st_case cases[] = {
@@ -152,6 +157,8 @@ static const struct st_case cases[] = {
 	{ "matmul", e_bmm, 2, { 3, 3 }, { { 2, 3, 4 }, { 2, 4, 2 } }, -1, 1 },
 	{ "matmul", e_bmm_ta, 2, { 3, 3 }, { { 2, 4, 3 }, { 2, 4, 2 } }, -1, 1 },
 	{ "matmul", e_bmm_tb, 2, { 3, 3 }, { { 3, 2, 3 }, { 3, 2, 3 } }, -1, 1 },
+	{ "gather_rows", e_gather, 1, { 2 }, { { 4, 3 } }, -1, 1 },
+	{ "gather_rows", e_gather_vec, 2, { 1, 1 }, { { 5 }, { 3 } }, -1, 1 },
 	{ "matmul", e_layer, 3, { 2, 2, 2 }, { { 3, 4 }, { 4, 5 }, { 3, 1 } }, -1, 1 },
 };
 #define N_CASES (sizeof cases / sizeof cases[0])

@@ -138,6 +138,24 @@ START_TEST(test_grad_check_fails_with_a_coarse_step)
 }
 END_TEST
 
+/* An embedding lookup: the indices are data, not checked (--const); each row's gradient
+ * is the sum over the times its index appears: 2 w1 twice and 2 w0 once. */
+START_TEST(test_grad_with_a_constant_input)
+{
+	static struct run r;
+
+	run_nabla(&r, "grad 'sum(gather_rows(w, i) * gather_rows(w, i))' 'w=[[1, 2], [3, 4]]' "
+	          "'i=[1, 1, 0]' --const i");
+	ck_assert_int_eq(r.status, 0);
+	ASSERT_LINE(&r, "[[ 2.  4.]");
+	ASSERT_LINE(&r, " [12. 16.]]");
+	ASSERT_LINE(&r, "gradcheck: PASS");
+	run_nabla(&r, "grad 'sum(x)' 'x=[1]' --const y");
+	ck_assert_int_eq(r.status, 2);
+	ck_assert_str_eq(r.err, "nabla: --const y: no input of that name\n");
+}
+END_TEST
+
 START_TEST(test_grad_options_refused)
 {
 	static struct run r;
@@ -476,6 +494,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_grad_reports_a_kink);
 	tcase_add_test(tc, test_grad_check_fails_with_a_coarse_step);
 	tcase_add_test(tc, test_grad_options_refused);
+	tcase_add_test(tc, test_grad_with_a_constant_input);
 	tcase_add_test(tc, test_jacobian_and_hessian);
 	tcase_add_test(tc, test_selftest);
 	tcase_add_test(tc, test_grad_of_non_scalar);

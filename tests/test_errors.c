@@ -95,6 +95,7 @@ static const struct {
 	{ "sigmoid_cross_entropy", nb_sigmoid_cross_entropy },
 	{ "softmax_cross_entropy", nb_softmax_cross_entropy },
 	{ "maximum", nb_maximum }, { "minimum", nb_minimum }, { "where", where_ab },
+	{ "gather_rows", nb_gather_rows },
 };
 
 #define N_UNARY (int)(sizeof unary_ops / sizeof unary_ops[0])
@@ -417,6 +418,30 @@ START_TEST(test_shape_ops_reject_bad_arguments)
 }
 END_TEST
 
+START_TEST(test_gather_rows_rejects_bad_indices)
+{
+	struct fixture f = setup();
+	nb_tensor *bad = nb_constant(f.t, 1, (size_t[]){ 3 }, (double[]){ 0, 2, 1.5 });
+	nb_tensor *far = nb_constant(f.t, 1, (size_t[]){ 2 }, (double[]){ 1, 3 });
+	size_t n = nb_tape_size(f.t);
+
+	ck_assert_ptr_null(nb_gather_rows(f.t, f.m34, bad));
+	ck_assert_str_eq(nb_tape_message(f.t),
+	                 "gather_rows: idx[2] = 1.5 is not a row of the table (3x4)");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_gather_rows(f.t, f.m34, far));
+	ck_assert_str_eq(nb_tape_message(f.t),
+	                 "gather_rows: idx[1] = 3 is not a row of the table (3x4)");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_gather_rows(f.t, f.m34, f.m23));
+	ck_assert_int_eq(nb_tape_status(f.t), NB_ERANK);
+	ck_assert_str_eq(nb_tape_message(f.t), "gather_rows: a table of rank 1 or 2 and a vector "
+	                 "of indices are needed: (3x4) and (2x3)");
+	ck_assert_uint_eq(nb_tape_size(f.t), n);
+	nb_tape_free(f.t);
+}
+END_TEST
+
 /* nb_argmax: a query that checks its arguments and records errors on x's tape. */
 START_TEST(test_argmax_rejects_bad_arguments)
 {
@@ -632,6 +657,7 @@ static Suite *errors_suite(void)
 	tcase_add_test(shapes, test_axis_reductions_reject_bad_axis);
 	tcase_add_test(shapes, test_selections_reject_shapes_that_do_not_broadcast);
 	tcase_add_test(shapes, test_argmax_rejects_bad_arguments);
+	tcase_add_test(shapes, test_gather_rows_rejects_bad_indices);
 	tcase_add_test(shapes, test_shape_ops_reject_bad_arguments);
 	tcase_add_test(shapes, test_transpose_rejects_rank_1);
 	tcase_add_test(shapes, test_cross_entropies_reject_shape_mismatch);

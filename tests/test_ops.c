@@ -344,6 +344,26 @@ START_TEST(test_batched_matmul_values)
 }
 END_TEST
 
+/* An embedding lookup: rows by index; a repeated index sums its rows' gradients; an index
+ * made invalid by nb_set() gives NaN rows. */
+START_TEST(test_gather_rows_values_and_gradient)
+{
+	nb_tape *t = nb_tape_new();
+	nb_tensor *table = nb_variable(t, 2, (size_t[]){ 3, 2 }, (double[]){ 1, 2, 3, 4, 5, 6 });
+	nb_tensor *idx = nb_constant(t, 1, (size_t[]){ 4 }, (double[]){ 2, 0, 2, 1 });
+	nb_tensor *w = nb_constant(t, 2, (size_t[]){ 4, 2 }, (double[]){ 1, 2, 3, 4, 5, 6, 7, 8 });
+	nb_tensor *y = nb_gather_rows(t, table, idx), *g;
+
+	assert_values(y, (double[]){ 5, 6, 1, 2, 5, 6, 3, 4 }, 8);
+	ck_assert_int_eq(nb_gradients(t, nb_sum(t, nb_mul(t, w, y)), NULL, &table, 1, &g), NB_OK);
+	assert_values(g, (double[]){ 3, 4, 7, 8, 1 + 5, 2 + 6 }, 6);
+	ck_assert_int_eq(nb_set(idx, (double[]){ 0, 0, 7, 1 }, 4), NB_OK);
+	ck_assert(isnan(nb_value(y)[4]));
+	ck_assert_double_eq(nb_value(y)[2], 1.0);
+	nb_tape_free(t);
+}
+END_TEST
+
 START_TEST(test_relu_step_softmax_values)
 {
 	nb_tape *t = nb_tape_new();
@@ -422,6 +442,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(values, test_reduction_values);
 	tcase_add_test(values, test_quadratic_cost_value);
 	tcase_add_test(values, test_relu_step_softmax_values);
+	tcase_add_test(values, test_gather_rows_values_and_gradient);
 	tcase_add_test(values, test_batched_matmul_values);
 	tcase_add_test(values, test_shape_op_values);
 	tcase_add_test(values, test_select_reduce_values);
