@@ -354,6 +354,19 @@ nb_tensor *nb_permute(nb_tape *t, nb_tensor *x, const int *perm);
  * index made invalid later by nb_set() gives rows of NaN. */
 nb_tensor *nb_gather_rows(nb_tape *t, nb_tensor *table, nb_tensor *idx);
 
+/** A 2-d convolution as torch.nn.functional.conv2d has it (cross-correlation, no bias):
+ * x is N x C x H x W, w is O x C x KH x KW, the result N x O x OH x OW with
+ * OH = (H + 2 pad - KH) / stride + 1 (likewise OW), x padded with pad zeros on every side.
+ * Add a bias of shape (O x 1 x 1) with nb_add. NB_ERANK for other ranks, NB_ESHAPE when
+ * the channels differ or the window does not fit, NB_EINVAL for a stride of 0. Its
+ * gradients are made of ops (the windows of an image and their adjoint), so they can be
+ * differentiated again. */
+nb_tensor *nb_conv2d(nb_tape *t, nb_tensor *x, nb_tensor *w, size_t stride, size_t pad);
+/** Pooling of N x C x H x W images over k x k windows moved by stride, no padding: the
+ * maximum (its gradient goes to the first maximum of each window) or the mean of each. */
+nb_tensor *nb_max_pool2d(nb_tape *t, nb_tensor *x, size_t k, size_t stride);
+nb_tensor *nb_avg_pool2d(nb_tape *t, nb_tensor *x, size_t k, size_t stride);
+
 /** Sum of all elements, a scalar. */
 nb_tensor *nb_sum(nb_tape *t, nb_tensor *x);
 /** Sum along one axis (0 <= axis < rank, NB_EINVAL otherwise). keepdim != 0 keeps that

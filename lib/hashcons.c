@@ -8,7 +8,7 @@
 #include "nabla_int.h"
 
 /* The attributes as words, field by field so that no struct padding is hashed. */
-enum { ATTR_WORDS = 7 + NB_MAX_RANK };
+enum { ATTR_WORDS = 7 + NB_MAX_RANK + 4 };
 
 static size_t attr_words(const struct nb_attr *attr, uint64_t *key)
 {
@@ -23,6 +23,8 @@ static size_t attr_words(const struct nb_attr *attr, uint64_t *key)
 	key[k++] = (uint64_t)attr->start;
 	for (int i = 0; i < NB_MAX_RANK; i++)
 		key[k++] = (uint64_t)attr->perm[i];
+	for (int i = 0; i < 4; i++)
+		key[k++] = (uint64_t)attr->win[i];
 	return k;
 }
 

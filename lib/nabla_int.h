@@ -25,6 +25,7 @@ struct nb_attr {
 	size_t slot;          /* which of that output's seeds it is */
 	size_t start;         /* first index along axis (slice), zeros before (pad) */
 	int perm[NB_MAX_RANK];/* output axis i is input axis perm[i] (permute) */
+	size_t win[4];        /* a window's height, width, stride and padding (im2col) */
 };
 
 /* An op's row in the table: a node points at it. forward computes y->value from the

@@ -190,6 +190,21 @@ static nb_tensor *build_permute(nb_tape *t, const struct call *c)
 	return nb_permute(t, c->x[0], perm);
 }
 
+static nb_tensor *build_conv2d(nb_tape *t, const struct call *c)
+{
+	return nb_conv2d(t, c->x[0], c->x[1], (size_t)c->num[2], (size_t)c->num[3]);
+}
+
+static nb_tensor *build_max_pool2d(nb_tape *t, const struct call *c)
+{
+	return nb_max_pool2d(t, c->x[0], (size_t)c->num[1], (size_t)c->num[2]);
+}
+
+static nb_tensor *build_avg_pool2d(nb_tape *t, const struct call *c)
+{
+	return nb_avg_pool2d(t, c->x[0], (size_t)c->num[1], (size_t)c->num[2]);
+}
+
 static nb_tensor *build_where(nb_tape *t, const struct call *c)
 {
 	return nb_where(t, c->x[0], c->x[1], c->x[2]);
@@ -230,6 +245,12 @@ static const struct func funcs[] = {
 	{ "log_softmax", { TENSOR("x"), INT_DEFAULT("axis", 0) }, .build = build_log_softmax },
 	BINARY("maximum", nb_maximum, "a", "b"),
 	BINARY("gather_rows", nb_gather_rows, "table", "idx"),
+	{ "conv2d", { TENSOR("x"), TENSOR("w"), INT_DEFAULT("stride", 1), INT_DEFAULT("pad", 0) },
+	  .build = build_conv2d },
+	{ "max_pool2d", { TENSOR("x"), INT_DEFAULT("k", 2), INT_DEFAULT("stride", 2) },
+	  .build = build_max_pool2d },
+	{ "avg_pool2d", { TENSOR("x"), INT_DEFAULT("k", 2), INT_DEFAULT("stride", 2) },
+	  .build = build_avg_pool2d },
 	BINARY("minimum", nb_minimum, "a", "b"),
 	{ "where", { TENSOR("m"), TENSOR("a"), TENSOR("b") }, .build = build_where },
 	{ "slice", { TENSOR("x"), INT_DEFAULT("axis", 0), INT_DEFAULT("start", 0),

@@ -92,6 +92,10 @@ CASE(e_gather, nb_tanh(t, nb_gather_rows(t, x[0], nb_constant(t, 1, (size_t[]){ 
 CASE(e_gather_vec, nb_mul(t, nb_gather_rows(t, x[0], nb_constant(t, 1, (size_t[]){ 3 },
                                                                  (double[]){ 4, 4, 0 })),
                           x[1]))
+CASE(e_conv, nb_conv2d(t, x[0], x[1], 1, 1))
+CASE(e_conv_s2, nb_tanh(t, nb_conv2d(t, x[0], x[1], 2, 0)))
+CASE(e_max_pool, nb_max_pool2d(t, x[0], 2, 2))
+CASE(e_avg_pool, nb_avg_pool2d(t, nb_mul(t, x[0], x[0]), 2, 1))
 CASE(e_layer, nb_sigmoid(t, nb_add(t, nb_matmul(t, x[0], x[1]), x[2])))
 
 static const struct st_case cases[] = {
@@ -159,6 +163,10 @@ static const struct st_case cases[] = {
 	{ "matmul", e_bmm_tb, 2, { 3, 3 }, { { 3, 2, 3 }, { 3, 2, 3 } }, -1, 1 },
 	{ "gather_rows", e_gather, 1, { 2 }, { { 4, 3 } }, -1, 1 },
 	{ "gather_rows", e_gather_vec, 2, { 1, 1 }, { { 5 }, { 3 } }, -1, 1 },
+	{ "im2col", e_conv, 2, { 4, 4 }, { { 1, 2, 3, 3 }, { 2, 2, 2, 2 } }, -1, 1 },
+	{ "im2col", e_conv_s2, 2, { 4, 4 }, { { 2, 1, 4, 4 }, { 2, 1, 3, 3 } }, -1, 1 },
+	{ "im2col", e_max_pool, 1, { 4 }, { { 1, 2, 4, 4 } }, -1, 1 },
+	{ "im2col", e_avg_pool, 1, { 4 }, { { 1, 1, 3, 4 } }, -1, 1 },
 	{ "matmul", e_layer, 3, { 2, 2, 2 }, { { 3, 4 }, { 4, 5 }, { 3, 1 } }, -1, 1 },
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
@@ -326,7 +334,7 @@ static void run_case(struct selftest *s, size_t i)
 	const struct st_case *c = &cases[i];
 	struct expr e = { c->build, NULL };
 	nb_gradcheck_input in[3];
-	double data[3][64];
+	double data[3][64];  /* the largest case input has 32 elements */
 
 	for (size_t k = 0; k < c->n; k++) {
 		size_t size = nb__shape_size(c->rank[k], c->dim[k]);

@@ -65,6 +65,9 @@ static nb_tensor *log_softmax0(nb_tape *t, nb_tensor *x) { return nb_log_softmax
 static nb_tensor *slice01(nb_tape *t, nb_tensor *x) { return nb_slice(t, x, 0, 0, 1); }
 static nb_tensor *pad011(nb_tape *t, nb_tensor *x) { return nb_pad(t, x, 0, 1, 1); }
 static nb_tensor *permute10(nb_tape *t, nb_tensor *x) { return nb_permute(t, x, (int[]){ 1, 0 }); }
+static nb_tensor *max_pool2(nb_tape *t, nb_tensor *x) { return nb_max_pool2d(t, x, 2, 2); }
+static nb_tensor *avg_pool2(nb_tape *t, nb_tensor *x) { return nb_avg_pool2d(t, x, 2, 2); }
+static nb_tensor *conv11(nb_tape *t, nb_tensor *a, nb_tensor *b) { return nb_conv2d(t, a, b, 1, 1); }
 static nb_tensor *where_ab(nb_tape *t, nb_tensor *a, nb_tensor *b) { return nb_where(t, a, b, b); }
 static nb_tensor *matmul_tb(nb_tape *t, nb_tensor *a, nb_tensor *b)
 {
@@ -83,7 +86,8 @@ static const struct {
 	{ "sqrt", nb_sqrt }, { "abs", nb_abs }, { "log1p", nb_log1p }, { "softplus", nb_softplus },
 	{ "mean", nb_mean }, { "mean_axis", mean_axis0 }, { "max_axis", max_axis0 },
 	{ "logsumexp", logsumexp0 }, { "log_softmax", log_softmax0 }, { "slice", slice01 },
-	{ "pad", pad011 }, { "permute", permute10 },
+	{ "pad", pad011 }, { "permute", permute10 }, { "max_pool2d", max_pool2 },
+	{ "avg_pool2d", avg_pool2 },
 };
 
 static const struct {
@@ -95,7 +99,7 @@ static const struct {
 	{ "sigmoid_cross_entropy", nb_sigmoid_cross_entropy },
 	{ "softmax_cross_entropy", nb_softmax_cross_entropy },
 	{ "maximum", nb_maximum }, { "minimum", nb_minimum }, { "where", where_ab },
-	{ "gather_rows", nb_gather_rows },
+	{ "gather_rows", nb_gather_rows }, { "conv2d", conv11 },
 };
 
 #define N_UNARY (int)(sizeof unary_ops / sizeof unary_ops[0])
@@ -442,6 +446,45 @@ START_TEST(test_gather_rows_rejects_bad_indices)
 }
 END_TEST
 
+START_TEST(test_conv_and_pool_reject_bad_shapes)
+{
+	struct fixture f = setup();
+	nb_tensor *x = nb_constant(f.t, 4, (size_t[]){ 1, 3, 5, 5 }, NULL);
+	nb_tensor *w = nb_constant(f.t, 4, (size_t[]){ 2, 4, 3, 3 }, NULL);
+	nb_tensor *big = nb_constant(f.t, 4, (size_t[]){ 2, 3, 8, 8 }, NULL);
+	size_t n = nb_tape_size(f.t);
+
+	ck_assert_ptr_null(nb_conv2d(f.t, x, w, 1, 0));
+	ck_assert_str_eq(nb_tape_message(f.t), "conv2d: the input (1x3x5x5) has 3 channels, the "
+	                 "weights (2x4x3x3) expect 4");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_conv2d(f.t, x, big, 1, 1));
+	ck_assert_str_eq(nb_tape_message(f.t), "conv2d: a 8x8 window with padding 1 does not fit "
+	                 "in images of 5x5");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_conv2d(f.t, f.m34, w, 1, 0));
+	ck_assert_int_eq(nb_tape_status(f.t), NB_ERANK);
+	ck_assert_str_eq(nb_tape_message(f.t), "conv2d: the input must have rank 4 (N x C x H x "
+	                 "W): (3x4)");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_conv2d(f.t, x, f.m34, 1, 0));
+	ck_assert_str_eq(nb_tape_message(f.t), "conv2d: weights must have rank 4 (O x C x KH x "
+	                 "KW): (3x4)");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_max_pool2d(f.t, x, 2, 0));
+	ck_assert_str_eq(nb_tape_message(f.t), "max_pool2d: the stride is 0");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_avg_pool2d(f.t, x, 0, 1));
+	ck_assert_str_eq(nb_tape_message(f.t), "avg_pool2d: the window is 0");
+	nb_tape_clear_error(f.t);
+	ck_assert_ptr_null(nb_max_pool2d(f.t, x, 6, 1));
+	ck_assert_str_eq(nb_tape_message(f.t), "max_pool2d: a 6x6 window with padding 0 does not "
+	                 "fit in images of 5x5");
+	ck_assert_uint_eq(nb_tape_size(f.t), n);
+	nb_tape_free(f.t);
+}
+END_TEST
+
 /* nb_argmax: a query that checks its arguments and records errors on x's tape. */
 START_TEST(test_argmax_rejects_bad_arguments)
 {
@@ -657,6 +700,7 @@ static Suite *errors_suite(void)
 	tcase_add_test(shapes, test_axis_reductions_reject_bad_axis);
 	tcase_add_test(shapes, test_selections_reject_shapes_that_do_not_broadcast);
 	tcase_add_test(shapes, test_argmax_rejects_bad_arguments);
+	tcase_add_test(shapes, test_conv_and_pool_reject_bad_shapes);
 	tcase_add_test(shapes, test_gather_rows_rejects_bad_indices);
 	tcase_add_test(shapes, test_shape_ops_reject_bad_arguments);
 	tcase_add_test(shapes, test_transpose_rejects_rank_1);

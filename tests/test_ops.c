@@ -364,6 +364,87 @@ START_TEST(test_gather_rows_values_and_gradient)
 }
 END_TEST
 
+/* conv2d and the pools against plain loops over the definition, with stride and zero
+ * padding: y[n][o][i][j] = sum over c, a, b of w[o][c][a][b] x[n][c][i s - p + a][j s - p + b]. */
+static double conv_at(const double *x, const double *w, size_t C, size_t H, size_t W,
+                      size_t K, size_t s, size_t p, size_t n, size_t o, size_t i, size_t j)
+{
+	double sum = 0.0;
+
+	for (size_t c = 0; c < C; c++)
+		for (size_t a = 0; a < K; a++)
+			for (size_t b = 0; b < K; b++) {
+				long r = (long)(i * s + a) - (long)p, q = (long)(j * s + b) - (long)p;
+
+				if (r >= 0 && r < (long)H && q >= 0 && q < (long)W)
+					sum += w[((o * C + c) * K + a) * K + b] *
+					       x[((n * C + c) * H + (size_t)r) * W + (size_t)q];
+			}
+	return sum;
+}
+
+START_TEST(test_conv_and_pool_values)
+{
+	enum { N = 2, C = 2, H = 5, W = 4, O = 3, K = 3 };
+	nb_tape *t = nb_tape_new();
+	double xv[N * C * H * W], wv[O * C * K * K];
+	test_rng r;
+	nb_tensor *x, *w, *y, *mp, *ap;
+
+	rng_seed(&r, 9);
+	rng_fill(&r, xv, N * C * H * W, -1, 1);
+	rng_fill(&r, wv, O * C * K * K, -1, 1);
+	x = nb_constant(t, 4, (size_t[]){ N, C, H, W }, xv);
+	w = nb_constant(t, 4, (size_t[]){ O, C, K, K }, wv);
+	for (size_t s = 1; s <= 2; s++)
+		for (size_t p = 0; p <= 1; p++) {
+			size_t oh = (H + 2 * p - K) / s + 1, ow = (W + 2 * p - K) / s + 1;
+
+			y = nb_conv2d(t, x, w, s, p);
+			ck_assert_ptr_nonnull(y);
+			ck_assert_uint_eq(nb_dim(y, 2), oh);
+			ck_assert_uint_eq(nb_dim(y, 3), ow);
+			for (size_t n = 0; n < N; n++)
+				for (size_t o = 0; o < O; o++)
+					for (size_t i = 0; i < oh; i++)
+						for (size_t j = 0; j < ow; j++)
+							ck_assert_double_eq_tol(
+								nb_value(y)[((n * O + o) * oh + i) * ow + j],
+								conv_at(xv, wv, C, H, W, K, s, p, n, o, i, j), 1e-14);
+		}
+	mp = nb_max_pool2d(t, x, 2, 2);
+	ap = nb_avg_pool2d(t, x, 2, 1);
+	ck_assert_uint_eq(nb_dim(mp, 2), 2);
+	ck_assert_uint_eq(nb_dim(mp, 3), 2);
+	ck_assert_uint_eq(nb_dim(ap, 2), 4);
+	ck_assert_uint_eq(nb_dim(ap, 3), 3);
+	for (size_t n = 0; n < N; n++)
+		for (size_t c = 0; c < C; c++) {
+			const double *img = xv + (n * C + c) * H * W;
+
+			for (size_t i = 0; i < 2; i++)
+				for (size_t j = 0; j < 2; j++) {
+					double m = img[2 * i * W + 2 * j];
+
+					for (size_t a = 0; a < 2; a++)
+						for (size_t b = 0; b < 2; b++)
+							m = fmax(m, img[(2 * i + a) * W + 2 * j + b]);
+					ck_assert_double_eq(nb_value(mp)[((n * C + c) * 2 + i) * 2 + j], m);
+				}
+			for (size_t i = 0; i < 4; i++)
+				for (size_t j = 0; j < 3; j++) {
+					double mean = (img[i * W + j] + img[i * W + j + 1] +
+					               img[(i + 1) * W + j] + img[(i + 1) * W + j + 1]) / 4;
+
+					ck_assert_double_eq_tol(nb_value(ap)[((n * C + c) * 4 + i) * 3 + j], mean,
+					                        1e-15);
+				}
+		}
+	ck_assert_int_eq(nb_tape_status(t), NB_OK);
+	nb_tape_free(t);
+}
+END_TEST
+
 START_TEST(test_relu_step_softmax_values)
 {
 	nb_tape *t = nb_tape_new();
@@ -442,6 +523,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(values, test_reduction_values);
 	tcase_add_test(values, test_quadratic_cost_value);
 	tcase_add_test(values, test_relu_step_softmax_values);
+	tcase_add_test(values, test_conv_and_pool_values);
 	tcase_add_test(values, test_gather_rows_values_and_gradient);
 	tcase_add_test(values, test_batched_matmul_values);
 	tcase_add_test(values, test_shape_op_values);

@@ -1,0 +1,211 @@
+/* op_conv.c -- convolution and pooling over images, NCHW, with the semantics of PyTorch's
+ * torch.nn.functional (cross-correlation, OIHW weights, stride, zero padding). They are
+ * built from one pair of ops: im2col, which lays every window of an image out as a
+ * column, and col2im, its adjoint, which adds columns back into an image. Each is the
+ * other's backward rule, so a convolution's gradient is itself made of ops and has
+ * derivatives of any order:
+ *   conv2d(x, w)   = the windows of x (N, C*KH*KW, L) times w as (O, C*KH*KW), per image
+ *   max_pool2d(x)  = max_axis over each window, avg_pool2d(x) = mean_axis
+ * with L = OH * OW window positions, OH = (H + 2 pad - KH) / stride + 1. */
+#include <string.h>
+
+#include "nabla_int.h"
+
+/* The window of a node: height, width, stride, padding. */
+enum { WIN_H, WIN_W, WIN_S, WIN_P };
+
+/* The image (C, H, W) and window of an im2col: x is the image for im2col, the output for
+ * col2im. For each channel c, window offset (ki, kj) and position (oh, ow), visit(image
+ * index or SIZE_MAX outside the padded border, column index). */
+struct geometry {
+	size_t n, c, h, w, kh, kw, s, p, oh, ow;
+};
+
+static struct geometry geometry(const nb_tensor *image, const size_t win[4])
+{
+	struct geometry g = { image->dim[0], image->dim[1], image->dim[2], image->dim[3],
+		              win[WIN_H], win[WIN_W], win[WIN_S], win[WIN_P], 0, 0 };
+
+	g.oh = (g.h + 2 * g.p - g.kh) / g.s + 1;
+	g.ow = (g.w + 2 * g.p - g.kw) / g.s + 1;
+	return g;
+}
+
+/* Copy (gather) or add (scatter) between the image and the columns of every window. */
+static void windows(const struct geometry *g, double *image, double *cols, bool gather)
+{
+	size_t kk = g->kh * g->kw, l = g->oh * g->ow;
+
+	for (size_t n = 0; n < g->n; n++)
+		for (size_t c = 0; c < g->c; c++) {
+			double *img = image + (n * g->c + c) * g->h * g->w;
+			double *col = cols + (n * g->c + c) * kk * l;
+
+			for (size_t ki = 0; ki < g->kh; ki++)
+				for (size_t kj = 0; kj < g->kw; kj++, col += l)
+					for (size_t oh = 0; oh < g->oh; oh++) {
+						size_t ih = oh * g->s + ki;  /* + pad, in padded rows */
+						bool row_in = ih >= g->p && ih - g->p < g->h;
+
+						for (size_t ow = 0; ow < g->ow; ow++) {
+							size_t iw = ow * g->s + kj;
+							bool in = row_in && iw >= g->p && iw - g->p < g->w;
+							double *at = in ? img + (ih - g->p) * g->w + iw - g->p : NULL;
+
+							if (gather)
+								col[oh * g->ow + ow] = at ? *at : 0.0;
+							else if (at)
+								*at += col[oh * g->ow + ow];
+						}
+					}
+		}
+}
+
+static void im2col_forward(nb_tensor *y)
+{
+	struct geometry g = geometry(y->in[0], y->attr.win);
+
+	windows(&g, y->in[0]->value, y->value, true);
+}
+
+static void col2im_forward(nb_tensor *y)
+{
+	struct geometry g = geometry(y, y->attr.win);
+
+	memset(y->value, 0, y->size * sizeof *y->value);
+	windows(&g, y->value, y->in[0]->value, false);
+}
+
+static nb_tensor *col2im(nb_tape *t, nb_tensor *cols, const nb_tensor *image,
+                         const size_t *win);
+
+/* dx = col2im(dy): every column's gradient added back where it was read. */
+static void im2col_backward(nb_tape *t, nb_tensor *y, nb_tensor *dy)
+{
+	nb__grad_add(t, y->in[0], col2im(t, dy, y->in[0], y->attr.win));
+}
+
+static nb_tensor *im2col(nb_tape *t, nb_tensor *x, const size_t *win);
+
+/* dcols = im2col(dy). */
+static void col2im_backward(nb_tape *t, nb_tensor *y, nb_tensor *dy)
+{
+	nb__grad_add(t, y->in[0], im2col(t, dy, y->attr.win));
+}
+
+const struct nb_op nb__op_im2col = {
+	.name = "im2col", .arity = 1, .forward = im2col_forward, .backward = im2col_backward,
+};
+const struct nb_op nb__op_col2im = {
+	.name = "col2im", .arity = 1, .forward = col2im_forward, .backward = col2im_backward,
+};
+
+/* The columns of x (N, C, H, W): (N, C, KH*KW, OH*OW). */
+static nb_tensor *im2col(nb_tape *t, nb_tensor *x, const size_t *win)
+{
+	struct nb_attr attr = { 0 };
+	struct geometry g;
+	size_t dim[4];
+
+	memcpy(attr.win, win, sizeof attr.win);
+	g = geometry(x, win);
+	dim[0] = g.n;
+	dim[1] = g.c;
+	dim[2] = g.kh * g.kw;
+	dim[3] = g.oh * g.ow;
+	return nb__record(t, &nb__op_im2col, &x, &attr, 4, dim);
+}
+
+/* The image of image's shape the columns cols add up to. */
+static nb_tensor *col2im(nb_tape *t, nb_tensor *cols, const nb_tensor *image,
+                         const size_t *win)
+{
+	struct nb_attr attr = { 0 };
+
+	memcpy(attr.win, win, sizeof attr.win);
+	return nb__record(t, &nb__op_col2im, &cols, &attr, 4, image->dim);
+}
+
+/* x is a batch of images and the window fits in them once padded; an error naming op
+ * otherwise. The sizes multiplied here are those of x, which exists, so they fit. */
+static bool window_ok(nb_tape *t, const char *op, const nb_tensor *x, size_t kh, size_t kw,
+                      size_t stride, size_t pad)
+{
+	char s[NB_MSG_MAX];
+
+	if (x->rank != 4) {
+		nb__fail(t, NB_ERANK, "%s: the input must have rank 4 (N x C x H x W): %s", op,
+		         nb__shape_str(x->rank, x->dim, s));
+		return false;
+	}
+	if (stride == 0 || kh == 0 || kw == 0) {
+		nb__fail(t, NB_EINVAL, "%s: %s is 0", op, stride ? "the window" : "the stride");
+		return false;
+	}
+	if (pad > x->dim[2] || pad > x->dim[3] || kh > x->dim[2] + 2 * pad ||
+	    kw > x->dim[3] + 2 * pad) {
+		nb__fail(t, NB_ESHAPE, "%s: a %zux%zu window with padding %zu does not fit in "
+		         "images of %zux%zu", op, kh, kw, pad, x->dim[2], x->dim[3]);
+		return false;
+	}
+	return true;
+}
+
+nb_tensor *nb_conv2d(nb_tape *t, nb_tensor *x, nb_tensor *w, size_t stride, size_t pad)
+{
+	nb_tensor *in[2] = { x, w }, *cols, *wb, *y;
+	char sx[NB_MSG_MAX], sw[NB_MSG_MAX];
+	size_t mark = t ? t->n : 0, win[4], n, o, ckk;
+	struct geometry g;
+
+	if (!nb__args_ok(t, "conv2d", in, 2))
+		return NULL;
+	if (w->rank != 4)
+		return nb__fail(t, NB_ERANK, "conv2d: weights must have rank 4 (O x C x KH x KW): %s",
+		                nb__shape_str(w->rank, w->dim, sw));
+	if (!window_ok(t, "conv2d", x, w->dim[2], w->dim[3], stride, pad))
+		return NULL;
+	if (x->dim[1] != w->dim[1])
+		return nb__fail(t, NB_ESHAPE, "conv2d: the input %s has %zu channels, the weights "
+		                "%s expect %zu", nb__shape_str(x->rank, x->dim, sx), x->dim[1],
+		                nb__shape_str(w->rank, w->dim, sw), w->dim[1]);
+	win[WIN_H] = w->dim[2];
+	win[WIN_W] = w->dim[3];
+	win[WIN_S] = stride;
+	win[WIN_P] = pad;
+	g = geometry(x, win);
+	n = g.n;
+	o = w->dim[0];
+	ckk = g.c * g.kh * g.kw;
+	cols = nb_reshape(t, im2col(t, x, win), 3, (size_t[]){ n, ckk, g.oh * g.ow });
+	wb = nb_broadcast_to(t, nb_reshape(t, w, 3, (size_t[]){ 1, o, ckk }), 3,
+	                     (size_t[]){ n, o, ckk });
+	y = nb_reshape(t, nb_matmul(t, wb, cols), 4, (size_t[]){ n, o, g.oh, g.ow });
+	return nb__undo(t, mark, y);
+}
+
+/* The windows of each channel reduced by reduce along their axis: pooling. */
+static nb_tensor *pool(nb_tape *t, const char *op, nb_tensor *x, size_t k, size_t stride,
+                       nb_tensor *(*reduce)(nb_tape *, nb_tensor *, int, int))
+{
+	size_t mark = t ? t->n : 0, win[4] = { k, k, stride, 0 };
+	struct geometry g;
+	nb_tensor *y;
+
+	if (!nb__args_ok(t, op, &x, 1) || !window_ok(t, op, x, k, k, stride, 0))
+		return NULL;
+	g = geometry(x, win);
+	y = nb_reshape(t, reduce(t, im2col(t, x, win), 2, 0), 4,
+	               (size_t[]){ g.n, g.c, g.oh, g.ow });
+	return nb__undo(t, mark, y);
+}
+
+nb_tensor *nb_max_pool2d(nb_tape *t, nb_tensor *x, size_t k, size_t stride)
+{
+	return pool(t, "max_pool2d", x, k, stride, nb_max_axis);
+}
+
+nb_tensor *nb_avg_pool2d(nb_tape *t, nb_tensor *x, size_t k, size_t stride)
+{
+	return pool(t, "avg_pool2d", x, k, stride, nb_mean_axis);
+}
