@@ -367,6 +367,15 @@ nb_tensor *nb_conv2d(nb_tape *t, nb_tensor *x, nb_tensor *w, size_t stride, size
 nb_tensor *nb_max_pool2d(nb_tape *t, nb_tensor *x, size_t k, size_t stride);
 nb_tensor *nb_avg_pool2d(nb_tape *t, nb_tensor *x, size_t k, size_t stride);
 
+/** Dropout in training: x ⊙ mask, each element of mask 0 with probability p (in [0, 1);
+ * NB_EINVAL otherwise) and 1 / (1 - p) otherwise. The mask is drawn again each time the
+ * node is computed again (a replay on new inputs: every training step), from seed and the
+ * number of masks drawn before, so a run is reproducible; a new recording starts the
+ * sequence of masks again. p = 0 is x itself. Two calls with the same x, p and seed are
+ * one node (hash-consing): give independent masks their own seeds. At evaluation, do not
+ * record it. */
+nb_tensor *nb_dropout(nb_tape *t, nb_tensor *x, double p, unsigned long long seed);
+
 /** Sum of all elements, a scalar. */
 nb_tensor *nb_sum(nb_tape *t, nb_tensor *x);
 /** Sum along one axis (0 <= axis < rank, NB_EINVAL otherwise). keepdim != 0 keeps that

@@ -60,6 +60,7 @@ struct nb_tensor {
 	uint64_t time;                   /* clock when value was last written */
 	uint64_t checked;                /* epoch at which value was known current */
 	uint64_t walk;                   /* scratch stamp of the demand-driven walk */
+	uint64_t draws;                  /* random draws made by the kernel (dropout_mask) */
 	nb_tensor *grad;                 /* dL/dx, valid when grad_sweep is the last sweep */
 	uint64_t grad_sweep;
 	uint64_t want_sweep;             /* nb_gradients(): on a path to a requested tensor */

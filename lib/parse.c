@@ -205,6 +205,11 @@ static nb_tensor *build_avg_pool2d(nb_tape *t, const struct call *c)
 	return nb_avg_pool2d(t, c->x[0], (size_t)c->num[1], (size_t)c->num[2]);
 }
 
+static nb_tensor *build_dropout(nb_tape *t, const struct call *c)
+{
+	return nb_dropout(t, c->x[0], c->num[1], (unsigned long long)c->num[2]);
+}
+
 static nb_tensor *build_where(nb_tape *t, const struct call *c)
 {
 	return nb_where(t, c->x[0], c->x[1], c->x[2]);
@@ -247,6 +252,8 @@ static const struct func funcs[] = {
 	BINARY("gather_rows", nb_gather_rows, "table", "idx"),
 	{ "conv2d", { TENSOR("x"), TENSOR("w"), INT_DEFAULT("stride", 1), INT_DEFAULT("pad", 0) },
 	  .build = build_conv2d },
+	{ "dropout", { TENSOR("x"), NUMBER("p"), INT_DEFAULT("seed", 1) },
+	  .build = build_dropout },
 	{ "max_pool2d", { TENSOR("x"), INT_DEFAULT("k", 2), INT_DEFAULT("stride", 2) },
 	  .build = build_max_pool2d },
 	{ "avg_pool2d", { TENSOR("x"), INT_DEFAULT("k", 2), INT_DEFAULT("stride", 2) },

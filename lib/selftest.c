@@ -96,6 +96,7 @@ CASE(e_conv, nb_conv2d(t, x[0], x[1], 1, 1))
 CASE(e_conv_s2, nb_tanh(t, nb_conv2d(t, x[0], x[1], 2, 0)))
 CASE(e_max_pool, nb_max_pool2d(t, x[0], 2, 2))
 CASE(e_avg_pool, nb_avg_pool2d(t, nb_mul(t, x[0], x[0]), 2, 1))
+CASE(e_dropout, nb_dropout(t, nb_tanh(t, x[0]), 0.3, 7))
 CASE(e_layer, nb_sigmoid(t, nb_add(t, nb_matmul(t, x[0], x[1]), x[2])))
 
 static const struct st_case cases[] = {
@@ -167,6 +168,7 @@ static const struct st_case cases[] = {
 	{ "im2col", e_conv_s2, 2, { 4, 4 }, { { 2, 1, 4, 4 }, { 2, 1, 3, 3 } }, -1, 1 },
 	{ "im2col", e_max_pool, 1, { 4 }, { { 1, 2, 4, 4 } }, -1, 1 },
 	{ "im2col", e_avg_pool, 1, { 4 }, { { 1, 1, 3, 4 } }, -1, 1 },
+	{ "dropout_mask", e_dropout, 1, { 2 }, { { 4, 5 } }, -2, 2 },
 	{ "matmul", e_layer, 3, { 2, 2, 2 }, { { 3, 4 }, { 4, 5 }, { 3, 1 } }, -1, 1 },
 };
 #define N_CASES (sizeof cases / sizeof cases[0])

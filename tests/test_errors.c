@@ -68,6 +68,7 @@ static nb_tensor *permute10(nb_tape *t, nb_tensor *x) { return nb_permute(t, x, 
 static nb_tensor *max_pool2(nb_tape *t, nb_tensor *x) { return nb_max_pool2d(t, x, 2, 2); }
 static nb_tensor *avg_pool2(nb_tape *t, nb_tensor *x) { return nb_avg_pool2d(t, x, 2, 2); }
 static nb_tensor *conv11(nb_tape *t, nb_tensor *a, nb_tensor *b) { return nb_conv2d(t, a, b, 1, 1); }
+static nb_tensor *dropout5(nb_tape *t, nb_tensor *x) { return nb_dropout(t, x, 0.5, 1); }
 static nb_tensor *where_ab(nb_tape *t, nb_tensor *a, nb_tensor *b) { return nb_where(t, a, b, b); }
 static nb_tensor *matmul_tb(nb_tape *t, nb_tensor *a, nb_tensor *b)
 {
@@ -87,7 +88,7 @@ static const struct {
 	{ "mean", nb_mean }, { "mean_axis", mean_axis0 }, { "max_axis", max_axis0 },
 	{ "logsumexp", logsumexp0 }, { "log_softmax", log_softmax0 }, { "slice", slice01 },
 	{ "pad", pad011 }, { "permute", permute10 }, { "max_pool2d", max_pool2 },
-	{ "avg_pool2d", avg_pool2 },
+	{ "avg_pool2d", avg_pool2 }, { "dropout", dropout5 },
 };
 
 static const struct {

@@ -445,6 +445,61 @@ START_TEST(test_conv_and_pool_values)
 }
 END_TEST
 
+/* Dropout: masks of 0 and 1/(1-p), about a fraction p of zeros, a new mask when the input
+ * changes, the same one otherwise, the same sequence for the same seed on another tape,
+ * and the mask as the gradient. */
+START_TEST(test_dropout_masks)
+{
+	enum { N = 10000 };
+	static double ones[N], twos[N], first[N];
+	nb_tape *t = nb_tape_new(), *u = nb_tape_new();
+	nb_tensor *x, *y, *xu, *yu, *g;
+	size_t zeros = 0, changed = 0;
+
+	for (size_t i = 0; i < N; i++) {
+		ones[i] = 1.0;
+		twos[i] = 2.0;
+	}
+	x = nb_variable(t, 1, (size_t[]){ N }, ones);
+	y = nb_dropout(t, x, 0.25, 42);
+	ck_assert_ptr_nonnull(y);
+	for (size_t i = 0; i < N; i++) {
+		double v = nb_value(y)[i];
+
+		ck_assert(v == 0.0 || v == 1.0 / 0.75);
+		zeros += v == 0.0;
+	}
+	/* about N/4 zeros (a fixed seed, so always the same count) */
+	ck_assert_uint_gt(zeros, N / 4 - 200);
+	ck_assert_uint_lt(zeros, N / 4 + 200);
+	memcpy(first, nb_value(y), sizeof first);
+	ck_assert_int_eq(nb_tape_replay(t), NB_OK);  /* nothing changed: the same mask */
+	ck_assert_int_eq(memcmp(first, nb_value(y), sizeof first), 0);
+	ck_assert_int_eq(nb_gradients(t, nb_sum(t, y), NULL, &x, 1, &g), NB_OK);
+	ck_assert_int_eq(memcmp(nb_value(g), first, sizeof first), 0);
+	/* another tape, the same seed: the same first mask */
+	xu = nb_variable(u, 1, (size_t[]){ N }, ones);
+	yu = nb_dropout(u, xu, 0.25, 42);
+	ck_assert_int_eq(memcmp(nb_value(yu), first, sizeof first), 0);
+	/* a new input: a new mask, which the gradient follows */
+	ck_assert_int_eq(nb_set(x, twos, N), NB_OK);
+	for (size_t i = 0; i < N; i++) {
+		changed += (nb_value(y)[i] == 0.0) != (first[i] == 0.0);
+		ck_assert_double_eq(nb_value(g)[i], nb_value(y)[i] / 2.0);
+	}
+	ck_assert_uint_gt(changed, N / 10);
+	/* p = 0 is x; a probability outside [0, 1) is refused */
+	ck_assert_ptr_eq(nb_dropout(t, x, 0.0, 1), x);
+	ck_assert_ptr_null(nb_dropout(t, x, 1.0, 1));
+	ck_assert_str_eq(nb_tape_message(t), "dropout: probability 1 is not in [0, 1)");
+	nb_tape_clear_error(t);
+	ck_assert_ptr_null(nb_dropout(t, x, NAN, 1));
+	ck_assert_str_eq(nb_tape_message(t), "dropout: probability nan is not in [0, 1)");
+	nb_tape_free(t);
+	nb_tape_free(u);
+}
+END_TEST
+
 START_TEST(test_relu_step_softmax_values)
 {
 	nb_tape *t = nb_tape_new();
@@ -523,6 +578,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(values, test_reduction_values);
 	tcase_add_test(values, test_quadratic_cost_value);
 	tcase_add_test(values, test_relu_step_softmax_values);
+	tcase_add_test(values, test_dropout_masks);
 	tcase_add_test(values, test_conv_and_pool_values);
 	tcase_add_test(values, test_gather_rows_values_and_gradient);
 	tcase_add_test(values, test_batched_matmul_values);
