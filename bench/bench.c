@@ -11,6 +11,9 @@
  *                                the forward pass and its gradients, SGD update
  *   allocs_per_step              heap allocations of a step after the first
  *   tape_ns_per_node             replay of a long chain of scalar ops, per node
+ *   conv_us_per_step             a small convolutional network on 28 x 28 images, batch 10:
+ *                                conv 1 -> 8 channels 5 x 5, relu, 2 x 2 max pool, dense
+ *                                to 10, softmax cross-entropy; replay and SGD, one thread
  *   *_tape_bytes, *_tape_nodes   what the tape of a training step holds
  */
 #define _POSIX_C_SOURCE 200809L
@@ -334,6 +337,53 @@ static double rerecord_step(const struct problem *p)
 	return median(s, REPEATS);
 }
 
+/* Seconds per SGD step of the convolutional network above, recorded once and replayed on
+ * each new mini-batch (random images and labels: the speed does not depend on them). */
+static double conv_step(size_t steps)
+{
+	enum { B = 10, C = 8, K = 5, P = 12, CLASSES = 10 };
+	nb_tape *t = nb_tape_new();
+	double *images = malloc((size_t)steps * B * 28 * 28 * sizeof *images);
+	double w1[C * K * K], b1[C], w2[CLASSES * C * P * P], b2[CLASSES], y[CLASSES * B] = { 0 };
+	nb_tensor *p[4], *x, *z, *cost;
+	nb_sgd_opts o = { .eta = 0.01 };
+	double s[REPEATS];
+
+	if (!images || !t)
+		die("conv", "out of memory");
+	fill(images, (size_t)steps * B * 28 * 28);
+	fill(w1, C * K * K);
+	fill(b1, C);
+	fill(w2, CLASSES * C * P * P);
+	fill(b2, CLASSES);
+	for (size_t e = 0; e < B; e++)
+		y[(e % CLASSES) * B + e] = 1.0;
+	p[0] = nb_variable(t, 4, (size_t[]){ C, 1, K, K }, w1);
+	p[1] = nb_variable(t, 3, (size_t[]){ C, 1, 1 }, b1);
+	p[2] = nb_variable(t, 2, (size_t[]){ CLASSES, C * P * P }, w2);
+	p[3] = nb_variable(t, 2, (size_t[]){ CLASSES, 1 }, b2);
+	x = nb_constant(t, 4, (size_t[]){ B, 1, 28, 28 }, images);
+	z = nb_relu(t, nb_add(t, nb_conv2d(t, x, p[0], 1, 0), p[1]));
+	z = nb_reshape(t, nb_max_pool2d(t, z, 2, 2), 2, (size_t[]){ B, C * P * P });
+	z = nb_add(t, nb_matmul_t(t, p[2], z, NB_TRANS_B), p[3]);
+	cost = nb_softmax_cross_entropy(t, z, nb_constant(t, 2, (size_t[]){ CLASSES, B }, y));
+	if (nb_backward(t, cost, NULL) != NB_OK)
+		die("conv", nb_tape_message(t));
+	for (int r = -1; r < REPEATS; r++) {
+		double t0 = now();
+
+		for (size_t k = 0; k < steps; k++)
+			if (nb_set(x, images + k * B * 28 * 28, B * 28 * 28) != NB_OK ||
+			    nb_tape_replay(t) != NB_OK || nb_sgd_update(p, NULL, NULL, 4, &o) != NB_OK)
+				die("conv", nb_tape_message(t));
+		if (r >= 0)
+			s[r] = (now() - t0) / (double)steps;
+	}
+	nb_tape_free(t);
+	free(images);
+	return median(s, REPEATS);
+}
+
 static void network(const char *name, const size_t *sizes, size_t n_layers, size_t batch,
                     size_t steps)
 {
@@ -363,5 +413,6 @@ int main(void)
 	network("wide", (size_t[]){ 784, 256, 256, 10 }, 4, 64, 40);
 	printf("gemm_gflops_1024: %.2f\n", gemm_gflops(1024));
 	printf("tape_ns_per_node: %.1f\n", tape_ns_per_node(100000));
+	printf("conv_us_per_step: %.1f\n", conv_step(20) * 1e6);
 	return 0;
 }

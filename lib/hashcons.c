@@ -8,23 +8,24 @@
 #include "nabla_int.h"
 
 /* The attributes as words, field by field so that no struct padding is hashed. */
-enum { ATTR_WORDS = 7 + NB_MAX_RANK + 4 };
+enum { ATTR_WORDS = 8 };
 
 static size_t attr_words(const struct nb_attr *attr, uint64_t *key)
 {
 	size_t k = 0;
 
 	memcpy(&key[k++], &attr->c, sizeof attr->c);
-	key[k++] = (uint64_t)attr->axis;
-	key[k++] = (uint64_t)attr->keepdim;
-	key[k++] = (uint64_t)attr->trans;
+	key[k++] = (uint64_t)(uint32_t)attr->axis | (uint64_t)attr->keepdim << 32 |
+	           (uint64_t)attr->trans << 40;
+	key[k] = 0;
+	for (int i = 0; i < NB_MAX_RANK; i++)
+		key[k] |= (uint64_t)attr->perm[i] << (8 * i);
+	k++;
 	key[k++] = attr->of ? (uint64_t)attr->of->id + 1 : 0;
 	key[k++] = (uint64_t)attr->slot;
 	key[k++] = (uint64_t)attr->start;
-	for (int i = 0; i < NB_MAX_RANK; i++)
-		key[k++] = (uint64_t)attr->perm[i];
-	for (int i = 0; i < 4; i++)
-		key[k++] = (uint64_t)attr->win[i];
+	key[k++] = (uint64_t)attr->win[0] | (uint64_t)attr->win[1] << 32;
+	key[k++] = (uint64_t)attr->win[2] | (uint64_t)attr->win[3] << 32;
 	return k;
 }
 

@@ -16,16 +16,18 @@
 /* Attributes of a node besides its inputs and shape. Each field has one meaning; unused
  * fields stay zero so that hash-consing compares like with like. */
 struct nb_attr {
-	double c;     /* scale factor (scale), fill value (fill) */
-	int axis;     /* reduced axis (sum_axis) */
-	int keepdim;  /* sum_axis keeps the axis with size 1 */
-	int trans;    /* NB_TRANS_A | NB_TRANS_B (matmul) */
-	const nb_tensor *of;  /* a seed leaf (derive.c): the output whose derivative graph it
-	                       * feeds, recorded before it, so dropped no earlier */
-	size_t slot;          /* which of that output's seeds it is */
-	size_t start;         /* first index along axis (slice), zeros before (pad) */
-	int perm[NB_MAX_RANK];/* output axis i is input axis perm[i] (permute) */
-	size_t win[4];        /* a window's height, width, stride and padding (im2col) */
+	double c;                  /* scale factor (scale), fill value (fill), p (dropout) */
+	int axis;                  /* reduced axis (sum_axis) */
+	unsigned char keepdim;     /* sum_axis keeps the axis with size 1 */
+	unsigned char trans;       /* NB_TRANS_A | NB_TRANS_B (matmul) */
+	unsigned char perm[NB_MAX_RANK]; /* output axis i is input axis perm[i] (permute) */
+	const nb_tensor *of;       /* a seed leaf (derive.c): the output whose derivative
+	                            * graph it feeds, recorded before it, so dropped no earlier */
+	size_t slot;               /* which of that output's seeds it is */
+	size_t start;              /* first index along axis (slice), zeros before (pad), the
+	                            * seed (dropout) */
+	uint32_t win[4];           /* a window's height, width, stride, padding (im2col): every
+	                            * node carries the attributes, so they are kept small */
 };
 
 /* An op's row in the table: a node points at it. forward computes y->value from the

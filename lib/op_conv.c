@@ -7,6 +7,7 @@
  *   conv2d(x, w)   = the windows of x (N, C*KH*KW, L) times w as (O, C*KH*KW), per image
  *   max_pool2d(x)  = max_axis over each window, avg_pool2d(x) = mean_axis
  * with L = OH * OW window positions, OH = (H + 2 pad - KH) / stride + 1. */
+#include <stdint.h>
 #include <string.h>
 
 #include "nabla_int.h"
@@ -21,7 +22,7 @@ struct geometry {
 	size_t n, c, h, w, kh, kw, s, p, oh, ow;
 };
 
-static struct geometry geometry(const nb_tensor *image, const size_t win[4])
+static struct geometry geometry(const nb_tensor *image, const uint32_t win[4])
 {
 	struct geometry g = { image->dim[0], image->dim[1], image->dim[2], image->dim[3],
 		              win[WIN_H], win[WIN_W], win[WIN_S], win[WIN_P], 0, 0 };
@@ -77,7 +78,7 @@ static void col2im_forward(nb_tensor *y)
 }
 
 static nb_tensor *col2im(nb_tape *t, nb_tensor *cols, const nb_tensor *image,
-                         const size_t *win);
+                         const uint32_t *win);
 
 /* dx = col2im(dy): every column's gradient added back where it was read. */
 static void im2col_backward(nb_tape *t, nb_tensor *y, nb_tensor *dy)
@@ -85,7 +86,7 @@ static void im2col_backward(nb_tape *t, nb_tensor *y, nb_tensor *dy)
 	nb__grad_add(t, y->in[0], col2im(t, dy, y->in[0], y->attr.win));
 }
 
-static nb_tensor *im2col(nb_tape *t, nb_tensor *x, const size_t *win);
+static nb_tensor *im2col(nb_tape *t, nb_tensor *x, const uint32_t *win);
 
 /* dcols = im2col(dy). */
 static void col2im_backward(nb_tape *t, nb_tensor *y, nb_tensor *dy)
@@ -101,7 +102,7 @@ const struct nb_op nb__op_col2im = {
 };
 
 /* The columns of x (N, C, H, W): (N, C, KH*KW, OH*OW). */
-static nb_tensor *im2col(nb_tape *t, nb_tensor *x, const size_t *win)
+static nb_tensor *im2col(nb_tape *t, nb_tensor *x, const uint32_t *win)
 {
 	struct nb_attr attr = { 0 };
 	struct geometry g;
@@ -118,7 +119,7 @@ static nb_tensor *im2col(nb_tape *t, nb_tensor *x, const size_t *win)
 
 /* The image of image's shape the columns cols add up to. */
 static nb_tensor *col2im(nb_tape *t, nb_tensor *cols, const nb_tensor *image,
-                         const size_t *win)
+                         const uint32_t *win)
 {
 	struct nb_attr attr = { 0 };
 
@@ -142,6 +143,10 @@ static bool window_ok(nb_tape *t, const char *op, const nb_tensor *x, size_t kh,
 		nb__fail(t, NB_EINVAL, "%s: %s is 0", op, stride ? "the window" : "the stride");
 		return false;
 	}
+	if (stride > UINT32_MAX || kh > UINT32_MAX || kw > UINT32_MAX || pad > UINT32_MAX) {
+		nb__fail(t, NB_EINVAL, "%s: a window, stride or padding over %u", op, UINT32_MAX);
+		return false;
+	}
 	if (pad > x->dim[2] || pad > x->dim[3] || kh > x->dim[2] + 2 * pad ||
 	    kw > x->dim[3] + 2 * pad) {
 		nb__fail(t, NB_ESHAPE, "%s: a %zux%zu window with padding %zu does not fit in "
@@ -155,7 +160,8 @@ nb_tensor *nb_conv2d(nb_tape *t, nb_tensor *x, nb_tensor *w, size_t stride, size
 {
 	nb_tensor *in[2] = { x, w }, *cols, *wb, *y;
 	char sx[NB_MSG_MAX], sw[NB_MSG_MAX];
-	size_t mark = t ? t->n : 0, win[4], n, o, ckk;
+	size_t mark = t ? t->n : 0, n, o, ckk;
+	uint32_t win[4];
 	struct geometry g;
 
 	if (!nb__args_ok(t, "conv2d", in, 2))
@@ -169,10 +175,10 @@ nb_tensor *nb_conv2d(nb_tape *t, nb_tensor *x, nb_tensor *w, size_t stride, size
 		return nb__fail(t, NB_ESHAPE, "conv2d: the input %s has %zu channels, the weights "
 		                "%s expect %zu", nb__shape_str(x->rank, x->dim, sx), x->dim[1],
 		                nb__shape_str(w->rank, w->dim, sw), w->dim[1]);
-	win[WIN_H] = w->dim[2];
-	win[WIN_W] = w->dim[3];
-	win[WIN_S] = stride;
-	win[WIN_P] = pad;
+	win[WIN_H] = (uint32_t)w->dim[2];
+	win[WIN_W] = (uint32_t)w->dim[3];
+	win[WIN_S] = (uint32_t)stride;
+	win[WIN_P] = (uint32_t)pad;
 	g = geometry(x, win);
 	n = g.n;
 	o = w->dim[0];
@@ -188,7 +194,8 @@ nb_tensor *nb_conv2d(nb_tape *t, nb_tensor *x, nb_tensor *w, size_t stride, size
 static nb_tensor *pool(nb_tape *t, const char *op, nb_tensor *x, size_t k, size_t stride,
                        nb_tensor *(*reduce)(nb_tape *, nb_tensor *, int, int))
 {
-	size_t mark = t ? t->n : 0, win[4] = { k, k, stride, 0 };
+	size_t mark = t ? t->n : 0;
+	uint32_t win[4] = { (uint32_t)k, (uint32_t)k, (uint32_t)stride, 0 };
 	struct geometry g;
 	nb_tensor *y;
 
