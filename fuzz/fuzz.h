@@ -1,8 +1,10 @@
-/* fuzz.h -- what the libFuzzer targets share: a check that is never compiled out, and
- * temporary files (nabla's loaders take paths, so each input goes through one). */
+/* fuzz.h -- what the libFuzzer targets share: a check that is never compiled out, an
+ * allocator that counts and fails on demand, and temporary files (nabla's loaders take
+ * paths, so each input goes through one). */
 #ifndef NABLA_FUZZ_H
 #define NABLA_FUZZ_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,48 @@
 			abort();                                                        \
 		}                                                                       \
 	} while (0)
+
+/* An allocator hook for tapes that counts what it lends, checks every free against the
+ * size it lent, refuses a block over max_block bytes, more than max_total in all, and the
+ * allocation numbered fail_at (from 1; 0: none). */
+struct fuzz_alloc {
+	size_t max_block, max_total, fail_at;
+	size_t count;   /* allocations asked for so far */
+	size_t in_use;  /* bytes lent */
+	size_t blocks;  /* blocks lent */
+};
+
+/* Each block starts with its size, so that a free can be checked against it. */
+union fuzz_block_head {
+	size_t size;
+	max_align_t align;
+};
+
+static inline void *fuzz_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct fuzz_alloc *c = ud;
+	union fuzz_block_head *h;
+
+	if (nsize == 0) {
+		if (!ptr)
+			return NULL;
+		h = (union fuzz_block_head *)ptr - 1;
+		FUZZ_CHECK(h->size == osize, "block of %zu bytes freed as %zu", h->size, osize);
+		c->in_use -= osize;
+		c->blocks--;
+		free(h);
+		return NULL;
+	}
+	FUZZ_CHECK(ptr == NULL, "the hook was asked to reallocate");
+	if (++c->count == c->fail_at || nsize > c->max_block || nsize > c->max_total - c->in_use)
+		return NULL;
+	h = malloc(sizeof *h + nsize);
+	FUZZ_CHECK(h != NULL, "out of memory");
+	h->size = nsize;
+	c->in_use += nsize;
+	c->blocks++;
+	return h + 1;
+}
 
 #define FUZZ_PATH_MAX 4096
 

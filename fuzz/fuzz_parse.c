@@ -32,42 +32,6 @@
 #define ALLOC_TOTAL ((size_t)4 << 20)
 #define N_INPUTS 7
 
-struct counter {
-	size_t in_use;  /* bytes lent */
-	size_t blocks;  /* blocks lent */
-};
-
-/* Each block starts with its size, so that a free can be checked against it. */
-union block_head {
-	size_t size;
-	max_align_t align;
-};
-
-static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-	struct counter *c = ud;
-	union block_head *h;
-
-	if (nsize == 0) {
-		if (!ptr)
-			return NULL;
-		h = (union block_head *)ptr - 1;
-		FUZZ_CHECK(h->size == osize, "block of %zu bytes freed as %zu", h->size, osize);
-		c->in_use -= osize;
-		c->blocks--;
-		free(h);
-		return NULL;
-	}
-	FUZZ_CHECK(ptr == NULL, "the hook was asked to reallocate");
-	if (nsize > ALLOC_MAX || nsize > ALLOC_TOTAL - c->in_use)
-		return NULL;
-	h = malloc(sizeof *h + nsize);
-	FUZZ_CHECK(h != NULL, "out of memory");
-	h->size = nsize;
-	c->in_use += nsize;
-	c->blocks++;
-	return h + 1;
-}
 
 /* The named inputs, with values away from 0 so that log and div mostly stay finite. */
 static void make_inputs(nb_tape *t, nb_parse_input *in)
@@ -148,7 +112,7 @@ static void check_success(nb_tape *t, const char *src, const nb_parse_input *in,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct counter mem = { 0, 0 };
+	struct fuzz_alloc mem = { .max_block = ALLOC_MAX, .max_total = ALLOC_TOTAL };
 	nb_parse_input in[N_INPUTS];
 	nb_parse_loc at;
 	nb_tape *t;
@@ -159,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(src != NULL, "out of memory");
 	memcpy(src, data, size);
 	src[size] = '\0';
-	t = nb_tape_new_alloc(limited_alloc, &mem);
+	t = nb_tape_new_alloc(fuzz_alloc_fn, &mem);
 	FUZZ_CHECK(t != NULL, "no tape");
 	make_inputs(t, in);
 	before = nb_tape_size(t);

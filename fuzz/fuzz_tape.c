@@ -52,47 +52,6 @@
 #define MAX_ORACLES 16
 #define MAX_PARAMS 4            /* parameters of one optimizer step */
 
-/* ---- A counting allocator that fails on demand -------------------------------------- */
-
-struct counter {
-	size_t count;     /* allocations asked for so far */
-	size_t fail_at;   /* the one to refuse (0: none) */
-	size_t in_use;    /* bytes lent */
-	size_t blocks;    /* blocks lent */
-};
-
-/* Each block starts with its size, so that a free can be checked against it. */
-union block_head {
-	size_t size;
-	max_align_t align;
-};
-
-static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-	struct counter *c = ud;
-	union block_head *h;
-
-	if (nsize == 0) {
-		if (!ptr)
-			return NULL;
-		h = (union block_head *)ptr - 1;
-		FUZZ_CHECK(h->size == osize, "block of %zu bytes freed as %zu", h->size, osize);
-		c->in_use -= osize;
-		c->blocks--;
-		free(h);
-		return NULL;
-	}
-	FUZZ_CHECK(ptr == NULL, "the hook was asked to reallocate");
-	if (++c->count == c->fail_at || nsize > ALLOC_MAX || nsize > ALLOC_TOTAL - c->in_use)
-		return NULL;
-	h = malloc(sizeof *h + nsize);
-	FUZZ_CHECK(h != NULL, "out of memory");
-	h->size = nsize;
-	c->in_use += nsize;
-	c->blocks++;
-	return h + 1;
-}
-
 /* ---- The state of one input --------------------------------------------------------- */
 
 struct reader {
@@ -136,7 +95,7 @@ struct call {
 
 struct fuzz {
 	nb_tape *t;
-	struct counter mem;
+	struct fuzz_alloc mem;
 	struct reader in;
 	struct entry h[MAX_HANDLES];
 	size_t nh, added;
@@ -1191,8 +1150,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(&f, 0, sizeof f);
 	f.in = (struct reader){ data, size, 0 };
+	f.mem.max_block = ALLOC_MAX;
+	f.mem.max_total = ALLOC_TOTAL;
 	f.mem.fail_at = next(&f);
-	f.t = nb_tape_new_alloc(counting_alloc, &f.mem);
+	f.t = nb_tape_new_alloc(fuzz_alloc_fn, &f.mem);
 	FUZZ_CHECK((f.t == NULL) == (f.mem.fail_at == 1), "tape %s with allocation %zu failing",
 	           f.t ? "made" : "not made", f.mem.fail_at);
 	for (int calls = 0; f.t && calls < FT_MAX_CALLS && f.in.at < f.in.n; calls++)
