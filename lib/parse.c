@@ -119,29 +119,29 @@ static nb_tensor *build_reduce_to(nb_tape *t, const struct call *c)
 }
 
 /* sum(x), sum(x, axis), and keepdim for both: sum(x, keepdim=1) keeps every axis with
- * size 1, as numpy's sum(x, keepdims=True). */
-static nb_tensor *build_sum(nb_tape *t, const struct call *c)
+ * size 1, as numpy's sum(x, keepdims=True). mean the same. */
+static nb_tensor *reduction(nb_tape *t, const struct call *c,
+                            nb_tensor *(*all)(nb_tape *, nb_tensor *),
+                            nb_tensor *(*along)(nb_tape *, nb_tensor *, int, int))
 {
 	size_t ones[NB_MAX_RANK] = { 1, 1, 1, 1 };
 	int keepdim = c->num[2] != 0.0;
 
 	if (c->given[1])
-		return nb_sum_axis(t, c->x[0], (int)c->num[1], keepdim);
+		return along(t, c->x[0], (int)c->num[1], keepdim);
 	if (!keepdim)
-		return nb_sum(t, c->x[0]);
-	return nb_reshape(t, nb_sum(t, c->x[0]), nb_rank(c->x[0]), ones);
+		return all(t, c->x[0]);
+	return nb_reshape(t, all(t, c->x[0]), nb_rank(c->x[0]), ones);
+}
+
+static nb_tensor *build_sum(nb_tape *t, const struct call *c)
+{
+	return reduction(t, c, nb_sum, nb_sum_axis);
 }
 
 static nb_tensor *build_mean(nb_tape *t, const struct call *c)
 {
-	size_t ones[NB_MAX_RANK] = { 1, 1, 1, 1 };
-	int keepdim = c->num[2] != 0.0;
-
-	if (c->given[1])
-		return nb_mean_axis(t, c->x[0], (int)c->num[1], keepdim);
-	if (!keepdim)
-		return nb_mean(t, c->x[0]);
-	return nb_reshape(t, nb_mean(t, c->x[0]), nb_rank(c->x[0]), ones);
+	return reduction(t, c, nb_mean, nb_mean_axis);
 }
 
 static nb_tensor *build_max(nb_tape *t, const struct call *c)
