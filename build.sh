@@ -8,10 +8,11 @@
 #   ./build.sh valgrind   the test suite under valgrind's memcheck, leaks included
 #   ./build.sh tsan       the threads test under ThreadSanitizer
 #   ./build.sh distcheck  make distcheck: the release tarball builds and passes its tests
-#   ./build.sh install    install into a staging directory, build programs against it with
-#                         pkg-config (C11 -pedantic and C++), run them, check that the
-#                         library exports nothing but nb_ symbols, and run the installed
-#                         nabla selftest
+#   ./build.sh install    install into a staging directory, build programs against both
+#                         libraries with pkg-config (C11 -pedantic and C++), run them,
+#                         check that they export nothing but nb_ symbols and that only
+#                         libnabla_nn needs zlib, run the installed nabla selftest; then
+#                         the same consumers linked statically (pkg-config --static)
 #   ./build.sh fuzz       libFuzzer on the IDX and model loaders, on the tape's API and
 #                         on the expression parser (fuzz/), FUZZ_SECONDS (default 60)
 #                         each, then their regression inputs once each
@@ -97,9 +98,9 @@ fuzz_build() {
 	flags="$flags -Wall -Wextra ${MAKE_WARN:-} -Iinclude"
 	libs="$(pkg-config --cflags --libs libxxhash zlib) -lm"
 	mkdir -p build-fuzz/lib
-	for src in lib/*.c; do
+	for src in lib/*/*.c; do
 		# shellcheck disable=SC2086
-		clang $flags -c "$src" -o "build-fuzz/lib/$(basename "$src" .c).o"
+		clang $flags -Ilib/engine -Ilib/ops -c "$src" -o "build-fuzz/lib/$(basename "$src" .c).o"
 	done
 	for target in idx model tape parse; do
 		# shellcheck disable=SC2086
@@ -182,25 +183,53 @@ install)
 	stage=$(pwd)/build/stage
 	rm -rf "$stage"
 	make -s -C build install DESTDIR="$stage" >/dev/null
-	lib=$(find "$stage" -name libnabla.so | head -n 1)
-	bad=$(nm -D --defined-only "$lib" | awk '$3 !~ /^nb_/ { print $3 }')
-	if [ -n "$bad" ]; then
-		echo "build.sh: libnabla exports symbols without the nb_ prefix: $bad" >&2
+	for name in nabla nabla_nn; do
+		lib=$(find "$stage" -name "lib$name.so" | head -n 1)
+		bad=$(nm -D --defined-only "$lib" | awk '$3 !~ /^nb_/ { print $3 }')
+		if [ -n "$bad" ]; then
+			echo "build.sh: lib$name exports symbols without the nb_ prefix: $bad" >&2
+			exit 1
+		fi
+	done
+	# zlib is the network library's dependency only
+	if ldd "$(find "$stage" -name libnabla.so | head -n 1)" | grep -q libz; then
+		echo "build.sh: libnabla links zlib" >&2
 		exit 1
 	fi
+	libdir=$(dirname "$lib")
 	pc=$(dirname "$(find "$stage" -name nabla.pc | head -n 1)")
-	flags=$(PKG_CONFIG_PATH=$pc PKG_CONFIG_SYSROOT_DIR=$stage pkg-config --cflags --libs nabla)
-	# shellcheck disable=SC2086
-	cc -std=c11 -pedantic -Wall -Wextra -Werror tests/install/consumer.c $flags \
-		-o build/consumer
-	# shellcheck disable=SC2086
-	g++ -std=c++11 -pedantic -Wall -Wextra -Werror tests/install/consumer.cpp $flags \
-		-o build/consumer-cpp
-	LD_LIBRARY_PATH=$(dirname "$lib") ./build/consumer
-	LD_LIBRARY_PATH=$(dirname "$lib") ./build/consumer-cpp
+	pkg() { PKG_CONFIG_PATH=$pc PKG_CONFIG_SYSROOT_DIR=$stage pkg-config "$@"; }
+	# shellcheck disable=SC2046
+	cc -std=c11 -pedantic -Wall -Wextra -Werror tests/install/consumer.c \
+		$(pkg --cflags --libs nabla) -o build/consumer
+	# shellcheck disable=SC2046
+	cc -std=c11 -pedantic -Wall -Wextra -Werror tests/install/consumer_nn.c \
+		$(pkg --cflags --libs nabla_nn) -o build/consumer_nn
+	# shellcheck disable=SC2046
+	g++ -std=c++11 -pedantic -Wall -Wextra -Werror tests/install/consumer.cpp \
+		$(pkg --cflags --libs nabla_nn) -o build/consumer-cpp
+	(cd build && LD_LIBRARY_PATH=$libdir ./consumer && LD_LIBRARY_PATH=$libdir ./consumer_nn &&
+		LD_LIBRARY_PATH=$libdir ./consumer-cpp)
 	# the installed command checks the installed library
 	nabla=$(find "$stage" -type f -name nabla -perm -u+x | head -n 1)
-	LD_LIBRARY_PATH=$(dirname "$lib") "$nabla" selftest
+	LD_LIBRARY_PATH=$libdir "$nabla" selftest
+	# static consumers: only the archives installed, linked from pkg-config --static
+	build_in build-static --disable-shared
+	stage=$(pwd)/build-static/stage
+	rm -rf "$stage"
+	make -s -C build-static install DESTDIR="$stage" >/dev/null
+	pc=$(dirname "$(find "$stage" -name nabla.pc | head -n 1)")
+	# shellcheck disable=SC2046
+	cc -std=c11 tests/install/consumer.c $(pkg --cflags --libs --static nabla) \
+		-o build-static/consumer
+	# shellcheck disable=SC2046
+	cc -std=c11 tests/install/consumer_nn.c $(pkg --cflags --libs --static nabla_nn) \
+		-o build-static/consumer_nn
+	(cd build-static && ./consumer && ./consumer_nn)
+	if ldd build-static/consumer_nn | grep -q libnabla; then
+		echo "build.sh: the static consumer links a shared libnabla" >&2
+		exit 1
+	fi
 	;;
 fuzz)
 	fuzz_build

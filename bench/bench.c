@@ -25,7 +25,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "nabla.h"
+#include "nabla_nn.h"
 
 enum { REPEATS = 7 };
 

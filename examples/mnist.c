@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "nabla.h"
+#include "nabla_nn.h"
 #include "curve.h"
 
 /* The build sets this to the source tree's data/mnist-10k. */

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nabla.h"
+#include "nabla_nn.h"
 
 /* The build sets this to the source tree's data/mnist-10k. */
 #ifndef NABLA_DATA_DIR

@@ -1,4 +1,4 @@
-/* fuzz_idx.c -- libFuzzer target for nb_dataset_load_idx(), MNIST's IDX loader (lib/idx.c).
+/* fuzz_idx.c -- libFuzzer target for nb_dataset_load_idx(), MNIST's IDX loader (lib/nn/idx.c).
  *
  * An input is a pair of files. Bytes 0 and 1 (big-endian) are the length of the images
  * file, byte 2 says which of the two to gzip before loading (bit 0 the images, bit 1 the
@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <nabla.h>
+#include <nabla_nn.h>
 
 #include "fuzz.h"
 #include "fuzz_msg.h"

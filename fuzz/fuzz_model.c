@@ -1,4 +1,4 @@
-/* fuzz_model.c -- libFuzzer target for nb_net_load(), nabla's model file (lib/model.c,
+/* fuzz_model.c -- libFuzzer target for nb_net_load(), nabla's model file (lib/nn/model.c,
  * docs/model-format.md).
  *
  * An input is a model file. It is loaded as it is, and then, since a mutated file almost
@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <nabla.h>
+#include <nabla_nn.h>
 #include <xxhash.h>
 
 #include "fuzz.h"

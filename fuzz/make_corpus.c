@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <nabla.h>
+#include <nabla_nn.h>
 #include <xxhash.h>
 #include <zlib.h>
 

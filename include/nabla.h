@@ -21,6 +21,7 @@
 #define NABLA_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #ifdef __cplusplus
@@ -92,6 +93,10 @@ typedef struct nb_tensor nb_tensor;
  * reallocates through the hook), or NULL on failure. osize is the size of ptr's block.
  * ud is the pointer given to nb_tape_new_alloc(). */
 typedef void *(*nb_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+
+/** The allocator behind every hook left NULL: malloc and free in the shape of
+ * nb_alloc_fn, for an allocator of one's own that counts or limits and then forwards. */
+void *nb_default_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 
 /** A new empty tape using malloc/free. Returns NULL only if memory is exhausted. */
 nb_tape *nb_tape_new(void);
@@ -598,6 +603,26 @@ int nb_adam_update(nb_tensor *const *params, nb_tensor *const *grads, double *co
  * NB_ENULL, or NB_EIO when a write or the flush fails. */
 int nb_tape_write_dot(const nb_tape *t, FILE *out);
 
+/* ---- Random numbers ----------------------------------------------------------------
+ * xoshiro256** seeded through splitmix64: the same seed gives the same numbers on every
+ * machine, so that initialisations, dropout masks and shuffles are reproducible bit for
+ * bit. A generator is a plain value: copy it to fork a stream. */
+
+typedef struct nb_rng {
+	uint64_t s[4];
+} nb_rng;
+
+/** Seed r: any seed, 0 included, gives a good state. */
+void nb_rng_seed(nb_rng *r, uint64_t seed);
+/** The next 64 random bits. */
+uint64_t nb_rng_next(nb_rng *r);
+/** Uniform in [0, 1), with 53 random bits. */
+double nb_rng_uniform(nb_rng *r);
+/** Standard normal (Box-Muller, one value per call). */
+double nb_rng_normal(nb_rng *r);
+/** Uniform in 0 .. n-1 without modulo bias; n >= 1 (0 gives 0). */
+size_t nb_rng_below(nb_rng *r, size_t n);
+
 /* ---- Expressions from text --------------------------------------------------------
  * A small language for expressions of nabla's ops (docs/expressions.md has the grammar
  * and every function): numbers (2.5, 1e-3) are scalar literals, names are the caller's
@@ -827,6 +852,10 @@ int nb_selftest(const nb_selftest_op *ops, size_t n, FILE *log, nb_selftest_repo
 
 /* ---- Closed-form backpropagation (BP1-BP4), the reference to compare against -------- */
 
+/** The activations and costs of the closed forms here and of nabla_nn.h's networks. */
+enum nb_activation { NB_SIGMOID = 0, NB_TANH = 1, NB_RELU = 2, NB_SOFTMAX = 3 };
+enum nb_cost { NB_QUADRATIC = 0, NB_CROSS_ENTROPY = 1 };
+
 /** A fully connected network: n_layers sizes (input first), n_layers - 1 weight matrices
  * w[l] (sizes[l+1] x sizes[l], row-major) and bias vectors b[l] (sizes[l+1]). Its units
  * are sigmoid for nb_bp_reference(); nb_bp_reference_opts() takes other choices. */
@@ -895,196 +924,6 @@ typedef struct nb_bp_opts {
 int nb_bp_reference_opts(const nb_mlp *net, size_t n, const double *x, const double *y,
                          const nb_bp_opts *opts, double *const *dw, double *const *db,
                          double *const *delta, double *cost, char msg[NB_MSG_MAX]);
-
-/* ---- Loading files: options ------------------------------------------------------- */
-
-/** The default of nb_load_opts.max_bytes: 1 GiB, about 2.8 times what the 60,000
- * training images of MNIST or Fashion-MNIST take in memory (381 MB). */
-#define NB_LOAD_MAX_BYTES ((size_t)1 << 30)
-
-/** Options of the loaders of files: nb_dataset_load_idx_opts(), nb_dataset_load_dir_opts()
- * and nb_net_load_opts(). A zero field takes its default, so {0} (or a NULL pointer to
- * options) gives what the functions without _opts do. */
-typedef struct nb_load_opts {
-	nb_alloc_fn alloc;      /* every allocation of the load, zlib's included, and of what
-	                         * it returns, for its whole life (NULL: malloc) */
-	void *alloc_ud;         /* passed to alloc */
-	size_t max_bytes;       /* the most memory what is loaded may take (0:
-	                         * NB_LOAD_MAX_BYTES); each loader says what it counts */
-} nb_load_opts;
-
-/* ---- Data sets: the IDX format of MNIST -------------------------------------------- */
-
-/** Images and labels in memory. x holds n rows of features = rows * cols pixels scaled to
- * [0, 1]; y the same n examples' labels one-hot (n rows of classes); label the labels.
- * Filled by nb_dataset_load*(); a caller may also build one by hand (for example a view
- * of the first examples of another), but then must not pass it to nb_dataset_free(). */
-typedef struct nb_dataset {
-	size_t n;
-	size_t rows, cols;
-	size_t features;        /* rows * cols */
-	size_t classes;         /* 10 */
-	double *x;              /* n x features, row-major */
-	double *y;              /* n x classes, one-hot */
-	unsigned char *label;   /* n labels, each < classes */
-	nb_alloc_fn alloc;      /* what allocated x, y and label, set by a load, used by
-	                         * nb_dataset_free() (NULL: free) */
-	void *alloc_ud;         /* passed to alloc */
-} nb_dataset;
-
-/** Load an IDX image file (magic 0x00000803) and an IDX label file (0x00000801), each
- * plain or gzip-compressed. On error ds is left empty (all zero), nothing leaks, and msg
- * (NB_MSG_MAX bytes, may be NULL) says what is wrong, with the byte offset where it
- * applies, then names the file ("label 10 at byte 9 is not a digit (0..9): PATH"; the
- * path comes last so that a long one, cut at the end of msg, never hides the reason):
- * NB_ENULL, NB_EIO (cannot open or read, gzip error, or not a regular file: a FIFO, a
- * directory or a device is refused without being read, so a load never blocks),
- * NB_EFORMAT (bad magic, truncated, counts that disagree, absurd dimensions, a label
- * >= 10, a data set over the limit below), NB_ENOMEM ("out of memory ...").
- *
- * Memory: the data set takes n (8 features + 8 classes + 1) bytes (x, y and label), and a
- * load that would need more than NB_LOAD_MAX_BYTES is refused from the image header,
- * before any data is read, with NB_EFORMAT ("60000 images of 28 x 28 (byte 4) would take
- * ... bytes, over the limit of ..."). nb_dataset_load_idx_opts() takes another limit. A
- * load never allocates for data a file does not hold: the arrays grow as the bytes
- * arrive, so a short file claiming a huge count is reported as truncated having taken
- * little memory. While it scales them, a load also holds the n features pixel bytes. */
-int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, char msg[NB_MSG_MAX]);
-
-/** nb_dataset_load_idx() with options (NULL: the defaults): every allocation, zlib's
- * included, goes through opts->alloc, which ds keeps for nb_dataset_free(), and
- * opts->max_bytes bounds the data set's n (8 features + 8 classes + 1) bytes. */
-int nb_dataset_load_idx_opts(const char *images, const char *labels,
-                             const nb_load_opts *opts, nb_dataset *ds, char msg[NB_MSG_MAX]);
-
-/** Load split "train" or "t10k" from directory dir in the standard MNIST layout:
- * SPLIT-images-idx3-ubyte and SPLIT-labels-idx1-ubyte, each with or without ".gz"
- * (the plain file is preferred when both exist). Errors as nb_dataset_load_idx(), and
- * NB_EINVAL for another split. */
-int nb_dataset_load_dir(const char *dir, const char *split, nb_dataset *ds, char msg[NB_MSG_MAX]);
-
-/** nb_dataset_load_dir() with options, as nb_dataset_load_idx_opts(). */
-int nb_dataset_load_dir_opts(const char *dir, const char *split, const nb_load_opts *opts,
-                             nb_dataset *ds, char msg[NB_MSG_MAX]);
-
-/** Free what a load allocated (through the allocator the load used) and zero ds. NULL
- * does nothing. */
-void nb_dataset_free(nb_dataset *ds);
-
-/* ---- Networks: a multilayer perceptron as an op graph, trained by replaying its tape - */
-
-typedef struct nb_net nb_net;
-
-enum nb_activation { NB_SIGMOID = 0, NB_TANH = 1, NB_RELU = 2, NB_SOFTMAX = 3 };
-enum nb_cost { NB_QUADRATIC = 0, NB_CROSS_ENTROPY = 1 };
-enum nb_init {
-	NB_INIT_NORMAL = 0,  /* weights and biases standard normal (Nielsen, chapter 1) */
-	NB_INIT_SCALED = 1   /* weights normal with deviation 1/sqrt(n_in), biases standard
-	                      * normal (Nielsen, chapter 3) */
-};
-
-/** A network's shape and choices; zero fields take the defaults (sigmoid, quadratic cost,
- * standard normal initialisation, seed 0, malloc). */
-typedef struct nb_net_config {
-	size_t n_layers;        /* >= 2, input layer included */
-	const size_t *sizes;    /* n_layers sizes, each >= 1 */
-	int hidden;             /* activation of hidden layers: NB_SIGMOID, NB_TANH, NB_RELU */
-	int output;             /* of the output layer: those or NB_SOFTMAX */
-	int cost;               /* NB_QUADRATIC, or NB_CROSS_ENTROPY (needs a sigmoid or
-	                         * softmax output) */
-	int init;               /* enum nb_init */
-	unsigned long long seed;/* initialisation and shuffling: same seed, same run, bit for bit */
-	nb_alloc_fn alloc;      /* every allocation of the network and its tapes (NULL: malloc) */
-	void *alloc_ud;         /* passed to alloc */
-} nb_net_config;
-
-/** Stochastic gradient descent: for each weight, v = momentum v - eta (dC/dw + weight_decay
- * w), w += v (biases the same without weight decay). Nielsen's L2 regularisation with
- * parameter lambda over a training set of N examples is weight_decay = lambda / N. */
-typedef struct nb_sgd {
-	size_t batch;           /* mini-batch size, >= 1 */
-	double eta;             /* learning rate, > 0 */
-	double momentum;        /* 0 <= momentum < 1; 0: plain SGD */
-	double weight_decay;    /* >= 0 */
-} nb_sgd;
-
-/** Create a network with freshly initialised parameters. Returns NB_OK and *out, or
- * NB_ENULL / NB_EINVAL (a bad size or choice; msg says which) / NB_ENOMEM with *out NULL. */
-int nb_net_new(const nb_net_config *cfg, nb_net **out, char msg[NB_MSG_MAX]);
-
-/** Free the network. NULL does nothing. */
-void nb_net_free(nb_net *net);
-
-/** The first error of a training or evaluation call on net (sticky, as a tape's), its
- * message, and a way to clear it. A NULL net: NB_ENULL and "net is NULL". */
-int nb_net_status(const nb_net *net);
-const char *nb_net_message(const nb_net *net);
-void nb_net_clear_error(nb_net *net);
-
-/** The configuration (sizes borrowed from net, seed as given) and the parameters: weights
- * of layer l (0 <= l < n_layers - 1) are sizes[l+1] x sizes[l], row-major; biases
- * sizes[l+1]. The pointers are writable and valid until nb_net_free(); NULL for a bad l. */
-nb_net_config nb_net_get_config(const nb_net *net);
-double *nb_net_weights(nb_net *net, size_t l);
-double *nb_net_biases(nb_net *net, size_t l);
-/** The network as nb_bp_reference() takes it (pointers borrowed from net). */
-nb_mlp nb_net_mlp(const nb_net *net);
-
-/** One SGD step on the mini-batch of n examples x (n x sizes[0], row-major) with targets y
- * (n x sizes[L]): record (once per batch size) and replay the tape, then update the
- * parameters. *cost (may be NULL) receives the mini-batch's cost before the update.
- * After the first step of a batch size, a step allocates nothing. */
-int nb_net_sgd_step(nb_net *net, const double *x, const double *y, size_t n,
-                    const nb_sgd *opt, double *cost);
-
-/** Called during an epoch after each mini-batch with the examples done so far. */
-typedef void (*nb_progress_fn)(void *ud, size_t done, size_t total);
-
-/** One epoch: shuffle the examples (with the network's generator), then one SGD step per
- * mini-batch (the last one may be smaller). *mean_cost (may be NULL) receives the mean
- * over the examples of the cost before each step. progress may be NULL. */
-int nb_net_sgd_epoch(nb_net *net, const nb_dataset *train, const nb_sgd *opt,
-                     double *mean_cost, nb_progress_fn progress, void *ud);
-
-/** Feed n examples forward: out (n x sizes[L], row-major) gets the output activations. */
-int nb_net_predict(nb_net *net, const double *x, size_t n, double *out);
-
-/** Classify every example of ds (arg-max of the output): *correct (may be NULL) gets the
- * number right, *mean_cost (may be NULL) the mean cost per example. */
-int nb_net_evaluate(nb_net *net, const nb_dataset *ds, size_t *correct, double *mean_cost);
-
-/** The tape of the training graph for mini-batches of the given size (recorded if
- * needed), for pictures: nodes are named x, y, w1, b1, z1, a1, ..., C (nb_tape_find()).
- * It is the network's own copy, kept until nb_net_free() whatever else is trained, and
- * the same tape for the same size each time; its parameters view the network's. NULL on
- * error. */
-nb_tape *nb_net_tape(nb_net *net, size_t batch);
-
-/** Save the network to path in nabla's model format (docs/model-format.md): written to a
- * temporary file in the same directory, then renamed over path, so that a failure never
- * destroys an existing file. path must not exist or be a regular file, which is replaced
- * and keeps its permission bits; a new file gets 0666 less the umask. A symbolic link, a
- * directory, a FIFO or a device at path is refused with NB_EIO before anything is
- * written. Messages about the file give the reason, then the path, as the loaders' do.
- * Returns NB_OK, NB_ENULL, NB_EIO (msg names the file), NB_ENOMEM, or NB_EINVAL for a
- * network a load would refuse: one whose file would exceed the 1 GiB a load accepts, or
- * with a NaN or an infinity among its parameters (a diverged network; msg names the
- * first: "weight 3 of layer 1 is nan, which a model file cannot hold (it would not
- * load): PATH"). */
-int nb_net_save(const nb_net *net, const char *path, char msg[NB_MSG_MAX]);
-
-/** Load a network saved by nb_net_save(). Returns NB_OK and *out, or NB_ENULL, NB_EIO
- * (cannot open or read, or not a regular file, which is refused without being read),
- * NB_EFORMAT (wrong magic, unsupported version, truncated, checksum mismatch, bad
- * contents: msg says which, with the byte offset), NB_ENOMEM; *out is NULL on error. */
-int nb_net_load(const char *path, nb_net **out, char msg[NB_MSG_MAX]);
-
-/** nb_net_load() with options (NULL: the defaults): every allocation of the load, and
- * of the network for its whole life, goes through opts->alloc (it becomes the network's
- * nb_net_config.alloc); opts->max_bytes bounds the file's size, which the format bounds
- * to 1 GiB anyway (a larger file: NB_EFORMAT, "N bytes, over the limit of M
- * (nb_load_opts.max_bytes): PATH"). The network takes about as much memory as its file. */
-int nb_net_load_opts(const char *path, const nb_load_opts *opts, nb_net **out, char msg[NB_MSG_MAX]);
 
 #ifdef __cplusplus
 }

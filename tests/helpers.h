@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nabla.h"
+#include "nabla_nn.h"
 
 /* Autodiff and the closed-form equations do the same arithmetic in a different order, so
  * they differ by rounding only: a few ulps of the terms each result sums. */

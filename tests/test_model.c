@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 /* The test computes checksums itself, with the header-only build of xxHash, so that it
- * checks the format independently of lib/model.c. */
+ * checks the format independently of lib/nn/model.c. */
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -380,7 +380,7 @@ END_TEST
 /* ---- Files with a valid checksum but bad contents, made by hand --------------------- */
 
 /* The fields of a file, written by the test's own encoder (from the document, not from
- * lib/model.c). params are i / 8 - 1 except the one at bad_index + 1 (0: none). */
+ * lib/nn/model.c). params are i / 8 - 1 except the one at bad_index + 1 (0: none). */
 struct craft {
 	uint32_t header_len;    /* 0: the right one, 44 + 8n */
 	uint32_t n;

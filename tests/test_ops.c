@@ -564,6 +564,32 @@ START_TEST(test_quadratic_cost_value)
 }
 END_TEST
 
+/* nb_rng: a copy continues the same sequence, another seed gives another, and 10,000
+ * draws of each kind stay in their range (normal ones average near 0). */
+START_TEST(test_rng_sequences_and_ranges)
+{
+	nb_rng a, b;
+	double mean = 0;
+
+	nb_rng_seed(&a, 0);
+	b = a;
+	ck_assert_uint_eq(nb_rng_next(&a), nb_rng_next(&b));
+	nb_rng_seed(&b, 1);
+	ck_assert_uint_ne(nb_rng_next(&a), nb_rng_next(&b));
+	for (int i = 0; i < 10000; i++) {
+		double u = nb_rng_uniform(&a);
+		size_t k = nb_rng_below(&a, 7);
+
+		ck_assert(u >= 0.0 && u < 1.0);
+		ck_assert_uint_lt(k, 7);
+		mean += nb_rng_normal(&b) / 10000;
+	}
+	ck_assert_double_lt(fabs(mean), 0.05);
+	ck_assert_uint_eq(nb_rng_below(&a, 1), 0);
+	ck_assert_uint_eq(nb_rng_below(&a, 0), 0);
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
 	Suite *s = suite_create("ops");
@@ -587,6 +613,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(values, test_select_gradients_at_ties);
 	tcase_add_test(values, test_pow_abs_softplus_values);
 	tcase_add_test(values, test_cross_entropy_values);
+	tcase_add_test(values, test_rng_sequences_and_ranges);
 	suite_add_tcase(s, values);
 	return s;
 }

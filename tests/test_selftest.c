@@ -11,7 +11,7 @@
 
 static const char *const builtin_ops[] = {
 #define NB_OP(name) #name,
-#include "../lib/ops.def"
+#include "../lib/ops/ops.def"
 #undef NB_OP
 };
 #define N_BUILTIN (sizeof builtin_ops / sizeof builtin_ops[0])

@@ -1,8 +1,9 @@
-// consumer.cpp -- the same from C++: nabla.h must compile as C++ (extern "C").
+// consumer.cpp -- the same from C++: nabla.h and nabla_nn.h must compile as C++.
 #include <cstdio>
 #include <cstring>
 
 #include <nabla.h>
+#include <nabla_nn.h>
 
 int main()
 {

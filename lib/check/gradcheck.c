@@ -23,7 +23,6 @@
 
 #include "gradcheck_int.h"
 #include "nabla_int.h"
-#include "rng.h"
 
 #define DEFAULT_ATOL 1e-7
 #define DEFAULT_RTOL 1e-6
@@ -74,7 +73,7 @@ struct check {
 	uint64_t branch0;
 	int order;           /* what evaluate() computes: 1 the objective, 2 the second order */
 	size_t cur_input;    /* the input being perturbed */
-	struct nb_rng rng;
+	nb_rng rng;
 	nb_alloc_fn alloc;
 	void *aud;
 };
@@ -160,8 +159,8 @@ static int read_opts(struct check *c, const nb_gradcheck_opts *o)
 		return rep->status;
 	c->mask = o->mask;
 	c->max_elements = o->max_elements ? o->max_elements : DEFAULT_MAX_ELEMENTS;
-	nb__rng_seed(&c->rng, o->seed ? o->seed : DEFAULT_SEED);
-	c->alloc = o->alloc ? o->alloc : nb__default_alloc;
+	nb_rng_seed(&c->rng, o->seed ? o->seed : DEFAULT_SEED);
+	c->alloc = o->alloc ? o->alloc : nb_default_alloc;
 	c->aud = o->alloc_ud;
 	return NB_OK;
 }
@@ -296,10 +295,10 @@ static void teardown(struct check *c)
 }
 
 /* Uniform in [-1, 1). */
-static void rng_fill(struct nb_rng *r, double *x, size_t n)
+static void rng_fill(nb_rng *r, double *x, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		x[i] = 2.0 * nb__rng_uniform(r) - 1.0;
+		x[i] = 2.0 * nb_rng_uniform(r) - 1.0;
 }
 
 /* ---- Recording the expression ---------------------------------------------------------- */

@@ -8,8 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "nabla_int.h"
-#include "rng.h"
+#include "nn_int.h"
 
 /* How many recorded graphs a network keeps: the training batch size, a smaller last
  * batch, and evaluation batches. */
@@ -46,13 +45,13 @@ struct nb_net {
 	double **velocity;       /* 2L pointers: vw, then vb, as nb_sgd_update() takes them */
 	double *decay;           /* 2L weight decay coefficients: weights, then biases (0) */
 	uint64_t version;        /* counts parameter updates, so each tape can be told of them */
-	struct nb_rng rng;
+	nb_rng rng;
 	size_t *perm;            /* the shuffled order of an epoch */
 	size_t perm_n;
 	struct nb_graph graph[NB_NET_GRAPHS];
 	size_t next_victim;      /* the slot a new graph replaces when all are used */
 	struct nb_graph *shown;  /* graphs of nb_net_tape(), kept until nb_net_free() */
-	struct nb_error err;
+	struct nn_error err;
 };
 
 static const char *const act_names[] = { "sigmoid", "tanh", "relu", "softmax" };
@@ -67,7 +66,7 @@ static int net_fail(nb_net *net, int status, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	nb__error_vset(&net->err, status, fmt, ap);
+	nn__error_vset(&net->err, status, fmt, ap);
 	va_end(ap);
 	return net->err.status;
 }
@@ -85,7 +84,7 @@ const char *nb_net_message(const nb_net *net)
 void nb_net_clear_error(nb_net *net)
 {
 	if (net)
-		nb__error_clear(&net->err);
+		nn__error_clear(&net->err);
 }
 
 /* ---- Creation ----------------------------------------------------------------------- */
@@ -93,29 +92,29 @@ void nb_net_clear_error(nb_net *net)
 static int check_config(const nb_net_config *cfg, char *msg)
 {
 	if (!cfg)
-		return nb__msg_fail(msg, NB_ENULL, "net: config is NULL");
+		return nn__msg_fail(msg, NB_ENULL, "net: config is NULL");
 	if (cfg->n_layers < 2)
-		return nb__msg_fail(msg, NB_EINVAL, "net: need at least 2 layers, got %zu",
+		return nn__msg_fail(msg, NB_EINVAL, "net: need at least 2 layers, got %zu",
 		                cfg->n_layers);
 	if (!cfg->sizes)
-		return nb__msg_fail(msg, NB_ENULL, "net: sizes is NULL");
+		return nn__msg_fail(msg, NB_ENULL, "net: sizes is NULL");
 	for (size_t l = 0; l < cfg->n_layers; l++)
 		if (cfg->sizes[l] == 0 || cfg->sizes[l] > (1u << 24))
-			return nb__msg_fail(msg, NB_EINVAL, "net: layer %zu has size %zu (1..%u)", l,
+			return nn__msg_fail(msg, NB_EINVAL, "net: layer %zu has size %zu (1..%u)", l,
 			                cfg->sizes[l], 1u << 24);
 	if (cfg->hidden != NB_SIGMOID && cfg->hidden != NB_TANH && cfg->hidden != NB_RELU)
-		return nb__msg_fail(msg, NB_EINVAL, "net: hidden activation %d is not sigmoid, tanh "
+		return nn__msg_fail(msg, NB_EINVAL, "net: hidden activation %d is not sigmoid, tanh "
 		                "or relu", cfg->hidden);
 	if (cfg->output < NB_SIGMOID || cfg->output > NB_SOFTMAX)
-		return nb__msg_fail(msg, NB_EINVAL, "net: unknown output activation %d", cfg->output);
+		return nn__msg_fail(msg, NB_EINVAL, "net: unknown output activation %d", cfg->output);
 	if (cfg->cost != NB_QUADRATIC && cfg->cost != NB_CROSS_ENTROPY)
-		return nb__msg_fail(msg, NB_EINVAL, "net: unknown cost %d", cfg->cost);
+		return nn__msg_fail(msg, NB_EINVAL, "net: unknown cost %d", cfg->cost);
 	if (cfg->cost == NB_CROSS_ENTROPY && cfg->output != NB_SIGMOID &&
 	    cfg->output != NB_SOFTMAX)
-		return nb__msg_fail(msg, NB_EINVAL, "net: cross-entropy cost needs a sigmoid or "
+		return nn__msg_fail(msg, NB_EINVAL, "net: cross-entropy cost needs a sigmoid or "
 		                "softmax output layer, not %s", act_names[cfg->output]);
 	if (cfg->init != NB_INIT_NORMAL && cfg->init != NB_INIT_SCALED)
-		return nb__msg_fail(msg, NB_EINVAL, "net: unknown initialisation %d", cfg->init);
+		return nn__msg_fail(msg, NB_EINVAL, "net: unknown initialisation %d", cfg->init);
 	return NB_OK;
 }
 
@@ -211,9 +210,9 @@ static void initialise(nb_net *net)
 		double scale = net->cfg.init == NB_INIT_SCALED ? 1.0 / sqrt((double)cols) : 1.0;
 
 		for (size_t i = 0; i < rows * cols; i++)
-			net->w[l][i] = scale * nb__rng_normal(&net->rng);
+			net->w[l][i] = scale * nb_rng_normal(&net->rng);
 		for (size_t j = 0; j < rows; j++)
-			net->b[l][j] = nb__rng_normal(&net->rng);
+			net->b[l][j] = nb_rng_normal(&net->rng);
 	}
 }
 
@@ -224,15 +223,15 @@ int nb_net_new(const nb_net_config *cfg, nb_net **out, char msg[NB_MSG_MAX])
 	int status;
 
 	if (!out)
-		return nb__msg_fail(msg, NB_ENULL, "net: out is NULL");
+		return nn__msg_fail(msg, NB_ENULL, "net: out is NULL");
 	*out = NULL;
 	status = check_config(cfg, msg);
 	if (status != NB_OK)
 		return status;
-	alloc = cfg->alloc ? cfg->alloc : nb__default_alloc;
+	alloc = cfg->alloc ? cfg->alloc : nb_default_alloc;
 	net = alloc(cfg->alloc_ud, NULL, 0, sizeof *net);
 	if (!net)
-		return nb__msg_fail(msg, NB_ENOMEM, "net: out of memory");
+		return nn__msg_fail(msg, NB_ENOMEM, "net: out of memory");
 	memset(net, 0, sizeof *net);
 	net->cfg = *cfg;
 	net->cfg.alloc = alloc;
@@ -247,9 +246,9 @@ int nb_net_new(const nb_net_config *cfg, nb_net **out, char msg[NB_MSG_MAX])
 	net->decay = mem(net, 2 * net->L * sizeof *net->decay);
 	if (!net->w || !net->b || !net->velocity || !net->decay) {
 		nb_net_free(net);
-		return nb__msg_fail(msg, NB_ENOMEM, "net: out of memory");
+		return nn__msg_fail(msg, NB_ENOMEM, "net: out of memory");
 	}
-	nb__rng_seed(&net->rng, cfg->seed);
+	nb_rng_seed(&net->rng, cfg->seed);
 	initialise(net);
 	*out = net;
 	return NB_OK;
@@ -589,7 +588,7 @@ static int shuffle(nb_net *net, size_t n)
 	for (size_t i = 0; i < n; i++)
 		net->perm[i] = i;
 	for (size_t i = n - 1; i > 0; i--) {
-		size_t j = nb__rng_below(&net->rng, i + 1), tmp = net->perm[i];
+		size_t j = nb_rng_below(&net->rng, i + 1), tmp = net->perm[i];
 
 		net->perm[i] = net->perm[j];
 		net->perm[j] = tmp;

@@ -4,7 +4,7 @@
 
 #include "nabla_int.h"
 
-void *nb__default_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+void *nb_default_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
 	(void)ud;
 	(void)osize;

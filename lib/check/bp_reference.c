@@ -275,7 +275,7 @@ static int work_alloc(const nb_mlp *net, size_t n, const double *x, struct bp_wo
 	       (wk->rows || add_size(&all, net->sizes[0], n, limit));
 	if (!fits)
 		return nb__msg_fail(msg, NB_ENOMEM, "bp_reference: out of memory");
-	wk->alloc = net->alloc ? net->alloc : nb__default_alloc;
+	wk->alloc = net->alloc ? net->alloc : nb_default_alloc;
 	wk->ud = net->alloc_ud;
 	wk->n_scratch = scratch_size(net, n, wk->rows) + 1;
 	wk->n_ptr = L + 1;

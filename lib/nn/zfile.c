@@ -28,7 +28,7 @@ static int zfail(struct nb_zfile *f, int status, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	status = nb__file_vfail(f->msg, status, f->path, fmt, ap);
+	status = nn__file_vfail(f->msg, status, f->path, fmt, ap);
 	va_end(ap);
 	return status;
 }
@@ -124,7 +124,7 @@ static int start_inflate(struct nb_zfile *f)
 	return NB_OK;
 }
 
-int nb__zfile_open(struct nb_zfile *f, const char *path, nb_alloc_fn alloc, void *ud,
+int nn__zfile_open(struct nb_zfile *f, const char *path, nb_alloc_fn alloc, void *ud,
                    char *msg)
 {
 	off_t size;
@@ -136,7 +136,7 @@ int nb__zfile_open(struct nb_zfile *f, const char *path, nb_alloc_fn alloc, void
 	f->alloc = alloc;
 	f->ud = ud;
 	f->zs.next_in = f->in;
-	s = nb__open_regular(path, &f->fd, &size, msg);
+	s = nn__open_regular(path, &f->fd, &size, msg);
 	if (s == NB_OK)
 		s = fill_two(f);
 	if (s == NB_OK && at_gzip_magic(f)) {
@@ -144,11 +144,11 @@ int nb__zfile_open(struct nb_zfile *f, const char *path, nb_alloc_fn alloc, void
 		s = start_inflate(f);
 	}
 	if (s != NB_OK)
-		nb__zfile_close(f);
+		nn__zfile_close(f);
 	return s;
 }
 
-void nb__zfile_close(struct nb_zfile *f)
+void nn__zfile_close(struct nb_zfile *f)
 {
 	if (f->zlive)
 		inflateEnd(&f->zs);
@@ -231,7 +231,7 @@ static int read_gzip(struct nb_zfile *f, unsigned char *buf, size_t n, size_t *g
 	return s;
 }
 
-int nb__zfile_read(struct nb_zfile *f, unsigned char *buf, size_t n, size_t *got)
+int nn__zfile_read(struct nb_zfile *f, unsigned char *buf, size_t n, size_t *got)
 {
 	return f->gzip ? read_gzip(f, buf, n, got) : read_plain(f, buf, n, got);
 }

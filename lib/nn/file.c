@@ -9,11 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "alloc.h"
 #include "file.h"
-#include "nabla.h"
+#include "nn_int.h"
 
-int nb__file_vfail(char *msg, int status, const char *path, const char *fmt, va_list ap)
+int nn__file_vfail(char *msg, int status, const char *path, const char *fmt, va_list ap)
 {
 	int n;
 
@@ -25,17 +24,17 @@ int nb__file_vfail(char *msg, int status, const char *path, const char *fmt, va_
 	return status;
 }
 
-int nb__file_fail(char *msg, int status, const char *path, const char *fmt, ...)
+int nn__file_fail(char *msg, int status, const char *path, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	status = nb__file_vfail(msg, status, path, fmt, ap);
+	status = nn__file_vfail(msg, status, path, fmt, ap);
 	va_end(ap);
 	return status;
 }
 
-const char *nb__file_kind(mode_t mode)
+const char *nn__file_kind(mode_t mode)
 {
 	if (S_ISDIR(mode))
 		return "a directory";
@@ -55,21 +54,21 @@ const char *nb__file_kind(mode_t mode)
 static int open_fail(const char *path, int err, char *msg)
 {
 	if (err == ENOMEM)
-		return nb__file_fail(msg, NB_ENOMEM, path, "cannot open: out of memory");
-	return nb__file_fail(msg, NB_EIO, path, "cannot open: %s", strerror(err));
+		return nn__file_fail(msg, NB_ENOMEM, path, "cannot open: out of memory");
+	return nn__file_fail(msg, NB_EIO, path, "cannot open: %s", strerror(err));
 }
 
 static int not_regular(const char *path, mode_t mode, char *msg)
 {
-	return nb__file_fail(msg, NB_EIO, path, "cannot open: %s, not a regular file",
-	                     nb__file_kind(mode));
+	return nn__file_fail(msg, NB_EIO, path, "cannot open: %s, not a regular file",
+	                     nn__file_kind(mode));
 }
 
 /* stat() first, so that a FIFO or a device is not even opened (opening a FIFO releases a
  * writer waiting for a reader; opening some devices does things). Then open with
  * O_NONBLOCK, so that a FIFO put there meanwhile cannot make open() wait, and fstat() the
  * file actually opened. */
-int nb__open_regular(const char *path, int *fd, off_t *size, char *msg)
+int nn__open_regular(const char *path, int *fd, off_t *size, char *msg)
 {
 	struct stat st;
 	int f, err;
@@ -100,7 +99,7 @@ int nb__open_regular(const char *path, int *fd, off_t *size, char *msg)
 	return NB_OK;
 }
 
-int nb__read_full(int fd, void *buf, size_t n, size_t *got)
+int nn__read_full(int fd, void *buf, size_t n, size_t *got)
 {
 	unsigned char *p = buf;
 
@@ -119,10 +118,10 @@ int nb__read_full(int fd, void *buf, size_t n, size_t *got)
 	return 0;
 }
 
-void nb__load_settings(const nb_load_opts *opts, nb_alloc_fn *alloc, void **ud,
+void nn__load_settings(const nb_load_opts *opts, nb_alloc_fn *alloc, void **ud,
                        size_t *max_bytes)
 {
-	*alloc = opts && opts->alloc ? opts->alloc : nb__default_alloc;
+	*alloc = opts && opts->alloc ? opts->alloc : nb_default_alloc;
 	*ud = opts && opts->alloc ? opts->alloc_ud : NULL;
 	*max_bytes = opts && opts->max_bytes ? opts->max_bytes : NB_LOAD_MAX_BYTES;
 }

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <zlib.h>
 
-#include "nabla.h"
+#include "nn_int.h"
 
 #define NB_ZFILE_CHUNK 16384  /* bytes of the file read at a time */
 
@@ -30,16 +30,16 @@ struct nb_zfile {
 
 /* Open path, which must be a regular file, and see whether it is gzip. On error f is
  * closed already and msg says why, naming the file. A struct that was never opened must
- * have fd -1 for nb__zfile_close() to leave it alone. */
-int nb__zfile_open(struct nb_zfile *f, const char *path, nb_alloc_fn alloc, void *ud,
+ * have fd -1 for nn__zfile_close() to leave it alone. */
+int nn__zfile_open(struct nb_zfile *f, const char *path, nb_alloc_fn alloc, void *ud,
                    char *msg);
 
 /* Read up to n (> 0) bytes into buf: *got is 0 only at the end of the data. Errors:
  * NB_EIO (a read error, a corrupt gzip stream), NB_EFORMAT (a gzip stream cut short),
  * NB_ENOMEM (zlib ran out of memory), each with its message. */
-int nb__zfile_read(struct nb_zfile *f, unsigned char *buf, size_t n, size_t *got);
+int nn__zfile_read(struct nb_zfile *f, unsigned char *buf, size_t n, size_t *got);
 
 /* Close the file and free zlib's state. */
-void nb__zfile_close(struct nb_zfile *f);
+void nn__zfile_close(struct nb_zfile *f);
 
 #endif

@@ -8,7 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "alloc.h"
 #include "nabla.h"
 
 #define NB_MAX_ARITY NB_OP_MAX_ARITY

@@ -8,16 +8,15 @@
  * for every evaluation sees one mask. The mask gets no gradient; mul's rule passes dy ⊙
  * mask to x. At evaluation, do not record it. */
 #include "nabla_int.h"
-#include "rng.h"
 
 static void dropout_mask_forward(nb_tensor *y)
 {
-	struct nb_rng r;
+	nb_rng r;
 	double p = y->attr.c, keep = 1.0 / (1.0 - p);
 
-	nb__rng_seed(&r, y->attr.start ^ (0x9e3779b97f4a7c15ULL * ++y->draws));
+	nb_rng_seed(&r, y->attr.start ^ (0x9e3779b97f4a7c15ULL * ++y->draws));
 	for (size_t i = 0; i < y->size; i++)
-		y->value[i] = nb__rng_uniform(&r) < p ? 0.0 : keep;
+		y->value[i] = nb_rng_uniform(&r) < p ? 0.0 : keep;
 }
 
 const struct nb_op nb__op_dropout_mask = {

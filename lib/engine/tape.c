@@ -52,7 +52,7 @@ nb_tape *nb_tape_new_alloc(nb_alloc_fn alloc, void *ud)
 
 nb_tape *nb_tape_new(void)
 {
-	return nb_tape_new_alloc(nb__default_alloc, NULL);
+	return nb_tape_new_alloc(nb_default_alloc, NULL);
 }
 
 void nb_tape_free(nb_tape *t)

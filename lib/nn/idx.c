@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 
 #include "file.h"
-#include "nabla_int.h"
+#include "nn_int.h"
 #include "zfile.h"
 
 #define IDX_IMAGES 0x00000803u
@@ -65,7 +65,7 @@ static int file_fail(struct nb_zfile *f, int status, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	status = nb__file_vfail(f->msg, status, f->path, fmt, ap);
+	status = nn__file_vfail(f->msg, status, f->path, fmt, ap);
 	va_end(ap);
 	return status;
 }
@@ -85,7 +85,7 @@ static int idx_read(struct nb_zfile *f, unsigned char *buf, size_t n, const char
 {
 	while (n > 0) {
 		size_t got;
-		int s = nb__zfile_read(f, buf, n, &got);
+		int s = nn__zfile_read(f, buf, n, &got);
 
 		if (s != NB_OK)
 			return s;
@@ -108,7 +108,7 @@ static int idx_expect_end(struct nb_zfile *f)
 	int s;
 
 	do {
-		s = nb__zfile_read(f, buf, sizeof buf, &got);
+		s = nn__zfile_read(f, buf, sizeof buf, &got);
 		extra += got;
 	} while (s == NB_OK && got > 0);
 	if (s != NB_OK)
@@ -319,7 +319,7 @@ static int load(struct nb_zfile *im, struct nb_zfile *lb, const char *labels,
 	int s = read_image_header(im, ld, d);
 
 	if (s == NB_OK)
-		s = nb__zfile_open(lb, labels, ld->alloc, ld->ud, ld->msg);
+		s = nn__zfile_open(lb, labels, ld->alloc, ld->ud, ld->msg);
 	if (s == NB_OK)
 		s = read_label_header(lb, d->n);
 	if (s == NB_OK)
@@ -356,7 +356,7 @@ static struct idx_load load_options(const nb_load_opts *opts, char *msg)
 {
 	struct idx_load ld = { .msg = msg };
 
-	nb__load_settings(opts, &ld.alloc, &ld.ud, &ld.max_bytes);
+	nn__load_settings(opts, &ld.alloc, &ld.ud, &ld.max_bytes);
 	return ld;
 }
 
@@ -365,13 +365,13 @@ static int load_idx(const char *images, const char *labels, const struct idx_loa
 {
 	struct nb_zfile im, lb = { .fd = -1 };
 	struct idx_data d = { 0 };
-	int s = nb__zfile_open(&im, images, ld->alloc, ld->ud, ld->msg);
+	int s = nn__zfile_open(&im, images, ld->alloc, ld->ud, ld->msg);
 
 	if (s != NB_OK)
 		return s;
 	s = load(&im, &lb, labels, ld, &d);
-	nb__zfile_close(&im);
-	nb__zfile_close(&lb);
+	nn__zfile_close(&im);
+	nn__zfile_close(&lb);
 	if (s == NB_OK)
 		commit(ld, &d, ds);
 	else
@@ -387,11 +387,11 @@ int nb_dataset_load_idx_opts(const char *images, const char *labels,
 	if (ds)
 		memset(ds, 0, sizeof *ds);
 	if (!images)
-		return nb__msg_fail(msg, NB_ENULL, "load_idx: images is NULL");
+		return nn__msg_fail(msg, NB_ENULL, "load_idx: images is NULL");
 	if (!labels)
-		return nb__msg_fail(msg, NB_ENULL, "load_idx: labels is NULL");
+		return nn__msg_fail(msg, NB_ENULL, "load_idx: labels is NULL");
 	if (!ds)
-		return nb__msg_fail(msg, NB_ENULL, "load_idx: ds is NULL");
+		return nn__msg_fail(msg, NB_ENULL, "load_idx: ds is NULL");
 	return load_idx(images, labels, &ld, ds);
 }
 
@@ -424,7 +424,7 @@ static int find_file(char *path, size_t size, const char *dir, const char *split
 	if (probe(path) != ENOENT)
 		return NB_OK;
 	strcpy(path + len, "[.gz]");
-	return nb__file_fail(msg, NB_EIO, path, "cannot open: %s", strerror(ENOENT));
+	return nn__file_fail(msg, NB_EIO, path, "cannot open: %s", strerror(ENOENT));
 }
 
 /* Find the two files of a split in dir and load them; the paths are allocated through
@@ -439,7 +439,7 @@ static int load_split(const char *dir, const char *split, const struct idx_load 
 	if (im)
 		lb = ld->alloc(ld->ud, NULL, 0, size);
 	if (!lb)
-		s = nb__msg_fail(ld->msg, NB_ENOMEM, "load_dir: out of memory");
+		s = nn__msg_fail(ld->msg, NB_ENOMEM, "load_dir: out of memory");
 	if (s == NB_OK)
 		s = find_file(im, size, dir, split, "images-idx3-ubyte", ld->msg);
 	if (s == NB_OK)
@@ -459,13 +459,13 @@ int nb_dataset_load_dir_opts(const char *dir, const char *split, const nb_load_o
 	if (ds)
 		memset(ds, 0, sizeof *ds);
 	if (!dir)
-		return nb__msg_fail(msg, NB_ENULL, "load_dir: dir is NULL");
+		return nn__msg_fail(msg, NB_ENULL, "load_dir: dir is NULL");
 	if (!split)
-		return nb__msg_fail(msg, NB_ENULL, "load_dir: split is NULL");
+		return nn__msg_fail(msg, NB_ENULL, "load_dir: split is NULL");
 	if (!ds)
-		return nb__msg_fail(msg, NB_ENULL, "load_dir: ds is NULL");
+		return nn__msg_fail(msg, NB_ENULL, "load_dir: ds is NULL");
 	if (strcmp(split, "train") != 0 && strcmp(split, "t10k") != 0)
-		return nb__msg_fail(msg, NB_EINVAL,
+		return nn__msg_fail(msg, NB_EINVAL,
 		            "load_dir: split must be \"train\" or \"t10k\", not \"%s\"", split);
 	return load_split(dir, split, &ld, ds);
 }
@@ -482,7 +482,7 @@ void nb_dataset_free(nb_dataset *ds)
 
 	if (!ds)
 		return;
-	alloc = ds->alloc ? ds->alloc : nb__default_alloc;
+	alloc = ds->alloc ? ds->alloc : nb_default_alloc;
 	if (ds->x)
 		alloc(ds->alloc_ud, ds->x, ds->n * ds->features * sizeof *ds->x, 0);
 	if (ds->y)

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "nabla_int.h"
-#include "rng.h"
 
 /* ---- The cases: one expression per line, exercising the op it names ------------------- */
 
@@ -231,7 +230,7 @@ static const double edge_values[] = { 0.0, INFINITY, -INFINITY, NAN, 800.0, -800
 struct selftest {
 	nb_selftest_report *rep;
 	FILE *log;
-	struct nb_rng rng;
+	nb_rng rng;
 	const char *covered[64];   /* the ops some case recorded */
 	size_t n_covered;
 };
@@ -342,7 +341,7 @@ static void run_case(struct selftest *s, size_t i)
 		size_t size = nb__shape_size(c->rank[k], c->dim[k]);
 
 		for (size_t j = 0; j < size && j < 64; j++)
-			data[k][j] = c->lo + (c->hi - c->lo) * nb__rng_uniform(&s->rng);
+			data[k][j] = c->lo + (c->hi - c->lo) * nb_rng_uniform(&s->rng);
 		in[k] = (nb_gradcheck_input){ c->rank[k], c->dim[k], data[k] };
 	}
 	cover(s, &e, in, c->n);
@@ -359,7 +358,7 @@ static nb_tensor *random_like(struct selftest *s, nb_tape *t, const nb_tensor *x
 	size_t n = x->size < 256 ? x->size : 256;
 
 	for (size_t i = 0; i < n; i++)
-		v[i] = 2.0 * nb__rng_uniform(&s->rng) - 1.0;
+		v[i] = 2.0 * nb_rng_uniform(&s->rng) - 1.0;
 	return x->size <= 256 ? nb_constant(t, x->rank, x->dim, v) : NULL;
 }
 
@@ -551,7 +550,7 @@ int nb_selftest(const nb_selftest_op *ops, size_t n, FILE *log, nb_selftest_repo
 	st = user_ops_ok(ops, n, report);
 	if (st != NB_OK)
 		return st;
-	nb__rng_seed(&s.rng, 2026);
+	nb_rng_seed(&s.rng, 2026);
 	for (size_t i = 0; i < N_CASES; i++)
 		run_case(&s, i);
 	check_coverage(&s);

@@ -24,7 +24,7 @@
 #include <xxhash.h>
 
 #include "file.h"
-#include "nabla_int.h"
+#include "nn_int.h"
 
 #define MODEL_MAGIC "NABLAMLP"
 #define MODEL_VERSION 1
@@ -177,7 +177,7 @@ static int check_finite(const nb_net *net, const char *path, char *msg)
 
 			if (i == n[k])
 				continue;
-			return nb__file_fail(msg, NB_EINVAL, path, "%s %zu of layer %zu is %g, "
+			return nn__file_fail(msg, NB_EINVAL, path, "%s %zu of layer %zu is %g, "
 			                     "which a model file cannot hold (it would not load)",
 			                     k ? "bias" : "weight", i, l, v[k][i]);
 		}
@@ -195,13 +195,13 @@ static int encode(const nb_net *net, const char *path, unsigned char **file, siz
 	unsigned char *buf, *p;
 
 	if (count == UINT64_MAX || header_len(n) + 8 * count + CHECKSUM_BYTES > MODEL_MAX_BYTES)
-		return nb__file_fail(msg, NB_EINVAL, path, "network too large for a model file "
+		return nn__file_fail(msg, NB_EINVAL, path, "network too large for a model file "
 		            "(over %" PRIu64 " bytes)", MODEL_MAX_BYTES);
 	/* Bounded by MODEL_MAX_BYTES, the length and n fit in size_t and in the u32 fields. */
 	*len = (size_t)(header_len(n) + 8 * count + CHECKSUM_BYTES);
 	buf = cfg.alloc(cfg.alloc_ud, NULL, 0, *len);
 	if (buf == NULL)
-		return nb__file_fail(msg, NB_ENOMEM, path, "out of memory allocating %zu bytes",
+		return nn__file_fail(msg, NB_ENOMEM, path, "out of memory allocating %zu bytes",
 		            *len);
 	memcpy(buf, MODEL_MAGIC, 8);
 	p = put_u32(buf + OFF_VERSION, MODEL_VERSION);
@@ -243,7 +243,7 @@ static int write_all(int fd, const char *path, const unsigned char *buf, size_t 
 	if (close(fd) != 0 && err == 0)
 		err = errno;
 	if (err != 0)
-		return nb__file_fail(msg, NB_EIO, path, "cannot write: %s", strerror(err));
+		return nn__file_fail(msg, NB_EIO, path, "cannot write: %s", strerror(err));
 	return NB_OK;
 }
 
@@ -261,8 +261,8 @@ static int check_target(const char *path, int *old_mode, char *msg)
 	if (lstat(path, &st) != 0)
 		return NB_OK;
 	if (!S_ISREG(st.st_mode))
-		return nb__file_fail(msg, NB_EIO, path, "cannot replace: %s, not a regular file",
-		                     nb__file_kind(st.st_mode));
+		return nn__file_fail(msg, NB_EIO, path, "cannot replace: %s, not a regular file",
+		                     nn__file_kind(st.st_mode));
 	*old_mode = (int)(st.st_mode & 0777);
 	return NB_OK;
 }
@@ -316,12 +316,12 @@ static int replace_file(const nb_net_config *cfg, const char *path, int old_mode
 
 
 	if (tmp == NULL)
-		return nb__file_fail(msg, NB_ENOMEM, path, "out of memory");
+		return nn__file_fail(msg, NB_ENOMEM, path, "out of memory");
 	memcpy(tmp, path, n);
 	memcpy(tmp + n, TMP_SUFFIX, sizeof TMP_SUFFIX);
 	fd = create_temporary(tmp, n);
 	if (fd < 0) {
-		status = nb__file_fail(msg, NB_EIO, path, "cannot create a temporary file: %s",
+		status = nn__file_fail(msg, NB_EIO, path, "cannot create a temporary file: %s",
 		                       strerror(errno));
 		cfg->alloc(cfg->alloc_ud, tmp, n + sizeof TMP_SUFFIX, 0);
 		return status;
@@ -331,7 +331,7 @@ static int replace_file(const nb_net_config *cfg, const char *path, int old_mode
 		(void)fchmod(fd, (mode_t)old_mode);
 	status = write_all(fd, path, buf, len, msg);
 	if (status == NB_OK && rename(tmp, path) != 0)
-		status = nb__file_fail(msg, NB_EIO, path, "cannot replace: %s", strerror(errno));
+		status = nn__file_fail(msg, NB_EIO, path, "cannot replace: %s", strerror(errno));
 	if (status != NB_OK)
 		unlink(tmp);
 	cfg->alloc(cfg->alloc_ud, tmp, n + sizeof TMP_SUFFIX, 0);
@@ -346,9 +346,9 @@ int nb_net_save(const nb_net *net, const char *path, char msg[NB_MSG_MAX])
 	int old_mode, status;
 
 	if (net == NULL)
-		return nb__msg_fail(msg, NB_ENULL, "nb_net_save: net is NULL");
+		return nn__msg_fail(msg, NB_ENULL, "nb_net_save: net is NULL");
 	if (path == NULL)
-		return nb__msg_fail(msg, NB_ENULL, "nb_net_save: path is NULL");
+		return nn__msg_fail(msg, NB_ENULL, "nb_net_save: path is NULL");
 	cfg = nb_net_get_config(net);
 	status = check_target(path, &old_mode, msg);
 	if (status == NB_OK)
@@ -375,13 +375,13 @@ static struct model_load load_options(const nb_load_opts *opts)
 {
 	struct model_load ld;
 
-	nb__load_settings(opts, &ld.alloc, &ld.ud, &ld.max_bytes);
+	nn__load_settings(opts, &ld.alloc, &ld.ud, &ld.max_bytes);
 	return ld;
 }
 
 static int too_large(const char *path, char *msg)
 {
-	return nb__file_fail(msg, NB_EFORMAT, path, "larger than %" PRIu64 " bytes: not a nabla "
+	return nn__file_fail(msg, NB_EFORMAT, path, "larger than %" PRIu64 " bytes: not a nabla "
 	            "model file", MODEL_MAX_BYTES);
 }
 
@@ -393,7 +393,7 @@ static int check_size(const char *path, off_t size, const struct model_load *ld,
 	if ((uint64_t)size > MODEL_MAX_BYTES)
 		return too_large(path, msg);
 	if ((uint64_t)size > ld->max_bytes)
-		return nb__file_fail(msg, NB_EFORMAT, path, "%" PRIu64 " bytes, over the limit of "
+		return nn__file_fail(msg, NB_EFORMAT, path, "%" PRIu64 " bytes, over the limit of "
 		                     "%zu (nb_load_opts.max_bytes)", (uint64_t)size,
 		                     ld->max_bytes);
 	return NB_OK;
@@ -406,26 +406,26 @@ static int read_all(const char *path, const struct model_load *ld, unsigned char
                     size_t *cap, size_t *len, char *msg)
 {
 	off_t size;
-	int fd, err, status = nb__open_regular(path, &fd, &size, msg);
+	int fd, err, status = nn__open_regular(path, &fd, &size, msg);
 
 	if (status != NB_OK)
 		return status;
 	status = check_size(path, size, ld, msg);
 	*cap = status == NB_OK ? (size_t)size : 0;
 	if (*cap > 0 && (*data = ld->alloc(ld->ud, NULL, 0, *cap)) == NULL)
-		status = nb__file_fail(msg, NB_ENOMEM, path, "out of memory reading the file");
+		status = nn__file_fail(msg, NB_ENOMEM, path, "out of memory reading the file");
 	if (status != NB_OK) {
 		close(fd);
 		return status;
 	}
-	err = nb__read_full(fd, *data, *cap, len);
+	err = nn__read_full(fd, *data, *cap, len);
 	close(fd);
 	if (err == 0)
 		return NB_OK;
 	if (*data)
 		ld->alloc(ld->ud, *data, *cap, 0);
 	*data = NULL;
-	return nb__file_fail(msg, NB_EIO, path, "cannot read: %s", strerror(err));
+	return nn__file_fail(msg, NB_EIO, path, "cannot read: %s", strerror(err));
 }
 
 /* ---- Loading: the checks of docs/model-format.md, in order ------------------------- */
@@ -438,29 +438,29 @@ static int check_layout(const char *path, const unsigned char *f, size_t len,
 	uint64_t n, count;
 
 	if (len < FIXED_HEADER)
-		return nb__file_fail(msg, NB_EFORMAT, path, "truncated: %zu bytes, shorter than "
+		return nn__file_fail(msg, NB_EFORMAT, path, "truncated: %zu bytes, shorter than "
 		            "the %d-byte fixed header", len, FIXED_HEADER);
 	if (memcmp(f, MODEL_MAGIC, 8) != 0)
-		return nb__file_fail(msg, NB_EFORMAT, path, "bad magic at byte 0 (not a nabla "
+		return nn__file_fail(msg, NB_EFORMAT, path, "bad magic at byte 0 (not a nabla "
 		            "model file)");
 	if (get_u32(f + OFF_VERSION) != MODEL_VERSION)
-		return nb__file_fail(msg, NB_EFORMAT, path, "unsupported version %" PRIu32 " at "
+		return nn__file_fail(msg, NB_EFORMAT, path, "unsupported version %" PRIu32 " at "
 		            "byte %d (this nabla reads version %d)", get_u32(f + OFF_VERSION),
 		            OFF_VERSION, MODEL_VERSION);
 	n = get_u32(f + OFF_N_LAYERS);
 	if (len < off_config(n))  /* the sizes are not all there: T is unknown */
-		return nb__file_fail(msg, NB_EFORMAT, path, "truncated: %zu bytes, the header "
+		return nn__file_fail(msg, NB_EFORMAT, path, "truncated: %zu bytes, the header "
 		            "says at least %" PRIu64, len, header_len(n) + CHECKSUM_BYTES);
 	count = param_count(file_size_at, f, n);
 	if (count == UINT64_MAX)
-		return nb__file_fail(msg, NB_EFORMAT, path, "truncated: %zu bytes, the header "
+		return nn__file_fail(msg, NB_EFORMAT, path, "truncated: %zu bytes, the header "
 		            "says more than %" PRIu64, len, MODEL_MAX_BYTES);
 	*total = header_len(n) + 8 * count + CHECKSUM_BYTES;
 	if (len < *total)
-		return nb__file_fail(msg, NB_EFORMAT, path, "truncated: %zu bytes, the header "
+		return nn__file_fail(msg, NB_EFORMAT, path, "truncated: %zu bytes, the header "
 		            "says %" PRIu64, len, *total);
 	if (len > *total)
-		return nb__file_fail(msg, NB_EFORMAT, path, "%" PRIu64 " bytes after the end of "
+		return nn__file_fail(msg, NB_EFORMAT, path, "%" PRIu64 " bytes after the end of "
 		            "the model (byte %" PRIu64 ")", len - *total, *total);
 	return NB_OK;
 }
@@ -472,7 +472,7 @@ static int check_sum(const char *path, const unsigned char *f, uint64_t total, c
 	uint64_t stored = get_u64(f + at), computed = XXH3_64bits(f, (size_t)at);
 
 	if (stored != computed)
-		return nb__file_fail(msg, NB_EFORMAT, path, "checksum mismatch at byte %" PRIu64
+		return nn__file_fail(msg, NB_EFORMAT, path, "checksum mismatch at byte %" PRIu64
 		            " (stored 0x%016" PRIx64 ", computed 0x%016" PRIx64 "): the file is "
 		            "corrupt", at, stored, computed);
 	return NB_OK;
@@ -492,15 +492,15 @@ static int check_shape(const char *path, const unsigned char *f, char *msg)
 	uint32_t h = get_u32(f + OFF_HEADER_LEN);
 
 	if (h != header_len(n))
-		return nb__file_fail(msg, NB_EFORMAT, path, "header length %" PRIu32 " at byte "
+		return nn__file_fail(msg, NB_EFORMAT, path, "header length %" PRIu32 " at byte "
 		            "%d, %" PRIu64 " expected for %" PRIu64 " layers", h, OFF_HEADER_LEN,
 		            header_len(n), n);
 	if (n < 2)
-		return nb__file_fail(msg, NB_EFORMAT, path, "n_layers is %" PRIu64 " at byte %d "
+		return nn__file_fail(msg, NB_EFORMAT, path, "n_layers is %" PRIu64 " at byte %d "
 		            "(a network has at least 2)", n, OFF_N_LAYERS);
 	for (uint64_t l = 0; l < n; l++) {
 		if (file_size_at(f, l) == 0)
-			return nb__file_fail(msg, NB_EFORMAT, path, "layer %" PRIu64 " has size 0 "
+			return nn__file_fail(msg, NB_EFORMAT, path, "layer %" PRIu64 " has size 0 "
 			            "at byte %" PRIu64, l, OFF_SIZES + 8 * l);
 	}
 	return NB_OK;
@@ -515,19 +515,19 @@ static int check_choices(const char *path, const unsigned char *f, char *msg)
 	uint32_t cost = get_u32(f + at + 8), init = get_u32(f + at + 12);
 
 	if (hidden > NB_RELU)
-		return nb__file_fail(msg, NB_EFORMAT, path, "hidden activation %" PRIu32 " at "
+		return nn__file_fail(msg, NB_EFORMAT, path, "hidden activation %" PRIu32 " at "
 		            "byte %" PRIu64 " (0 sigmoid, 1 tanh or 2 relu expected)", hidden, at);
 	if (output > NB_SOFTMAX)
-		return nb__file_fail(msg, NB_EFORMAT, path, "output activation %" PRIu32 " at "
+		return nn__file_fail(msg, NB_EFORMAT, path, "output activation %" PRIu32 " at "
 		            "byte %" PRIu64 " (0 to 3 expected)", output, at + 4);
 	if (cost > NB_CROSS_ENTROPY)
-		return nb__file_fail(msg, NB_EFORMAT, path, "cost %" PRIu32 " at byte %" PRIu64 " "
+		return nn__file_fail(msg, NB_EFORMAT, path, "cost %" PRIu32 " at byte %" PRIu64 " "
 		            "(0 quadratic or 1 cross-entropy expected)", cost, at + 8);
 	if (init > NB_INIT_SCALED)
-		return nb__file_fail(msg, NB_EFORMAT, path, "initialisation %" PRIu32 " at byte %"
+		return nn__file_fail(msg, NB_EFORMAT, path, "initialisation %" PRIu32 " at byte %"
 		            PRIu64 " (0 normal or 1 scaled expected)", init, at + 12);
 	if (cost == NB_CROSS_ENTROPY && output != NB_SIGMOID && output != NB_SOFTMAX)
-		return nb__file_fail(msg, NB_EFORMAT, path, "cross-entropy cost at byte %" PRIu64
+		return nn__file_fail(msg, NB_EFORMAT, path, "cross-entropy cost at byte %" PRIu64
 		            " needs a sigmoid or softmax output, not %s", at + 8,
 		            activation_name(output));
 	return NB_OK;
@@ -547,7 +547,7 @@ static int check_params(const char *path, const unsigned char *f, char *msg)
 
 			if (isfinite(v))
 				continue;
-			return nb__file_fail(msg, NB_EFORMAT, path, "%s %" PRIu64 " of layer %"
+			return nn__file_fail(msg, NB_EFORMAT, path, "%s %" PRIu64 " of layer %"
 			            PRIu64 " is %g at byte %" PRIu64, bias ? "bias" : "weight",
 			            bias ? i - out * in : i, l, v, at);
 		}
@@ -584,7 +584,7 @@ static int build(const char *path, const unsigned char *f, const struct model_lo
 	int status;
 
 	if (sizes == NULL)
-		return nb__file_fail(msg, NB_ENOMEM, path, "out of memory");
+		return nn__file_fail(msg, NB_ENOMEM, path, "out of memory");
 	for (size_t l = 0; l < n; l++)
 		sizes[l] = (size_t)file_size_at(f, l);  /* at most MAX_PARAMS (step 5) */
 	cfg = (nb_net_config){
@@ -599,7 +599,7 @@ static int build(const char *path, const unsigned char *f, const struct model_lo
 		copy_params(*out, f, &cfg);
 	else
 		/* Our checks mirror nb_net_new()'s; anything it still refuses is the file's. */
-		status = nb__file_fail(msg, status == NB_EINVAL ? NB_EFORMAT : status, path, "%s",
+		status = nn__file_fail(msg, status == NB_EINVAL ? NB_EFORMAT : status, path, "%s",
 		                       why);
 	ld->alloc(ld->ud, sizes, n * sizeof *sizes, 0);
 	return status;
@@ -634,9 +634,9 @@ int nb_net_load_opts(const char *path, const nb_load_opts *opts, nb_net **out, c
 	if (out != NULL)
 		*out = NULL;
 	if (path == NULL)
-		return nb__msg_fail(msg, NB_ENULL, "nb_net_load: path is NULL");
+		return nn__msg_fail(msg, NB_ENULL, "nb_net_load: path is NULL");
 	if (out == NULL)
-		return nb__msg_fail(msg, NB_ENULL, "nb_net_load: out is NULL");
+		return nn__msg_fail(msg, NB_ENULL, "nb_net_load: out is NULL");
 	status = read_all(path, &ld, &buf, &cap, &len, msg);
 	if (status != NB_OK)
 		return status;
