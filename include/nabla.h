@@ -853,7 +853,8 @@ int nb_selftest(const nb_selftest_op *ops, size_t n, FILE *log, nb_selftest_repo
 /* ---- Closed-form backpropagation (BP1-BP4), the reference to compare against -------- */
 
 /** The activations and costs of the closed forms here and of nabla_nn.h's networks. */
-enum nb_activation { NB_SIGMOID = 0, NB_TANH = 1, NB_RELU = 2, NB_SOFTMAX = 3 };
+enum nb_activation { NB_SIGMOID = 0, NB_TANH = 1, NB_RELU = 2, NB_SOFTMAX = 3,
+	NB_SOFTPLUS = 4, NB_IDENTITY = 5 };  /* the last two: networks only */
 enum nb_cost { NB_QUADRATIC = 0, NB_CROSS_ENTROPY = 1 };
 
 /** A fully connected network: n_layers sizes (input first), n_layers - 1 weight matrices

@@ -96,33 +96,103 @@ typedef struct nb_net nb_net;
 
 enum nb_init {
 	NB_INIT_NORMAL = 0,  /* weights and biases standard normal (Nielsen, chapter 1) */
-	NB_INIT_SCALED = 1   /* weights normal with deviation 1/sqrt(n_in), biases standard
+	NB_INIT_SCALED = 1,  /* weights normal with deviation 1/sqrt(n_in), biases standard
 	                      * normal (Nielsen, chapter 3) */
+	NB_INIT_HE = 2,      /* weights normal with deviation sqrt(2/n_in), biases 0 (He et
+	                      * al., for relu) */
+	NB_INIT_GLOROT = 3,  /* weights uniform in +-sqrt(6/(n_in + n_out)), biases 0 (Glorot
+	                      * and Bengio) */
+	NB_INIT_ZERO = 4     /* weights and biases 0 (Nielsen's softmax layer, network3.py) */
+};
+/* n_in and n_out are a unit's inputs and outputs: a dense layer's inputs and units, a
+ * convolution's channels x k x k and maps x k x k. */
+
+/** The kinds of layer of a network described as a list. */
+enum nb_layer_kind {
+	NB_LAYER_DENSE = 1,      /* z = w a + b: units outputs, then the activation */
+	NB_LAYER_CONV2D = 2,     /* z = conv2d(a, w) + b: units maps of k x k windows moved by
+	                          * stride over pad zeros, then the activation (nb_conv2d) */
+	NB_LAYER_MAX_POOL = 3,   /* the maximum of each k x k window moved by stride */
+	NB_LAYER_AVG_POOL = 4,   /* the mean of each k x k window moved by stride */
+	NB_LAYER_DROPOUT = 5,    /* in training, each value 0 with probability p and scaled by
+	                          * 1 / (1 - p) otherwise (nb_dropout); nothing at evaluation */
+	NB_LAYER_ACTIVATION = 6  /* the activation alone */
 };
 
+/** One layer. Fields a kind does not use must be 0. Images flow as N x C x H x W (one
+ * example per row, NCHW); a dense layer flattens what it reads and gives units x N (one
+ * example per column, as Nielsen writes z = w a + b), so after the first dense layer come
+ * only dense, dropout and activation layers. */
+typedef struct nb_layer {
+	int kind;           /* enum nb_layer_kind */
+	size_t units;       /* dense: outputs; conv2d: output channels (maps); >= 1 */
+	size_t k;           /* conv2d, pools: the window is k x k; >= 1 */
+	size_t stride;      /* conv2d (0: 1), pools (0: k) */
+	size_t pad;         /* conv2d: zeros on every side of the image */
+	int activation;     /* dense, conv2d, activation: enum nb_activation (softmax: over
+	                     * the units of each example) */
+	int init;           /* dense, conv2d: enum nb_init */
+	double p;           /* dropout: in [0, 1) */
+} nb_layer;
+
+/* Initialisers of nb_layer for each kind, for C (designated initialisers). */
+#define NB_DENSE(n, act, ini) { .kind = NB_LAYER_DENSE, .units = (n), .activation = (act), \
+	                        .init = (ini) }
+#define NB_CONV2D(maps, ksize, act, ini) { .kind = NB_LAYER_CONV2D, .units = (maps), \
+	                                   .k = (ksize), .activation = (act), .init = (ini) }
+#define NB_MAX_POOL(ksize) { .kind = NB_LAYER_MAX_POOL, .k = (ksize) }
+#define NB_AVG_POOL(ksize) { .kind = NB_LAYER_AVG_POOL, .k = (ksize) }
+#define NB_DROPOUT(prob) { .kind = NB_LAYER_DROPOUT, .p = (prob) }
+#define NB_ACTIVATION(act) { .kind = NB_LAYER_ACTIVATION, .activation = (act) }
+
 /** A network's shape and choices; zero fields take the defaults (sigmoid, quadratic cost,
- * standard normal initialisation, seed 0, malloc). */
+ * standard normal initialisation, seed 0, malloc). A network is given either by its sizes
+ * (a fully connected one, hidden and output choosing the activations, init the
+ * initialisation), or by a list of layers. */
 typedef struct nb_net_config {
-	size_t n_layers;        /* >= 2, input layer included */
-	const size_t *sizes;    /* n_layers sizes, each >= 1 */
-	int hidden;             /* activation of hidden layers: NB_SIGMOID, NB_TANH, NB_RELU */
-	int output;             /* of the output layer: those or NB_SOFTMAX */
+	size_t n_layers;        /* sizes: >= 2, input layer included */
+	const size_t *sizes;    /* n_layers sizes, each >= 1 (ignored with layers) */
+	int hidden;             /* sizes: activation of hidden layers: NB_SIGMOID, NB_TANH,
+	                         * NB_RELU, NB_SOFTPLUS, NB_IDENTITY */
+	int output;             /* sizes: of the output layer: those or NB_SOFTMAX */
 	int cost;               /* NB_QUADRATIC, or NB_CROSS_ENTROPY (needs a sigmoid or
-	                         * softmax output) */
-	int init;               /* enum nb_init */
-	unsigned long long seed;/* initialisation and shuffling: same seed, same run, bit for bit */
+	                         * softmax output: -1/n sum ln a_y with softmax, the
+	                         * log-likelihood) */
+	int init;               /* sizes: enum nb_init */
+	unsigned long long seed;/* initialisation, shuffling and dropout masks: same seed, same
+	                         * run, bit for bit */
 	nb_alloc_fn alloc;      /* every allocation of the network and its tapes (NULL: malloc) */
 	void *alloc_ud;         /* passed to alloc */
+	const nb_layer *layers; /* non-NULL: the network is these layer_count layers, the last
+	                         * a dense one or an activation after one; sizes, n_layers,
+	                         * hidden, output and init are ignored */
+	size_t layer_count;     /* 1 .. NB_NET_MAX_LAYERS */
+	size_t input[3];        /* with layers: an example's channels, height and width (0
+	                         * counts as 1); its features, their product, are stored
+	                         * channel by channel, row by row */
 } nb_net_config;
 
-/** Stochastic gradient descent: for each weight, v = momentum v - eta (dC/dw + weight_decay
- * w), w += v (biases the same without weight decay). Nielsen's L2 regularisation with
- * parameter lambda over a training set of N examples is weight_decay = lambda / N. */
+/** The most layers of a list (sizes: the most sizes). */
+#define NB_NET_MAX_LAYERS 64
+
+/** The ways nb_sgd can move parameters. */
+enum nb_method {
+	NB_METHOD_SGD = 0,   /* stochastic gradient descent, with momentum when it is > 0 */
+	NB_METHOD_ADAM = 1   /* Adam (nb_adam_update), with beta1, beta2 and eps */
+};
+
+/** How to train: for each weight, v = momentum v - eta (dC/dw + weight_decay w), w += v
+ * (biases the same without weight decay), or Adam on dC/dw + weight_decay w. Nielsen's L2
+ * regularisation with parameter lambda over a training set of N examples is weight_decay
+ * = lambda / N (network2.py); network3.py's is lambda / (number of mini-batches). */
 typedef struct nb_sgd {
 	size_t batch;           /* mini-batch size, >= 1 */
 	double eta;             /* learning rate, > 0 */
-	double momentum;        /* 0 <= momentum < 1; 0: plain SGD */
+	double momentum;        /* SGD: 0 <= momentum < 1; 0: plain SGD */
 	double weight_decay;    /* >= 0 */
+	int method;             /* enum nb_method */
+	double beta1, beta2;    /* Adam: in [0, 1); 0 takes 0.9 and 0.999 */
+	double eps;             /* Adam: > 0; 0 takes 1e-8 */
 } nb_sgd;
 
 /** Create a network with freshly initialised parameters. Returns NB_OK and *out, or
@@ -138,13 +208,19 @@ int nb_net_status(const nb_net *net);
 const char *nb_net_message(const nb_net *net);
 void nb_net_clear_error(nb_net *net);
 
-/** The configuration (sizes borrowed from net, seed as given) and the parameters: weights
- * of layer l (0 <= l < n_layers - 1) are sizes[l+1] x sizes[l], row-major; biases
- * sizes[l+1]. The pointers are writable and valid until nb_net_free(); NULL for a bad l. */
+/** The configuration (sizes and layers borrowed from net, seed as given) and the
+ * parameters of the l-th layer that has some (0 <= l < nb_net_param_layers()): weights of
+ * a dense layer are units x inputs, row-major (with sizes: sizes[l+1] x sizes[l]), of a
+ * convolution maps x channels x k x k; biases units (maps). The pointers are writable and
+ * valid until nb_net_free(); NULL for a bad l. After writing them, nothing needs to be
+ * called: the next step or evaluation reads them. */
 nb_net_config nb_net_get_config(const nb_net *net);
 double *nb_net_weights(nb_net *net, size_t l);
 double *nb_net_biases(nb_net *net, size_t l);
-/** The network as nb_bp_reference() takes it (pointers borrowed from net). */
+/** The number of layers with parameters (dense and conv2d layers), 0 for NULL. */
+size_t nb_net_param_layers(const nb_net *net);
+/** The network as nb_bp_reference() takes it (pointers borrowed from net); all zero for a
+ * network of layers that is not a fully connected one of sizes. */
 nb_mlp nb_net_mlp(const nb_net *net);
 
 /** One SGD step on the mini-batch of n examples x (n x sizes[0], row-major) with targets y

@@ -404,7 +404,7 @@ static const struct {
 	{ { .n_layers = 3, .sizes = (size_t[]){ 4, 0, 3 } }, NB_EINVAL,
 	  "net: layer 1 has size 0 (1..16777216)" },
 	{ { .n_layers = 3, .sizes = S453, .hidden = NB_SOFTMAX }, NB_EINVAL,
-	  "net: hidden activation 3 is not sigmoid, tanh or relu" },
+	  "net: hidden activation 3 is not sigmoid, tanh, relu, softplus or identity" },
 	{ { .n_layers = 3, .sizes = S453, .output = 9 }, NB_EINVAL,
 	  "net: unknown output activation 9" },
 	{ { .n_layers = 3, .sizes = S453, .cost = 2 }, NB_EINVAL, "net: unknown cost 2" },

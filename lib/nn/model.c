@@ -338,6 +338,19 @@ static int replace_file(const nb_net_config *cfg, const char *path, int old_mode
 	return status;
 }
 
+/* What a version-1 file holds: a network of sizes with the choices it has always had. */
+static int check_version1(const nb_net_config *cfg, const char *path, char *msg)
+{
+	if (cfg->layers)
+		return nn__file_fail(msg, NB_EINVAL, path, "a network of layers does not fit a "
+		                     "version 1 model file, which holds networks of sizes");
+	if (cfg->hidden > NB_RELU || cfg->output > NB_SOFTMAX || cfg->init > NB_INIT_SCALED)
+		return nn__file_fail(msg, NB_EINVAL, path, "hidden activation %d, output %d or "
+		                     "initialisation %d does not fit a version 1 model file",
+		                     cfg->hidden, cfg->output, cfg->init);
+	return NB_OK;
+}
+
 int nb_net_save(const nb_net *net, const char *path, char msg[NB_MSG_MAX])
 {
 	nb_net_config cfg;
@@ -350,7 +363,9 @@ int nb_net_save(const nb_net *net, const char *path, char msg[NB_MSG_MAX])
 	if (path == NULL)
 		return nn__msg_fail(msg, NB_ENULL, "nb_net_save: path is NULL");
 	cfg = nb_net_get_config(net);
-	status = check_target(path, &old_mode, msg);
+	status = check_version1(&cfg, path, msg);
+	if (status == NB_OK)
+		status = check_target(path, &old_mode, msg);
 	if (status == NB_OK)
 		status = check_finite(net, path, msg);
 	if (status == NB_OK)

@@ -1,13 +1,15 @@
-/* net.c -- a multilayer perceptron written as an op graph and trained by replaying its
- * tape. Nothing here knows backpropagation: the graph z = w a + b, a = act(z), C = cost
- * is recorded once per mini-batch size, nb_backward() records its gradients (BP1-BP4
- * emerge from the ops' rules), and a training step writes the next mini-batch into the
- * input leaves, replays the tape, and moves the parameters against their gradients. */
+/* net.c -- a network of layers (layer.c) written as an op graph and trained by replaying
+ * its tape. Nothing here knows backpropagation: the graph (for a fully connected network
+ * z = w a + b, a = act(z), then the cost) is recorded once per mini-batch size,
+ * nb_backward() records its gradients (BP1-BP4 emerge from the ops' rules), and a
+ * training step writes the next mini-batch into the input leaves, replays the tape, and
+ * moves the parameters against their gradients. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "layer.h"
 #include "nn_int.h"
 
 /* How many recorded graphs a network keeps: the training batch size, a smaller last
@@ -23,11 +25,12 @@
  * mini-batch is written into arrays that constant views read. */
 struct nb_graph {
 	size_t batch;            /* 0: slot unused */
-	bool train;              /* backward recorded: grad is set */
+	bool train;              /* backward (and dropout) recorded: grad is set */
 	nb_tape *tape;
 	double *xdata, *ydata;   /* the arrays behind x and y */
-	nb_tensor *x;            /* batch x sizes[0]: one example per row, as data sets hold them */
-	nb_tensor *y;            /* sizes[L] x batch: one example per column, as a^L */
+	nb_tensor *x;            /* one example per row: batch x features, or batch x C x H x W
+	                          * for a network of images, as data sets hold them */
+	nb_tensor *y;            /* outputs x batch: one example per column, as a^L */
 	nb_tensor *out;          /* a^L */
 	nb_tensor *cost;
 	nb_tensor **param;       /* 2L leaves: w^1 .. w^L, then b^1 .. b^L */
@@ -37,12 +40,21 @@ struct nb_graph {
 };
 
 struct nb_net {
-	nb_net_config cfg;       /* cfg.sizes points at sizes; cfg.alloc is never NULL */
-	size_t L;                /* weight layers: n_layers - 1 */
-	size_t *sizes;
+	nb_net_config cfg;       /* sizes and layers point at the network's copies; alloc is
+	                          * never NULL */
+	size_t *sizes;           /* a network of sizes: its sizes */
+	nb_layer *spec;          /* the layers as given (a network of sizes: its dense ones) */
+	struct nn_layer *layer;  /* the same with their shapes */
+	size_t n_layer;
+	size_t L;                /* layers with parameters */
+	size_t *param_layer;     /* the layer of each of them */
+	size_t features, outputs;/* an example's values in and out */
+	bool images;             /* x is batch x C x H x W: a convolution or pool reads it */
 	double **w, **b;         /* parameters, L arrays each */
-	double **vw, **vb;       /* momentum velocities, made at the first step that needs them */
-	double **velocity;       /* 2L pointers: vw, then vb, as nb_sgd_update() takes them */
+	double **state[3];       /* optimizer state, 2L arrays each (weights, then biases),
+	                          * made at the first step that needs it: SGD's velocity, or
+	                          * Adam's m and v */
+	size_t adam_steps;       /* Adam updates so far */
 	double *decay;           /* 2L weight decay coefficients: weights, then biases (0) */
 	uint64_t version;        /* counts parameter updates, so each tape can be told of them */
 	nb_rng rng;
@@ -53,8 +65,6 @@ struct nb_net {
 	struct nb_graph *shown;  /* graphs of nb_net_tape(), kept until nb_net_free() */
 	struct nn_error err;
 };
-
-static const char *const act_names[] = { "sigmoid", "tanh", "relu", "softmax" };
 
 /* ---- Errors ------------------------------------------------------------------------- */
 
@@ -89,33 +99,69 @@ void nb_net_clear_error(nb_net *net)
 
 /* ---- Creation ----------------------------------------------------------------------- */
 
-static int check_config(const nb_net_config *cfg, char *msg)
+static bool hidden_ok(int act)
 {
-	if (!cfg)
-		return nn__msg_fail(msg, NB_ENULL, "net: config is NULL");
+	return act >= NB_SIGMOID && act <= NB_IDENTITY && act != NB_SOFTMAX;
+}
+
+/* A network of sizes: the checks, and messages, it has always had. */
+static int check_sizes(const nb_net_config *cfg, char *msg)
+{
 	if (cfg->n_layers < 2)
 		return nn__msg_fail(msg, NB_EINVAL, "net: need at least 2 layers, got %zu",
-		                cfg->n_layers);
+		                    cfg->n_layers);
+	if (cfg->n_layers > NB_NET_MAX_LAYERS + 1)
+		return nn__msg_fail(msg, NB_EINVAL, "net: %zu layers, over the %d a network may "
+		                    "have", cfg->n_layers, NB_NET_MAX_LAYERS + 1);
 	if (!cfg->sizes)
 		return nn__msg_fail(msg, NB_ENULL, "net: sizes is NULL");
 	for (size_t l = 0; l < cfg->n_layers; l++)
 		if (cfg->sizes[l] == 0 || cfg->sizes[l] > (1u << 24))
 			return nn__msg_fail(msg, NB_EINVAL, "net: layer %zu has size %zu (1..%u)", l,
-			                cfg->sizes[l], 1u << 24);
-	if (cfg->hidden != NB_SIGMOID && cfg->hidden != NB_TANH && cfg->hidden != NB_RELU)
-		return nn__msg_fail(msg, NB_EINVAL, "net: hidden activation %d is not sigmoid, tanh "
-		                "or relu", cfg->hidden);
-	if (cfg->output < NB_SIGMOID || cfg->output > NB_SOFTMAX)
+			                    cfg->sizes[l], 1u << 24);
+	if (!hidden_ok(cfg->hidden))
+		return nn__msg_fail(msg, NB_EINVAL, "net: hidden activation %d is not sigmoid, tanh, "
+		                    "relu, softplus or identity", cfg->hidden);
+	if (!nn__activation_name(cfg->output))
 		return nn__msg_fail(msg, NB_EINVAL, "net: unknown output activation %d", cfg->output);
-	if (cfg->cost != NB_QUADRATIC && cfg->cost != NB_CROSS_ENTROPY)
-		return nn__msg_fail(msg, NB_EINVAL, "net: unknown cost %d", cfg->cost);
-	if (cfg->cost == NB_CROSS_ENTROPY && cfg->output != NB_SIGMOID &&
-	    cfg->output != NB_SOFTMAX)
-		return nn__msg_fail(msg, NB_EINVAL, "net: cross-entropy cost needs a sigmoid or "
-		                "softmax output layer, not %s", act_names[cfg->output]);
-	if (cfg->init != NB_INIT_NORMAL && cfg->init != NB_INIT_SCALED)
+	if (!nn__init_name(cfg->init))
 		return nn__msg_fail(msg, NB_EINVAL, "net: unknown initialisation %d", cfg->init);
 	return NB_OK;
+}
+
+/* The activation a network ends with: the last one of its list. */
+static int output_activation(const nb_layer *spec, size_t n)
+{
+	for (size_t i = n; i-- > 0;)
+		if (spec[i].kind == NB_LAYER_DENSE || spec[i].kind == NB_LAYER_ACTIVATION)
+			return spec[i].activation;
+	return NB_IDENTITY;
+}
+
+static int check_cost(int cost, int out, char *msg)
+{
+	if (cost != NB_QUADRATIC && cost != NB_CROSS_ENTROPY)
+		return nn__msg_fail(msg, NB_EINVAL, "net: unknown cost %d", cost);
+	if (cost == NB_CROSS_ENTROPY && out != NB_SIGMOID && out != NB_SOFTMAX)
+		return nn__msg_fail(msg, NB_EINVAL, "net: cross-entropy cost needs a sigmoid or "
+		                    "softmax output layer, not %s", nn__activation_name(out));
+	return NB_OK;
+}
+
+static int check_config(const nb_net_config *cfg, char *msg)
+{
+	int status;
+
+	if (!cfg)
+		return nn__msg_fail(msg, NB_ENULL, "net: config is NULL");
+	if (!cfg->layers) {
+		status = check_sizes(cfg, msg);
+		return status ? status : check_cost(cfg->cost, cfg->output, msg);
+	}
+	if (cfg->layer_count == 0 || cfg->layer_count > NB_NET_MAX_LAYERS)
+		return nn__msg_fail(msg, NB_EINVAL, "net: %zu layers (1..%d)", cfg->layer_count,
+		                    NB_NET_MAX_LAYERS);
+	return NB_OK;  /* the layers themselves: nn__layers_resolve() */
 }
 
 /* ---- Memory: everything through the configured allocator -------------------------- */
@@ -136,29 +182,31 @@ static void unmem(const nb_net *net, void *p, size_t size)
 		net->cfg.alloc(net->cfg.alloc_ud, p, size, 0);
 }
 
-/* Doubles in layer l's weights (sizes[l+1] x sizes[l]) or biases (sizes[l+1]). */
-static size_t layer_size(const nb_net *net, size_t l, bool weights)
+/* Doubles in parameter array i of 2L: weights of layer i, then biases. */
+static size_t param_size(const nb_net *net, size_t i)
 {
-	return net->sizes[l + 1] * (weights ? net->sizes[l] : 1);
+	const struct nn_layer *l = &net->layer[net->param_layer[i % net->L]];
+
+	return i < net->L ? nn__weights_size(l) : nn__biases_size(l);
 }
 
-/* Free the first n arrays of a and a itself; a NULL a is nothing to free. */
-static void free_arrays(const nb_net *net, double **a, size_t n, bool weights)
+/* Free the first n of the 2L arrays of a, and a itself; a NULL a is nothing to free. */
+static void free_arrays(const nb_net *net, double **a, size_t n)
 {
-	for (size_t l = 0; a && l < n; l++)
-		unmem(net, a[l], layer_size(net, l, weights) * sizeof **a);
-	unmem(net, a, net->L * sizeof *a);
+	for (size_t i = 0; a && i < n; i++)
+		unmem(net, a[i], param_size(net, i) * sizeof **a);
+	unmem(net, a, 2 * net->L * sizeof *a);
 }
 
-/* L zeroed arrays of weights' or biases' shapes, or NULL. */
-static double **layer_arrays(const nb_net *net, bool weights)
+/* 2L zeroed arrays of the parameters' shapes, or NULL. */
+static double **param_arrays(const nb_net *net)
 {
-	double **a = mem(net, net->L * sizeof *a);
+	double **a = mem(net, 2 * net->L * sizeof *a);
 
-	for (size_t l = 0; a && l < net->L; l++) {
-		a[l] = mem(net, layer_size(net, l, weights) * sizeof **a);
-		if (!a[l]) {
-			free_arrays(net, a, l, weights);
+	for (size_t i = 0; a && i < 2 * net->L; i++) {
+		a[i] = mem(net, param_size(net, i) * sizeof **a);
+		if (!a[i]) {
+			free_arrays(net, a, i);
 			return NULL;
 		}
 	}
@@ -167,11 +215,9 @@ static double **layer_arrays(const nb_net *net, bool weights)
 
 static void graph_free(const nb_net *net, struct nb_graph *g)
 {
-	if (!net->sizes)  /* a network whose creation failed early has no graph */
-		return;
 	nb_tape_free(g->tape);
-	unmem(net, g->xdata, g->batch * net->sizes[0] * sizeof *g->xdata);
-	unmem(net, g->ydata, g->batch * net->sizes[net->L] * sizeof *g->ydata);
+	unmem(net, g->xdata, g->batch * net->features * sizeof *g->xdata);
+	unmem(net, g->ydata, g->batch * net->outputs * sizeof *g->ydata);
 	unmem(net, g->param, 2 * net->L * sizeof *g->param);
 	unmem(net, g->grad, 2 * net->L * sizeof *g->grad);
 	memset(g, 0, sizeof *g);
@@ -190,30 +236,93 @@ void nb_net_free(nb_net *net)
 		graph_free(net, g);
 		unmem(net, g, sizeof *g);
 	}
-	unmem(net, net->velocity, 2 * net->L * sizeof *net->velocity);
 	unmem(net, net->decay, 2 * net->L * sizeof *net->decay);
-	free_arrays(net, net->w, net->L, true);
-	free_arrays(net, net->b, net->L, false);
-	free_arrays(net, net->vw, net->L, true);
-	free_arrays(net, net->vb, net->L, false);
+	if (net->w) {  /* w holds the 2L parameter arrays; b points into it */
+		free_arrays(net, net->w, 2 * net->L);
+		for (int k = 0; k < 3; k++)
+			free_arrays(net, net->state[k], net->state[k] ? 2 * net->L : 0);
+	}
+	unmem(net, net->param_layer, net->L * sizeof *net->param_layer);
+	unmem(net, net->layer, net->n_layer * sizeof *net->layer);
+	unmem(net, net->spec, net->n_layer * sizeof *net->spec);
 	unmem(net, net->sizes, net->cfg.n_layers * sizeof *net->sizes);
 	unmem(net, net->perm, net->perm_n * sizeof *net->perm);
 	net->cfg.alloc(net->cfg.alloc_ud, net, sizeof *net, 0);
 }
 
-/* Nielsen's choices: weights standard normal, or with deviation 1/sqrt(n_in) (chapter 3);
- * biases standard normal. */
+/* The list of a network of sizes: one dense layer per weight layer. */
+static int copy_layers(nb_net *net, const nb_net_config *cfg)
+{
+	if (cfg->layers) {
+		net->n_layer = cfg->layer_count;
+		net->spec = mem(net, net->n_layer * sizeof *net->spec);
+		if (net->spec)
+			memcpy(net->spec, cfg->layers, net->n_layer * sizeof *net->spec);
+		net->cfg.layers = net->spec;
+		net->cfg.n_layers = 0;
+		net->cfg.sizes = NULL;
+		return net->spec ? NB_OK : NB_ENOMEM;
+	}
+	net->n_layer = cfg->n_layers - 1;
+	net->sizes = mem(net, cfg->n_layers * sizeof *net->sizes);
+	net->spec = mem(net, net->n_layer * sizeof *net->spec);
+	if (!net->sizes || !net->spec)
+		return NB_ENOMEM;
+	memcpy(net->sizes, cfg->sizes, cfg->n_layers * sizeof *net->sizes);
+	net->cfg.sizes = net->sizes;
+	for (size_t l = 0; l < net->n_layer; l++)
+		net->spec[l] = (nb_layer){ .kind = NB_LAYER_DENSE, .units = cfg->sizes[l + 1],
+		                           .activation = l + 1 == net->n_layer ? cfg->output
+		                                                              : cfg->hidden,
+		                           .init = cfg->init };
+	memset(net->cfg.input, 0, sizeof net->cfg.input);
+	net->cfg.input[0] = cfg->sizes[0];
+	return NB_OK;
+}
+
+/* Work out the shapes, check the cost against them and note the parameter layers. */
+static int shape_net(nb_net *net, char *msg)
+{
+	int status;
+
+	net->layer = mem(net, net->n_layer * sizeof *net->layer);
+	if (!net->layer)
+		return nn__msg_fail(msg, NB_ENOMEM, "net: out of memory");
+	status = nn__layers_resolve(net->spec, net->n_layer, net->cfg.input, net->layer, msg);
+	if (status == NB_OK && net->cfg.layers)
+		status = check_cost(net->cfg.cost, output_activation(net->spec, net->n_layer), msg);
+	if (status != NB_OK)
+		return status;
+	for (size_t i = 0; i < net->n_layer; i++) {
+		net->L += net->layer[i].wrank != 0;
+		net->images = net->images || net->spec[i].kind == NB_LAYER_CONV2D ||
+		              net->spec[i].kind == NB_LAYER_MAX_POOL ||
+		              net->spec[i].kind == NB_LAYER_AVG_POOL;
+	}
+	net->features = net->layer[0].in[0] * net->layer[0].in[1] * net->layer[0].in[2];
+	net->outputs = net->layer[net->n_layer - 1].out[0];
+	net->param_layer = mem(net, net->L * sizeof *net->param_layer);
+	if (!net->param_layer)
+		return nn__msg_fail(msg, NB_ENOMEM, "net: out of memory");
+	for (size_t i = 0, p = 0; i < net->n_layer; i++)
+		if (net->layer[i].wrank)
+			net->param_layer[p++] = i;
+	return NB_OK;
+}
+
+/* Each layer's initialisation, layer by layer, from the network's generator. */
 static void initialise(nb_net *net)
 {
-	for (size_t l = 0; l < net->L; l++) {
-		size_t rows = net->sizes[l + 1], cols = net->sizes[l];
-		double scale = net->cfg.init == NB_INIT_SCALED ? 1.0 / sqrt((double)cols) : 1.0;
+	for (size_t l = 0; l < net->L; l++)
+		nn__layer_init(&net->layer[net->param_layer[l]], net->w[l], net->b[l], &net->rng);
+}
 
-		for (size_t i = 0; i < rows * cols; i++)
-			net->w[l][i] = scale * nb_rng_normal(&net->rng);
-		for (size_t j = 0; j < rows; j++)
-			net->b[l][j] = nb_rng_normal(&net->rng);
-	}
+static int make_params(nb_net *net)
+{
+	net->w = param_arrays(net);
+	net->b = net->w ? net->w + net->L : NULL;
+	net->decay = mem(net, 2 * net->L * sizeof *net->decay);
+	return net->w && net->decay ? NB_OK : NB_ENOMEM;
 }
 
 int nb_net_new(const nb_net_config *cfg, nb_net **out, char msg[NB_MSG_MAX])
@@ -235,18 +344,16 @@ int nb_net_new(const nb_net_config *cfg, nb_net **out, char msg[NB_MSG_MAX])
 	memset(net, 0, sizeof *net);
 	net->cfg = *cfg;
 	net->cfg.alloc = alloc;
-	net->L = cfg->n_layers - 1;
-	net->sizes = mem(net, cfg->n_layers * sizeof *net->sizes);
-	if (net->sizes)
-		memcpy(net->sizes, cfg->sizes, cfg->n_layers * sizeof *net->sizes);
-	net->cfg.sizes = net->sizes;
-	net->w = net->sizes ? layer_arrays(net, true) : NULL;
-	net->b = net->w ? layer_arrays(net, false) : NULL;
-	net->velocity = mem(net, 2 * net->L * sizeof *net->velocity);
-	net->decay = mem(net, 2 * net->L * sizeof *net->decay);
-	if (!net->w || !net->b || !net->velocity || !net->decay) {
+	status = copy_layers(net, cfg);
+	if (status != NB_OK)
+		status = nn__msg_fail(msg, NB_ENOMEM, "net: out of memory");
+	if (status == NB_OK)
+		status = shape_net(net, msg);
+	if (status == NB_OK && make_params(net) != NB_OK)
+		status = nn__msg_fail(msg, NB_ENOMEM, "net: out of memory");
+	if (status != NB_OK) {
 		nb_net_free(net);
-		return nn__msg_fail(msg, NB_ENOMEM, "net: out of memory");
+		return status;
 	}
 	nb_rng_seed(&net->rng, cfg->seed);
 	initialise(net);
@@ -273,11 +380,16 @@ double *nb_net_biases(nb_net *net, size_t l)
 	return net && l < net->L ? net->b[l] : NULL;
 }
 
+size_t nb_net_param_layers(const nb_net *net)
+{
+	return net ? net->L : 0;
+}
+
 nb_mlp nb_net_mlp(const nb_net *net)
 {
 	nb_mlp m = { 0 };
 
-	if (net) {
+	if (net && net->sizes) {
 		m.n_layers = net->cfg.n_layers;
 		m.sizes = net->sizes;
 		m.w = (const double *const *)net->w;
@@ -290,28 +402,14 @@ nb_mlp nb_net_mlp(const nb_net *net)
 
 /* ---- Recording the graph ------------------------------------------------------------ */
 
-static nb_tensor *activate(nb_tape *t, nb_tensor *z, int act)
-{
-	switch (act) {
-	case NB_TANH:
-		return nb_tanh(t, z);
-	case NB_RELU:
-		return nb_relu(t, z);
-	case NB_SOFTMAX:
-		return nb_softmax(t, z, 0);
-	default:
-		return nb_sigmoid(t, z);
-	}
-}
-
-/* The cross-entropy costs take z^L, where they can be computed stably; the quadratic
- * cost takes a^L. */
+/* The cross-entropy costs take the input of the last activation, z^L, where they can be
+ * computed stably; the quadratic cost takes a^L. */
 static nb_tensor *cost_of(const nb_net *net, nb_tape *t, nb_tensor *z, nb_tensor *a,
                           nb_tensor *y)
 {
 	if (net->cfg.cost == NB_QUADRATIC)
 		return nb_quadratic_cost(t, a, y);
-	if (net->cfg.output == NB_SOFTMAX)
+	if (output_activation(net->spec, net->n_layer) == NB_SOFTMAX)
 		return nb_softmax_cross_entropy(t, z, y);
 	return nb_sigmoid_cross_entropy(t, z, y);
 }
@@ -324,31 +422,56 @@ static void name(nb_tensor *x, const char *what, size_t l)
 	nb_set_name(x, s);
 }
 
-/* Record z^l = w^l a^{l-1} + b^l and a^l = act(z^l) for every layer, then the cost. The
- * first layer reads the rows of x as the columns of a^0: w^1 x^T, a transposed operand,
- * so the data is never copied into column form. */
+/* A dropout layer's seed in one graph: the network's seed, the layer and the graph's
+ * batch size, so that no two masks of a network repeat each other. */
+static unsigned long long dropout_seed(const nb_net *net, size_t layer, size_t batch)
+{
+	return net->cfg.seed * 0x9e3779b97f4a7c15ull + (layer + 1) * 0xbf58476d1ce4e5b9ull +
+	       batch;
+}
+
+/* The views of parameter layer p's weights and biases, named w<p+1> and b<p+1>. */
+static void record_params(const nb_net *net, struct nb_graph *g, size_t p)
+{
+	const struct nn_layer *l = &net->layer[net->param_layer[p]];
+	nb_tensor *w = nb_variable_view(g->tape, l->wrank, l->wdim, net->w[p]);
+	nb_tensor *b = nb_variable_view(g->tape, l->wrank == 4 ? 3 : 2, l->bdim, net->b[p]);
+
+	name(w, "w", p + 1);
+	name(b, "b", p + 1);
+	g->param[p] = w;
+	g->param[net->L + p] = b;
+}
+
+/* Record every layer, naming its output a<l> (and the input of its activation z<l>),
+ * then the cost. For a network of sizes this is z^l = w^l a^{l-1} + b^l, a^l = act(z^l),
+ * the first layer reading the rows of x as the columns of a^0. */
 static void record_forward(const nb_net *net, struct nb_graph *g)
 {
 	nb_tape *t = g->tape;
-	nb_tensor *a = NULL, *z = NULL;
+	nb_tensor *a = g->x, *z = NULL;
 
-	for (size_t l = 0; l < net->L; l++) {
-		size_t rows = net->sizes[l + 1], cols = net->sizes[l];
-		nb_tensor *w = nb_variable_view(t, 2, (size_t[]){ rows, cols }, net->w[l]);
-		nb_tensor *b = nb_variable_view(t, 2, (size_t[]){ rows, 1 }, net->b[l]);
-		nb_tensor *wa = l == 0 ? nb_matmul_t(t, w, g->x, NB_TRANS_B) : nb_matmul(t, w, a);
+	for (size_t i = 0, p = 0; i < net->n_layer; i++) {
+		const struct nn_layer *l = &net->layer[i];
+		nb_tensor *pre = NULL, *w = NULL, *b = NULL;
 
-		z = nb_add(t, wa, b);
-		a = activate(t, z, l + 1 == net->L ? net->cfg.output : net->cfg.hidden);
-		name(w, "w", l + 1);
-		name(b, "b", l + 1);
-		name(z, "z", l + 1);
-		name(a, "a", l + 1);
-		g->param[l] = w;
-		g->param[net->L + l] = b;
+		if (l->wrank) {
+			record_params(net, g, p);
+			w = g->param[p];
+			b = g->param[net->L + p];
+			p++;
+		}
+		a = nn__layer_record(t, l, a, w, b, g->train, dropout_seed(net, i, g->batch), &pre);
+		if (pre && pre != a) {
+			z = pre;
+			name(z, "z", i + 1);
+		} else if (pre) {
+			z = pre;
+		}
+		name(a, "a", i + 1);
 	}
 	g->out = a;
-	g->cost = z ? cost_of(net, t, z, a, g->y) : NULL;
+	g->cost = cost_of(net, t, z, a, g->y);
 	nb_set_name(g->cost, "C");
 }
 
@@ -360,20 +483,24 @@ static void record_backward(nb_net *net, struct nb_graph *g)
 
 static int record(nb_net *net, struct nb_graph *g, size_t batch, bool train)
 {
-	size_t in = net->sizes[0], out = net->sizes[net->L];
+	const size_t *in = net->layer[0].in;
 
 	g->batch = batch;
 	g->train = train;
 	g->tape = nb_tape_new_alloc(net->cfg.alloc, net->cfg.alloc_ud);
-	g->xdata = mem(net, batch * in * sizeof *g->xdata);
-	g->ydata = mem(net, batch * out * sizeof *g->ydata);
+	g->xdata = mem(net, batch * net->features * sizeof *g->xdata);
+	g->ydata = mem(net, batch * net->outputs * sizeof *g->ydata);
 	g->param = mem(net, 2 * net->L * sizeof *g->param);
 	g->grad = train ? mem(net, 2 * net->L * sizeof *g->grad) : NULL;
 	if (!g->tape || !g->xdata || !g->ydata || !g->param || (train && !g->grad))
 		return net_fail(net, NB_ENOMEM, "net: out of memory recording a tape");
 	g->seen = net->version;
-	g->x = nb_constant_view(g->tape, 2, (size_t[]){ batch, in }, g->xdata);
-	g->y = nb_constant_view(g->tape, 2, (size_t[]){ out, batch }, g->ydata);
+	if (net->images)
+		g->x = nb_constant_view(g->tape, 4, (size_t[]){ batch, in[0], in[1], in[2] },
+		                        g->xdata);
+	else
+		g->x = nb_constant_view(g->tape, 2, (size_t[]){ batch, net->features }, g->xdata);
+	g->y = nb_constant_view(g->tape, 2, (size_t[]){ net->outputs, batch }, g->ydata);
 	nb_set_name(g->x, "x");
 	nb_set_name(g->y, "y");
 	record_forward(net, g);
@@ -456,7 +583,7 @@ static void tell_of_updates(const nb_net *net, struct nb_graph *g)
 static void put_example(const nb_net *net, struct nb_graph *g, size_t j, const double *x,
                         const double *y)
 {
-	size_t in = net->sizes[0], out = net->sizes[net->L];
+	size_t in = net->features, out = net->outputs;
 
 	memcpy(g->xdata + j * in, x, in * sizeof *x);
 	for (size_t k = 0; y && k < out; k++)
@@ -468,7 +595,7 @@ static void put_example(const nb_net *net, struct nb_graph *g, size_t j, const d
 static void put_batch(const nb_net *net, struct nb_graph *g, const double *x, const double *y,
                       const size_t *order, size_t first)
 {
-	size_t in = net->sizes[0], out = net->sizes[net->L];
+	size_t in = net->features, out = net->outputs;
 
 	for (size_t j = 0; j < g->batch; j++) {
 		size_t e = order ? order[first + j] : first + j;
@@ -497,46 +624,69 @@ static int check_sgd(nb_net *net, const nb_sgd *opt)
 	if (!(opt->weight_decay >= 0.0) || isinf(opt->weight_decay))
 		return net_fail(net, NB_EINVAL, "sgd: weight decay must be a finite number >= 0, "
 		                "not %g", opt->weight_decay);
+	if (opt->method != NB_METHOD_SGD && opt->method != NB_METHOD_ADAM)
+		return net_fail(net, NB_EINVAL, "sgd: unknown method %d", opt->method);
+	if (opt->method == NB_METHOD_SGD)
+		return NB_OK;
+	if (!(opt->beta1 >= 0.0 && opt->beta1 < 1.0) || !(opt->beta2 >= 0.0 && opt->beta2 < 1.0))
+		return net_fail(net, NB_EINVAL, "sgd: Adam's beta1 and beta2 must be in [0, 1), not "
+		                "%g and %g", opt->beta1, opt->beta2);
+	if (!(opt->eps >= 0.0) || isinf(opt->eps))
+		return net_fail(net, NB_EINVAL, "sgd: Adam's eps must be a finite number >= 0 (0: "
+		                "1e-8), not %g", opt->eps);
 	return NB_OK;
 }
 
-static int ensure_velocity(nb_net *net)
+/* The optimizer's state arrays, zero, at the first step that needs them: SGD with
+ * momentum keeps one set (velocity), Adam two (m and v). */
+static int ensure_state(nb_net *net, int sets)
 {
-	if (net->vw)
-		return NB_OK;
-	net->vw = layer_arrays(net, true);
-	net->vb = layer_arrays(net, false);
-	for (size_t l = 0; net->vw && net->vb && l < net->L; l++) {
-		net->velocity[l] = net->vw[l];
-		net->velocity[net->L + l] = net->vb[l];
+	for (int k = 0; k < sets; k++) {
+		if (net->state[k])
+			continue;
+		net->state[k] = param_arrays(net);
+		if (!net->state[k])
+			return net_fail(net, NB_ENOMEM, "sgd: out of memory for the optimizer's state");
 	}
-	if (net->vw && net->vb)
-		return NB_OK;
-	free_arrays(net, net->vw, net->L, true);
-	free_arrays(net, net->vb, net->L, false);
-	net->vw = net->vb = NULL;
-	return net_fail(net, NB_ENOMEM, "sgd: out of memory for momentum");
+	return NB_OK;
+}
+
+static int update(nb_net *net, struct nb_graph *g, const nb_sgd *opt)
+{
+	if (opt->method == NB_METHOD_ADAM) {
+		nb_adam_opts o = { .eta = opt->eta, .beta1 = opt->beta1 ? opt->beta1 : 0.9,
+		                   .beta2 = opt->beta2 ? opt->beta2 : 0.999,
+		                   .eps = opt->eps ? opt->eps : 1e-8, .decay = net->decay };
+
+		if (ensure_state(net, 2))
+			return net->err.status;
+		return nb_adam_update(g->param, g->grad, net->state[0], net->state[1], 2 * net->L,
+		                      &o, ++net->adam_steps);
+	}
+	nb_sgd_opts o = { .eta = opt->eta, .momentum = opt->momentum, .decay = net->decay };
+
+	if (opt->momentum > 0.0 && ensure_state(net, 1))
+		return net->err.status;
+	return nb_sgd_update(g->param, g->grad, net->state[0], 2 * net->L, &o);
 }
 
 /* Replay the graph on the batch already written into it and update the parameters, in
  * one call so that every gradient is read before any parameter moves. */
 static int step(nb_net *net, struct nb_graph *g, const nb_sgd *opt, double *cost)
 {
-	nb_sgd_opts o = { .eta = opt->eta, .momentum = opt->momentum, .decay = net->decay };
-
 	if (nb_tape_replay(g->tape) != NB_OK)
 		return net_fail(net, nb_tape_status(g->tape), "sgd: %s", nb_tape_message(g->tape));
 	if (cost)
 		*cost = nb_value(g->cost)[0];
-	if (opt->momentum > 0.0 && ensure_velocity(net))
-		return net->err.status;
 	/* Biases get no weight decay (Nielsen, chapter 3). */
 	for (size_t l = 0; l < net->L; l++) {
 		net->decay[l] = opt->weight_decay;
 		net->decay[net->L + l] = 0.0;
 	}
-	if (nb_sgd_update(g->param, g->grad, net->velocity, 2 * net->L, &o) != NB_OK)
-		return net_fail(net, nb_tape_status(g->tape), "sgd: %s", nb_tape_message(g->tape));
+	if (update(net, g, opt) != NB_OK)
+		return net->err.status ? net->err.status
+		                       : net_fail(net, nb_tape_status(g->tape), "sgd: %s",
+		                                  nb_tape_message(g->tape));
 	g->seen = ++net->version;
 	return NB_OK;
 }
@@ -568,10 +718,10 @@ static int check_data(nb_net *net, const char *fn, const nb_dataset *ds)
 		return net_fail(net, NB_ENULL, "%s: data set is NULL", fn);
 	if (!ds->x || !ds->y || ds->n == 0)
 		return net_fail(net, NB_EINVAL, "%s: data set is empty", fn);
-	if (ds->features != net->sizes[0] || ds->classes != net->sizes[net->L])
+	if (ds->features != net->features || ds->classes != net->outputs)
 		return net_fail(net, NB_ESHAPE, "%s: data has %zu features and %zu classes, the "
 		                "network %zu inputs and %zu outputs", fn, ds->features,
-		                ds->classes, net->sizes[0], net->sizes[net->L]);
+		                ds->classes, net->features, net->outputs);
 	return NB_OK;
 }
 
@@ -664,7 +814,7 @@ int nb_net_evaluate(nb_net *net, const nb_dataset *ds, size_t *correct, double *
 		return net->err.status;
 	if (!ds->label)
 		return net_fail(net, NB_EINVAL, "evaluate: data set has no labels");
-	out = net->sizes[net->L];
+	out = net->outputs;
 	for (size_t first = 0; first < ds->n; first += EVAL_BATCH) {
 		size_t n = ds->n - first < EVAL_BATCH ? ds->n - first : EVAL_BATCH;
 		struct nb_graph *g = forward(net, ds->x, ds->y, first, n);
@@ -694,7 +844,7 @@ int nb_net_predict(nb_net *net, const double *x, size_t n, double *out)
 		return net_fail(net, NB_ENULL, "predict: %s is NULL", x ? "out" : "x");
 	if (n == 0)
 		return net_fail(net, NB_EINVAL, "predict: no examples (n is 0)");
-	m = net->sizes[net->L];
+	m = net->outputs;
 	for (size_t first = 0; first < n; first += EVAL_BATCH) {
 		size_t k = n - first < EVAL_BATCH ? n - first : EVAL_BATCH;
 		struct nb_graph *g = forward(net, x, NULL, first, k);
