@@ -12,6 +12,7 @@
  *
  * Run: ./examples/mnist               784-30-10 sigmoid network, 30 epochs on the bundled
  *                                     8,000 training and 2,000 test digits
+ *      ./examples/mnist --net conv    Nielsen's convolutional network of chapter 6
  *      ./examples/mnist --help        every option
  */
 #define _POSIX_C_SOURCE 200809L  /* clock_gettime, isatty */
@@ -57,6 +58,9 @@ struct options {
 	size_t train_limit, test_limit;
 	const char *save, *load, *csv, *svg, *dot;
 	int net_options;              /* an option that --load overrides was given */
+	int conv;                     /* --net conv */
+	double dropout;               /* --dropout: before each dense layer of --net conv */
+	int given[64];                /* which training options the command line gave */
 };
 
 /* Nielsen's network of chapter 1, trained on every bundled digit. */
@@ -68,8 +72,8 @@ static const struct options DEFAULTS = {
 
 /* The options that shape a network come first, so that "code <= OPT_SEED" finds them. */
 enum {
-	OPT_LAYERS = 256, OPT_ACTIVATION, OPT_OUTPUT, OPT_COST, OPT_INIT, OPT_SEED,
-	OPT_EPOCHS, OPT_BATCH, OPT_ETA, OPT_MOMENTUM, OPT_LAMBDA, OPT_DATA, OPT_TRAIN_LIMIT,
+	OPT_LAYERS = 256, OPT_ACTIVATION, OPT_OUTPUT, OPT_COST, OPT_INIT, OPT_NET, OPT_DROPOUT,
+	OPT_SEED, OPT_EPOCHS, OPT_BATCH, OPT_ETA, OPT_MOMENTUM, OPT_LAMBDA, OPT_DATA, OPT_TRAIN_LIMIT,
 	OPT_TEST_LIMIT, OPT_SAVE, OPT_LOAD, OPT_CSV, OPT_SVG, OPT_DOT
 };
 
@@ -79,6 +83,8 @@ static const struct option LONG_OPTIONS[] = {
 	{ "output", required_argument, NULL, OPT_OUTPUT },
 	{ "cost", required_argument, NULL, OPT_COST },
 	{ "init", required_argument, NULL, OPT_INIT },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "dropout", required_argument, NULL, OPT_DROPOUT },
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "epochs", required_argument, NULL, OPT_EPOCHS },
 	{ "batch", required_argument, NULL, OPT_BATCH },
@@ -100,7 +106,7 @@ static const struct option LONG_OPTIONS[] = {
 /* Names of the library's choices, indexed by their enum values. */
 static const char *const ACTIVATIONS[] = {
 	[NB_SIGMOID] = "sigmoid", [NB_TANH] = "tanh", [NB_RELU] = "relu",
-	[NB_SOFTMAX] = "softmax",
+	[NB_SOFTMAX] = "softmax", [NB_SOFTPLUS] = "softplus", [NB_IDENTITY] = "identity",
 };
 static const char *const COSTS[] = {
 	[NB_QUADRATIC] = "quadratic", [NB_CROSS_ENTROPY] = "cross-entropy",
@@ -122,13 +128,22 @@ static void usage(void)
 	       "  --layers N,N,...   layer sizes, input first; the first must be the number of\n"
 	       "                     pixels of an image, the last the number of classes\n"
 	       "                     (784,30,10)\n"
-	       "  --activation F     hidden layers: sigmoid, tanh or relu (sigmoid)\n"
-	       "  --output F         output layer: sigmoid, tanh, relu or softmax (sigmoid)\n"
+	       "  --activation F     hidden layers: sigmoid, tanh, relu, softplus or identity\n"
+	       "                     (sigmoid)\n"
+	       "  --output F         output layer: those or softmax (sigmoid)\n"
 	       "  --cost C           quadratic or cross-entropy; cross-entropy needs a sigmoid\n"
 	       "                     or softmax output (quadratic)\n"
 	       "  --init I           normal: standard normal weights; scaled: weights with\n"
 	       "                     deviation 1/sqrt(inputs of the layer) (normal)\n"
-	       "  --seed N           seed of the initialisation and the shuffling (1)\n"
+	       "  --net conv         Nielsen's network of chapter 6 instead: conv 5x5, 20 maps,\n"
+	       "                     relu -> max-pool 2x2 -> conv 5x5, 40 maps, relu -> max-pool\n"
+	       "                     2x2 -> dense 100 relu -> softmax 10, log-likelihood cost; it\n"
+	       "                     changes the defaults to --epochs 20 --eta 0.03 --lambda 0.1,\n"
+	       "                     lambda as network3.py has it (divided by the number of\n"
+	       "                     mini-batches), and ignores --layers to --init\n"
+	       "  --dropout P        with --net conv: dropout with probability P before each\n"
+	       "                     dense layer (0)\n"
+	       "  --seed N           seed of the initialisation, the shuffling and dropout (1)\n"
 	       "  --load FILE        start from a network saved with --save (a new network)\n"
 	       "\n"
 	       "Training:\n"
@@ -257,13 +272,14 @@ static int set_option(struct options *o, int code, const char *arg)
 		ok = parse_layers(arg, o);
 		expected = "2 to 16 sizes from 1 to 1000000 separated by commas, as 784,30,10";
 		break;
-	case OPT_ACTIVATION:  /* softmax, the last name, is for the output layer only */
-		ok = parse_choice(arg, ACTIVATIONS, COUNT(ACTIVATIONS) - 1, &o->hidden);
-		expected = "sigmoid, tanh or relu";
+	case OPT_ACTIVATION:  /* softmax is for the output layer only */
+		ok = parse_choice(arg, ACTIVATIONS, COUNT(ACTIVATIONS), &o->hidden) &&
+		     o->hidden != NB_SOFTMAX;
+		expected = "sigmoid, tanh, relu, softplus or identity";
 		break;
 	case OPT_OUTPUT:
 		ok = parse_choice(arg, ACTIVATIONS, COUNT(ACTIVATIONS), &o->output);
-		expected = "sigmoid, tanh, relu or softmax";
+		expected = "sigmoid, tanh, relu, softmax, softplus or identity";
 		break;
 	case OPT_COST:
 		ok = parse_choice(arg, COSTS, COUNT(COSTS), &o->cost);
@@ -272,6 +288,15 @@ static int set_option(struct options *o, int code, const char *arg)
 	case OPT_INIT:
 		ok = parse_choice(arg, INITS, COUNT(INITS), &o->init);
 		expected = "normal or scaled";
+		break;
+	case OPT_NET:
+		ok = strcmp(arg, "conv") == 0;
+		o->conv = ok;
+		expected = "conv";
+		break;
+	case OPT_DROPOUT:
+		ok = parse_real(arg, &o->dropout) && o->dropout >= 0 && o->dropout < 1;
+		expected = "a number from 0 to less than 1";
 		break;
 	case OPT_SEED:
 		ok = parse_ull(arg, 0, ULLONG_MAX, &o->seed);
@@ -338,6 +363,15 @@ static int parse_options(int argc, char **argv, struct options *o)
 			return EXIT_USAGE;
 		if (code <= OPT_SEED)
 			o->net_options = 1;
+		o->given[code - OPT_LAYERS] = 1;
+	}
+	if (o->conv) {  /* network3.py's choices, unless the command line says otherwise */
+		if (!o->given[OPT_EPOCHS - OPT_LAYERS])
+			o->epochs = 20;
+		if (!o->given[OPT_ETA - OPT_LAYERS])
+			o->eta = 0.03;
+		if (!o->given[OPT_LAMBDA - OPT_LAYERS])
+			o->lambda = 0.1;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "mnist: unexpected argument '%s'\n%s", argv[optind], TRY_HELP);
@@ -384,16 +418,17 @@ static int load_data(const struct options *o, struct run *r)
 	return 0;
 }
 
-/* Whether a network of these layer sizes reads the data's images (one input per pixel)
- * and answers with its classes (one output each); if not, say so, blaming option value. */
-static int fits_data(const size_t *sizes, size_t n_layers, const struct options *o,
-                     const nb_dataset *ds, const char *option, const char *value)
+/* Whether a network of in inputs and out outputs reads the data's images (one input per
+ * pixel) and answers with its classes (one output each); if not, say so, blaming option
+ * value. */
+static int fits_data(size_t in, size_t out, const struct options *o, const nb_dataset *ds,
+                     const char *option, const char *value)
 {
-	if (sizes[0] == ds->features && sizes[n_layers - 1] == ds->classes)
+	if (in == ds->features && out == ds->classes)
 		return 1;
 	fprintf(stderr, "mnist: %s %s: the network has %zu inputs and %zu outputs, but the "
-	        "images in %s have %zu pixels and %zu classes\n", option, value, sizes[0],
-	        sizes[n_layers - 1], o->data, ds->features, ds->classes);
+	        "images in %s have %zu pixels and %zu classes\n", option, value, in, out,
+	        o->data, ds->features, ds->classes);
 	return 0;
 }
 
@@ -402,7 +437,6 @@ static int fits_data(const size_t *sizes, size_t n_layers, const struct options 
 static int load_net(const struct options *o, struct run *r)
 {
 	char msg[NB_MSG_MAX];
-	nb_net_config cfg;
 
 	if (nb_net_load(o->load, &r->net, msg) != NB_OK) {
 		fprintf(stderr, "mnist: %s\n", msg);
@@ -410,11 +444,41 @@ static int load_net(const struct options *o, struct run *r)
 	}
 	if (o->net_options)
 		fprintf(stderr, "mnist: warning: the network comes from %s, so --layers, "
-		        "--activation, --output, --cost, --init and --seed are ignored\n",
-		        o->load);
-	cfg = nb_net_get_config(r->net);
-	return fits_data(cfg.sizes, cfg.n_layers, o, &r->train, "--load", o->load) ? 0 :
-	       EXIT_FAILURE;
+		        "--activation, --output, --cost, --init, --net, --dropout and --seed are "
+		        "ignored\n", o->load);
+	return fits_data(nb_net_inputs(r->net), nb_net_outputs(r->net), o, &r->train, "--load",
+	                 o->load) ? 0 : EXIT_FAILURE;
+}
+
+/* Nielsen's convolutional network (chapter 6, network3.py) as a list of layers: the
+ * images go in as 1 x 28 x 28, each convolution makes maps of 24 x 24 and then 8 x 8,
+ * each pool halves them, and the dense layers read the 40 x 4 x 4 values that remain.
+ * He initialisation suits the relu layers; the softmax layer starts at zero, as
+ * network3.py's does. */
+static int make_conv_net(const struct options *o, struct run *r)
+{
+	const nb_layer layers[] = {
+		NB_CONV2D(20, 5, NB_RELU, NB_INIT_HE),
+		NB_MAX_POOL(2),
+		NB_CONV2D(40, 5, NB_RELU, NB_INIT_HE),
+		NB_MAX_POOL(2),
+		NB_DROPOUT(o->dropout),
+		NB_DENSE(100, NB_RELU, NB_INIT_HE),
+		NB_DROPOUT(o->dropout),
+		NB_DENSE(r->train.classes, NB_SOFTMAX, NB_INIT_ZERO),
+	};
+	nb_net_config cfg = {
+		.layers = layers, .layer_count = COUNT(layers),
+		.input = { 1, r->train.rows, r->train.cols },
+		.cost = NB_CROSS_ENTROPY, .seed = o->seed,
+	};
+	char msg[NB_MSG_MAX];
+
+	if (nb_net_new(&cfg, &r->net, msg) != NB_OK) {
+		fprintf(stderr, "mnist: %s\n", msg);
+		return EXIT_FAILURE;
+	}
+	return 0;
 }
 
 /* A new network with random parameters (or the one --load names). nb_net_new() checks
@@ -426,12 +490,15 @@ static int make_net(struct options *o, struct run *r)
 
 	if (o->load)
 		return load_net(o, r);
+	if (o->conv)
+		return make_conv_net(o, r);
 	if (o->n_layers == 0) {
 		o->n_layers = 3;
 		o->sizes[0] = r->train.features;
 		o->sizes[1] = DEFAULT_HIDDEN;
 		o->sizes[2] = r->train.classes;
-	} else if (!fits_data(o->sizes, o->n_layers, o, &r->train, "--layers", o->layers)) {
+	} else if (!fits_data(o->sizes[0], o->sizes[o->n_layers - 1], o, &r->train, "--layers",
+	                      o->layers)) {
 		return EXIT_USAGE;
 	}
 	cfg = (nb_net_config){
@@ -470,6 +537,33 @@ static const char *name_of(const char *const *names, size_t n, int value)
 	return value >= 0 && (size_t)value < n ? names[value] : "?";
 }
 
+/* A network of layers in one line: "conv 5x5x20 relu, max-pool 2, ..., dense 10 softmax". */
+static void describe_layers(const nb_net_config *cfg, char *buf, size_t size)
+{
+	static const char *const kinds[] = {
+		"?", "dense", "conv", "max-pool", "avg-pool", "dropout", "activation"
+	};
+
+	for (size_t i = 0; i < cfg->layer_count; i++) {
+		const nb_layer *l = &cfg->layers[i];
+		const char *act = name_of(ACTIVATIONS, COUNT(ACTIVATIONS), l->activation);
+		const char *kind = name_of(kinds, COUNT(kinds), l->kind);
+
+		if (i)
+			append(buf, size, ", ");
+		if (l->kind == NB_LAYER_CONV2D)
+			append(buf, size, "conv %zux%zux%zu %s", l->k, l->k, l->units, act);
+		else if (l->kind == NB_LAYER_DENSE)
+			append(buf, size, "dense %zu %s", l->units, act);
+		else if (l->kind == NB_LAYER_DROPOUT)
+			append(buf, size, "dropout %g", l->p);
+		else if (l->kind == NB_LAYER_ACTIVATION)
+			append(buf, size, "%s", act);
+		else
+			append(buf, size, "%s %zu", kind, l->k);
+	}
+}
+
 /* Title: the network, as the library has it ("[784, 30, 10] sigmoid, quadratic cost,
  * normal init"). Subtitle: the training ("batch 10, eta 3, 30 epochs, seed 1, 8000 train
  * / 2000 test"). Both go on the first output line and on the SVG picture. */
@@ -480,17 +574,24 @@ static void describe(const struct options *o, struct run *r)
 	const char *output = name_of(ACTIVATIONS, COUNT(ACTIVATIONS), cfg.output);
 
 	r->title[0] = r->subtitle[0] = '\0';
+	if (cfg.layers)
+		describe_layers(&cfg, r->title, sizeof r->title);
 	for (size_t i = 0; i < cfg.n_layers; i++)
 		append(r->title, sizeof r->title, "%s%zu", i ? ", " : "[", cfg.sizes[i]);
-	if (cfg.n_layers > 2 && cfg.hidden != cfg.output)
+	if (cfg.layers)
+		append(r->title, sizeof r->title, ", %s cost",
+		       cfg.cost == NB_CROSS_ENTROPY ? "log-likelihood" : "quadratic");
+	else if (cfg.n_layers > 2 && cfg.hidden != cfg.output)
 		append(r->title, sizeof r->title, "] %s hidden, %s output", hidden, output);
 	else
 		append(r->title, sizeof r->title, "] %s", output);
-	append(r->title, sizeof r->title, ", %s cost, ", name_of(COSTS, COUNT(COSTS), cfg.cost));
+	if (!cfg.layers)
+		append(r->title, sizeof r->title, ", %s cost",
+		       name_of(COSTS, COUNT(COSTS), cfg.cost));
 	if (o->load)
-		append(r->title, sizeof r->title, "loaded from %s", o->load);
-	else
-		append(r->title, sizeof r->title, "%s init",
+		append(r->title, sizeof r->title, ", loaded from %s", o->load);
+	else if (!cfg.layers)
+		append(r->title, sizeof r->title, ", %s init",
 		       name_of(INITS, COUNT(INITS), cfg.init));
 
 	append(r->subtitle, sizeof r->subtitle, "batch %zu, eta %g", o->batch, o->eta);
@@ -622,6 +723,11 @@ static int train(const struct options *o, struct run *r)
 		.batch = o->batch, .eta = o->eta, .momentum = o->momentum,
 		.weight_decay = r->train.n ? o->lambda / (double)r->train.n : 0.0,
 	};
+	/* network3.py divides lambda by the number of mini-batches instead. */
+	size_t batches = r->train.n / o->batch ? r->train.n / o->batch : 1;
+
+	if (o->conv)
+		sgd.weight_decay = o->lambda / (double)batches;
 	int show_bar = isatty(STDERR_FILENO);
 	const struct curve_point *best;
 

@@ -219,6 +219,10 @@ double *nb_net_weights(nb_net *net, size_t l);
 double *nb_net_biases(nb_net *net, size_t l);
 /** The number of layers with parameters (dense and conv2d layers), 0 for NULL. */
 size_t nb_net_param_layers(const nb_net *net);
+/** The values of one example in (its features) and out (the last layer's units); 0 for
+ * NULL. */
+size_t nb_net_inputs(const nb_net *net);
+size_t nb_net_outputs(const nb_net *net);
 /** The network as nb_bp_reference() takes it (pointers borrowed from net); all zero for a
  * network of layers that is not a fully connected one of sizes. */
 nb_mlp nb_net_mlp(const nb_net *net);

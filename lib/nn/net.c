@@ -385,6 +385,16 @@ size_t nb_net_param_layers(const nb_net *net)
 	return net ? net->L : 0;
 }
 
+size_t nb_net_inputs(const nb_net *net)
+{
+	return net ? net->features : 0;
+}
+
+size_t nb_net_outputs(const nb_net *net)
+{
+	return net ? net->outputs : 0;
+}
+
 nb_mlp nb_net_mlp(const nb_net *net)
 {
 	nb_mlp m = { 0 };
