@@ -11,9 +11,10 @@
  *                                the forward pass and its gradients, SGD update
  *   allocs_per_step              heap allocations of a step after the first
  *   tape_ns_per_node             replay of a long chain of scalar ops, per node
- *   conv_us_per_step             a small convolutional network on 28 x 28 images, batch 10:
- *                                conv 1 -> 8 channels 5 x 5, relu, 2 x 2 max pool, dense
- *                                to 10, softmax cross-entropy; replay and SGD, one thread
+ *   conv_us_per_step             Nielsen's chapter-6 network (mnist --net conv) through
+ *                                nb_net: conv 5x5 20 maps, pool, conv 5x5 40 maps, pool,
+ *                                dense 100 relu, softmax 10; batch 10, one thread
+ *   conv_allocs_per_step         heap allocations of its steps after the first
  *   *_tape_bytes, *_tape_nodes   what the tape of a training step holds
  */
 #define _POSIX_C_SOURCE 200809L
@@ -337,50 +338,53 @@ static double rerecord_step(const struct problem *p)
 	return median(s, REPEATS);
 }
 
-/* Seconds per SGD step of the convolutional network above, recorded once and replayed on
- * each new mini-batch (random images and labels: the speed does not depend on them). */
-static double conv_step(size_t steps)
+/* Nielsen's chapter-6 network (examples/mnist --net conv), trained through nb_net on
+ * random images and labels (the speed does not depend on them): seconds per SGD step of
+ * a mini-batch of 10, and the allocations of the steps after the first. */
+static double conv_step(size_t steps, double *allocs)
 {
-	enum { B = 10, C = 8, K = 5, P = 12, CLASSES = 10 };
-	nb_tape *t = nb_tape_new();
-	double *images = malloc((size_t)steps * B * 28 * 28 * sizeof *images);
-	double w1[C * K * K], b1[C], w2[CLASSES * C * P * P], b2[CLASSES], y[CLASSES * B] = { 0 };
-	nb_tensor *p[4], *x, *z, *cost;
-	nb_sgd_opts o = { .eta = 0.01 };
+	enum { B = 10, CLASSES = 10 };
+	const nb_layer layers[] = {
+		NB_CONV2D(20, 5, NB_RELU, NB_INIT_HE), NB_MAX_POOL(2),
+		NB_CONV2D(40, 5, NB_RELU, NB_INIT_HE), NB_MAX_POOL(2),
+		NB_DENSE(100, NB_RELU, NB_INIT_HE), NB_DENSE(CLASSES, NB_SOFTMAX, NB_INIT_ZERO),
+	};
+	struct counter c = { 0 };
+	nb_net_config cfg = { .layers = layers, .layer_count = 6, .input = { 1, 28, 28 },
+	                      .cost = NB_CROSS_ENTROPY, .seed = 1, .alloc = counting,
+	                      .alloc_ud = &c };
+	nb_sgd opt = { .batch = B, .eta = 0.03, .weight_decay = 0.1 / 800 };
+	double *images = malloc(steps * B * 28 * 28 * sizeof *images);
+	double *y = calloc(steps * B * CLASSES, sizeof *y);
 	double s[REPEATS];
+	char msg[NB_MSG_MAX];
+	nb_net *net = NULL;
+	size_t before;
 
-	if (!images || !t)
+	if (!images || !y)
 		die("conv", "out of memory");
-	fill(images, (size_t)steps * B * 28 * 28);
-	fill(w1, C * K * K);
-	fill(b1, C);
-	fill(w2, CLASSES * C * P * P);
-	fill(b2, CLASSES);
-	for (size_t e = 0; e < B; e++)
-		y[(e % CLASSES) * B + e] = 1.0;
-	p[0] = nb_variable(t, 4, (size_t[]){ C, 1, K, K }, w1);
-	p[1] = nb_variable(t, 3, (size_t[]){ C, 1, 1 }, b1);
-	p[2] = nb_variable(t, 2, (size_t[]){ CLASSES, C * P * P }, w2);
-	p[3] = nb_variable(t, 2, (size_t[]){ CLASSES, 1 }, b2);
-	x = nb_constant(t, 4, (size_t[]){ B, 1, 28, 28 }, images);
-	z = nb_relu(t, nb_add(t, nb_conv2d(t, x, p[0], 1, 0), p[1]));
-	z = nb_reshape(t, nb_max_pool2d(t, z, 2, 2), 2, (size_t[]){ B, C * P * P });
-	z = nb_add(t, nb_matmul_t(t, p[2], z, NB_TRANS_B), p[3]);
-	cost = nb_softmax_cross_entropy(t, z, nb_constant(t, 2, (size_t[]){ CLASSES, B }, y));
-	if (nb_backward(t, cost, NULL) != NB_OK)
-		die("conv", nb_tape_message(t));
+	fill(images, steps * B * 28 * 28);
+	for (size_t e = 0; e < steps * B; e++)
+		y[e * CLASSES + e % CLASSES] = 1.0;
+	if (nb_net_new(&cfg, &net, msg) != NB_OK)
+		die("conv", msg);
+	if (nb_net_sgd_step(net, images, y, B, &opt, NULL) != NB_OK)
+		die("conv", nb_net_message(net));
+	before = c.allocs;
 	for (int r = -1; r < REPEATS; r++) {
 		double t0 = now();
 
 		for (size_t k = 0; k < steps; k++)
-			if (nb_set(x, images + k * B * 28 * 28, B * 28 * 28) != NB_OK ||
-			    nb_tape_replay(t) != NB_OK || nb_sgd_update(p, NULL, NULL, 4, &o) != NB_OK)
-				die("conv", nb_tape_message(t));
+			if (nb_net_sgd_step(net, images + k * B * 28 * 28, y + k * B * CLASSES, B, &opt,
+			                    NULL) != NB_OK)
+				die("conv", nb_net_message(net));
 		if (r >= 0)
 			s[r] = (now() - t0) / (double)steps;
 	}
-	nb_tape_free(t);
+	*allocs = (double)(c.allocs - before) / (double)(steps * (REPEATS + 1));
+	nb_net_free(net);
 	free(images);
+	free(y);
 	return median(s, REPEATS);
 }
 
@@ -413,6 +417,11 @@ int main(void)
 	network("wide", (size_t[]){ 784, 256, 256, 10 }, 4, 64, 40);
 	printf("gemm_gflops_1024: %.2f\n", gemm_gflops(1024));
 	printf("tape_ns_per_node: %.1f\n", tape_ns_per_node(100000));
-	printf("conv_us_per_step: %.1f\n", conv_step(20) * 1e6);
+	{
+		double allocs, us = conv_step(20, &allocs) * 1e6;
+
+		printf("conv_us_per_step: %.1f\n", us);
+		printf("conv_allocs_per_step: %g\n", allocs);
+	}
 	return 0;
 }
