@@ -98,6 +98,20 @@ typedef void *(*nb_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
  * nb_alloc_fn, for an allocator of one's own that counts or limits and then forwards. */
 void *nb_default_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 
+/** Make t read-only to everyone but the holder of key (any non-NULL pointer), until
+ * nb_tape_unlock(t, key): whatever would change t then fails with NB_EINVAL and the
+ * message "FN: the tape is read-only (its owner locked it with nb_tape_lock)" recorded on
+ * t (clear it with nb_tape_clear_error()): recording ops or leaves, sweeps, nb_set(),
+ * nb_touch(), nb_set_name(), optimizer updates, nb_tape_check_finite(), rewinds, resets,
+ * and nb_tape_free(), which then does nothing. Reading values (recomputed when stale, as
+ * always), gradients, names and pictures, and nb_tape_replay(), work. A network locks the
+ * tapes nb_net_tape() hands out. Returns NB_OK, NB_ENULL, or NB_EINVAL when t is locked
+ * already; nb_tape_unlock() NB_EINVAL for another key or a tape not locked. */
+int nb_tape_lock(nb_tape *t, const void *key);
+int nb_tape_unlock(nb_tape *t, const void *key);
+/** Non-zero when t is locked. */
+int nb_tape_locked(const nb_tape *t);
+
 /** A new empty tape using malloc/free. Returns NULL only if memory is exhausted. */
 nb_tape *nb_tape_new(void);
 

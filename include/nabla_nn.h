@@ -253,8 +253,9 @@ int nb_net_evaluate(nb_net *net, const nb_dataset *ds, size_t *correct, double *
 /** The tape of the training graph for mini-batches of the given size (recorded if
  * needed), for pictures: nodes are named x, y, w1, b1, z1, a1, ..., C (nb_tape_find()).
  * It is the network's own copy, kept until nb_net_free() whatever else is trained, and
- * the same tape for the same size each time; its parameters view the network's. NULL on
- * error. */
+ * the same tape for the same size each time; its parameters view the network's. It is
+ * read-only (nb_tape_lock()): reading values and drawing it work, recording on it,
+ * writing its leaves or freeing it fail with NB_EINVAL. NULL on error. */
 nb_tape *nb_net_tape(nb_net *net, size_t batch);
 
 /** Save the network to path in nabla's model format (docs/model-format.md): written to a

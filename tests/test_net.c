@@ -372,6 +372,13 @@ START_TEST(test_tape_is_named_and_drawn)
 
 	ck_assert_ptr_nonnull(t);
 	ck_assert_ptr_eq(nb_net_tape(net, 10), t);  /* recorded once */
+	ck_assert(nb_tape_locked(t));  /* the network's: only to look at */
+	ck_assert_ptr_null(nb_add(t, nb_tape_find(t, "w1"), nb_tape_find(t, "w1")));
+	ck_assert_str_eq(nb_tape_message(t),
+	                 "add: the tape is read-only (its owner locked it with nb_tape_lock)");
+	nb_tape_clear_error(t);
+	nb_tape_free(t);  /* refused: nb_net_free() frees it */
+	nb_tape_clear_error(t);
 	f = open_memstream(&buf, &len);
 	ck_assert_int_eq(nb_tape_write_dot(t, f), NB_OK);
 	fclose(f);

@@ -435,6 +435,71 @@ START_TEST(test_queries)
 }
 END_TEST
 
+/* A locked tape refuses every change with the same message, recorded on it, and keeps
+ * answering reads; only its key unlocks it, and only then does nb_tape_free() free it. */
+START_TEST(test_locked_tape_is_read_only)
+{
+	static const char *const fns[] = {
+		"constant", "variable", "add", "set", "touch", "set_name", "rewind", "backward",
+		"gradients", "sgd_update", "check_finite", "tape_free"
+	};
+	int key, other;
+	nb_tape *t = nb_tape_new();
+	nb_tensor *x = nb_variable(t, 1, (size_t[]){ 2 }, (double[]){ 1, 2 });
+	nb_tensor *y = nb_sum(t, nb_mul(t, x, x)), *g = NULL;
+	nb_sgd_opts sgd = { .eta = 0.1 };
+	char want[NB_MSG_MAX];
+	size_t n;
+
+	ck_assert_int_eq(nb_backward(t, y, NULL), NB_OK);
+	ck_assert_int_eq(nb_tape_lock(t, &key), NB_OK);
+	ck_assert(nb_tape_locked(t));
+	n = nb_tape_size(t);
+	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+		switch (i) {
+		case 0: ck_assert_ptr_null(nb_constant(t, 0, NULL, (double[]){ 1 })); break;
+		case 1: ck_assert_ptr_null(nb_variable(t, 0, NULL, (double[]){ 1 })); break;
+		case 2: ck_assert_ptr_null(nb_add(t, x, x)); break;
+		case 3: ck_assert_int_eq(nb_set(x, (double[]){ 3, 4 }, 2), NB_EINVAL); break;
+		case 4: ck_assert_int_eq(nb_touch(x), NB_EINVAL); break;
+		case 5: nb_set_name(x, "renamed"); break;
+		case 6: ck_assert_int_eq(nb_tape_rewind(t, 0), NB_EINVAL); break;
+		case 7: ck_assert_int_eq(nb_backward(t, y, NULL), NB_EINVAL); break;
+		case 8: ck_assert_int_eq(nb_gradients(t, y, NULL, &x, 1, &g), NB_EINVAL); break;
+		case 9: ck_assert_int_eq(nb_sgd_update(&x, NULL, NULL, 1, &sgd), NB_EINVAL); break;
+		case 10: nb_tape_check_finite(t, 1); break;
+		case 11: nb_tape_free(t); break;
+		}
+		snprintf(want, sizeof want, "%s: the tape is read-only (its owner locked it with "
+		         "nb_tape_lock)", fns[i]);
+		ck_assert_int_eq(nb_tape_status(t), NB_EINVAL);
+		ck_assert_str_eq(nb_tape_message(t), want);
+		nb_tape_clear_error(t);
+	}
+	/* nothing changed, and reads still work */
+	ck_assert_uint_eq(nb_tape_size(t), n);
+	ck_assert_str_eq(nb_name(x), "");
+	ck_assert_double_eq(nb_value(y)[0], 5.0);
+	ck_assert_double_eq(nb_value(nb_grad(x))[1], 4.0);
+	ck_assert_int_eq(nb_tape_replay(t), NB_OK);
+	ck_assert_int_eq(nb_tape_lock(t, &other), NB_EINVAL);
+	ck_assert_str_eq(nb_tape_message(t), "tape_lock: the tape is locked already");
+	nb_tape_clear_error(t);
+	ck_assert_int_eq(nb_tape_unlock(t, &other), NB_EINVAL);
+	ck_assert_str_eq(nb_tape_message(t), "tape_unlock: another key locked the tape");
+	nb_tape_clear_error(t);
+	ck_assert_int_eq(nb_tape_unlock(t, &key), NB_OK);
+	ck_assert(!nb_tape_locked(t));
+	ck_assert_int_eq(nb_tape_unlock(t, &key), NB_EINVAL);
+	ck_assert_str_eq(nb_tape_message(t), "tape_unlock: the tape is not locked");
+	ck_assert_int_eq(nb_tape_lock(NULL, &key), NB_ENULL);
+	ck_assert_int_eq(nb_tape_lock(t, NULL), NB_ENULL);
+	ck_assert_int_eq(nb_tape_unlock(NULL, &key), NB_ENULL);
+	ck_assert(!nb_tape_locked(NULL));
+	nb_tape_free(t);
+}
+END_TEST
+
 static Suite *tape_suite(void)
 {
 	Suite *s = suite_create("tape");
@@ -458,6 +523,7 @@ static Suite *tape_suite(void)
 	tcase_add_test(tc, test_check_finite_names_the_forward_op);
 	tcase_add_test(tc, test_check_finite_catches_overflow);
 	tcase_add_test(tc, test_check_finite_catches_backward);
+	tcase_add_test(tc, test_locked_tape_is_read_only);
 	tcase_add_test(tc, test_check_finite_in_replay);
 	tcase_add_test(tc, test_backward_after_set_uses_new_values);
 	suite_add_tcase(s, tc);

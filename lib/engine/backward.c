@@ -111,6 +111,8 @@ int nb_backward(nb_tape *t, nb_tensor *y, nb_tensor *seed)
 {
 	if (!t)
 		return NB_ENULL;
+	if (!nb__writable(t, "backward"))
+		return t->err.status;
 	if (!sweep_args(t, "backward", y, seed))
 		return t->err.status;
 	t->sweep++;
@@ -176,6 +178,8 @@ int nb_gradients(nb_tape *t, nb_tensor *y, nb_tensor *seed, nb_tensor *const *xs
 		return NB_ENULL;
 	if (out)
 		memset(out, 0, n * sizeof *out);
+	if (!nb__writable(t, "gradients"))
+		return t->err.status;
 	if (!sweep_args(t, "gradients", y, seed) || !xs_ok(t, xs, n, out))
 		return t->err.status;
 	t->sweep++;

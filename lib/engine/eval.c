@@ -9,7 +9,7 @@
 
 void nb_tape_check_finite(nb_tape *t, int on)
 {
-	if (t)
+	if (t && nb__writable(t, "check_finite"))
 		t->check_finite = on != 0;
 }
 

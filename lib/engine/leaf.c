@@ -65,7 +65,7 @@ static bool changeable(nb_tensor *x, const char *fn)
 {
 	nb_tape *t = x->tape;
 
-	if (!nb__args_ok(t, fn, &x, 1))
+	if (!nb__args_ok(t, fn, &x, 1) || !nb__writable(t, fn))
 		return false;
 	if (!nb__is_leaf(x)) {
 		nb__fail(t, NB_EINVAL, "%s: tensor is a %s node, not a constant or variable leaf", fn,
@@ -103,6 +103,8 @@ int nb_touch(nb_tensor *x)
 {
 	if (!x)
 		return NB_ENULL;
+	if (!nb__writable(x->tape, "touch"))
+		return x->tape->err.status;
 	if (nb__is_leaf(x))
 		nb__leaf_changed(x);
 	else
@@ -115,7 +117,7 @@ void nb_set_name(nb_tensor *x, const char *name)
 {
 	size_t len;
 
-	if (!x)
+	if (!x || !nb__writable(x->tape, "set_name"))
 		return;
 	if (!name)
 		name = "";

@@ -115,6 +115,7 @@ struct nb_tape {
 	struct nb_op **user_op;          /* descriptors of the user-defined ops recorded here */
 	size_t n_user_ops, user_ops_cap;
 	size_t scratch_n;                /* doubles in scratch */
+	const void *lock;                /* nb_tape_lock()'s key: read-only while set */
 	struct nb_error err;
 };
 
@@ -122,6 +123,11 @@ struct nb_tape {
 #define NB_OP(name) extern const struct nb_op nb__op_##name;
 #include "ops.def"
 #undef NB_OP
+
+/* tape.c: whether t may be changed by fn; records "fn: the tape is read-only ..." when
+ * t is locked (nb_tape_lock). Every change goes through it: recording, leaf writes,
+ * names, rewinds and sweeps. */
+bool nb__writable(nb_tape *t, const char *fn);
 
 /* alloc.c: a block from t's allocator, or NULL; nb__alloc records NB_ENOMEM on failure,
  * nb__try_alloc leaves the message to its caller. */

@@ -39,7 +39,7 @@ static nb_tape *params_ok(const char *fn, nb_tensor *const *params, nb_tensor *c
 	nb_tape *t = params && n && params[0] ? params[0]->tape : NULL;
 	char sp[NB_MSG_MAX], sg[NB_MSG_MAX];
 
-	if (!t || t->err.status != NB_OK)
+	if (!t || t->err.status != NB_OK || !nb__writable(t, fn))
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		nb_tensor *p = params[i], *g;

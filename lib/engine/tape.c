@@ -57,7 +57,7 @@ nb_tape *nb_tape_new(void)
 
 void nb_tape_free(nb_tape *t)
 {
-	if (!t)
+	if (!t || !nb__writable(t, "tape_free"))
 		return;
 	for (size_t c = 0; c < t->n_chunks; c++) {
 		UNPOISON(t->chunk[c].mem, t->chunk[c].size);
@@ -256,12 +256,49 @@ static void commit_node(nb_tape *t, nb_tensor *x)
 	t->node[t->n++] = x;
 }
 
+/* ---- Read-only tapes ---------------------------------------------------------------- */
+
+bool nb__writable(nb_tape *t, const char *fn)
+{
+	if (!t->lock)
+		return true;
+	nb__fail(t, NB_EINVAL, "%s: the tape is read-only (its owner locked it with "
+	         "nb_tape_lock)", fn);
+	return false;
+}
+
+int nb_tape_lock(nb_tape *t, const void *key)
+{
+	if (!t || !key)
+		return NB_ENULL;
+	if (t->lock)
+		return nb__fail(t, NB_EINVAL, "tape_lock: the tape is locked already"), NB_EINVAL;
+	t->lock = key;
+	return NB_OK;
+}
+
+int nb_tape_unlock(nb_tape *t, const void *key)
+{
+	if (!t || !key)
+		return NB_ENULL;
+	if (t->lock != key)
+		return nb__fail(t, NB_EINVAL, "tape_unlock: %s", t->lock ? "another key locked the "
+		                "tape" : "the tape is not locked"), NB_EINVAL;
+	t->lock = NULL;
+	return NB_OK;
+}
+
+int nb_tape_locked(const nb_tape *t)
+{
+	return t && t->lock;
+}
+
 /* ---- Recording ---------------------------------------------------------------------- */
 
 nb_tensor *nb__append_leaf(nb_tape *t, const struct nb_op *op, int rank, const size_t *dim,
                            double *borrowed)
 {
-	nb_tensor *x = new_node(t, op, rank, dim, borrowed);
+	nb_tensor *x = nb__writable(t, op->name) ? new_node(t, op, rank, dim, borrowed) : NULL;
 
 	if (!x)
 		return NULL;
@@ -281,6 +318,8 @@ nb_tensor *nb__record(nb_tape *t, const struct nb_op *op, nb_tensor *const *in,
 
 	if (!attr)
 		attr = &none;
+	if (!nb__writable(t, op->name))
+		return NULL;
 	h = nb__node_hash(op, in, attr, rank, dim);
 	x = nb__hashcons_find(&t->hc, h, op, in, attr, rank, dim);
 	if (x) {  /* an equal node: hand it back only once its value is current */
@@ -354,6 +393,8 @@ int nb_tape_rewind(nb_tape *t, size_t mark)
 {
 	if (!t)
 		return NB_ENULL;
+	if (!nb__writable(t, "rewind"))
+		return t->err.status;
 	if (mark > t->n) {
 		nb__fail(t, NB_EINVAL, "rewind: mark %zu is past the end of the tape (%zu nodes)",
 		         mark, t->n);

@@ -233,6 +233,7 @@ void nb_net_free(nb_net *net)
 		struct nb_graph *g = net->shown;
 
 		net->shown = g->next;
+		nb_tape_unlock(g->tape, net);
 		graph_free(net, g);
 		unmem(net, g, sizeof *g);
 	}
@@ -546,7 +547,7 @@ static struct nb_graph *graph_for(nb_net *net, size_t batch, bool train)
 }
 
 /* A graph of its own, which no cache eviction frees: the caller holds its tape until
- * nb_net_free(). */
+ * nb_net_free(), locked so that it can only be looked at. */
 nb_tape *nb_net_tape(nb_net *net, size_t batch)
 {
 	struct nb_graph *g;
@@ -570,6 +571,7 @@ nb_tape *nb_net_tape(nb_net *net, size_t batch)
 		unmem(net, g, sizeof *g);
 		return NULL;
 	}
+	nb_tape_lock(g->tape, net);  /* for pictures: nobody else records on it */
 	g->next = net->shown;
 	net->shown = g;
 	return g->tape;
