@@ -68,8 +68,8 @@ install_missing() {
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
 
-# Configure (once) and build in directory $1 with extra configure arguments after it.
-build_in() {
+# Configure (once) directory $1 with extra configure arguments after it.
+configure_in() {
 	dir=$1
 	shift
 	[ -x configure ] && [ configure -nt configure.ac ] || autoreconf -fi >/dev/null
@@ -83,7 +83,12 @@ build_in() {
 		# shellcheck disable=SC2086
 		(cd "$dir" && ../configure -q "$@" ${NABLA_CONFIGURE_FLAGS:-})
 	fi
-	make -s -C "$dir" -j"$jobs" ${MAKE_WARN:+WARN_CFLAGS="$MAKE_WARN"}
+}
+
+# Configure (once) and build in directory $1 with extra configure arguments after it.
+build_in() {
+	configure_in "$@"
+	make -s -C "$1" -j"$jobs" ${MAKE_WARN:+WARN_CFLAGS="$MAKE_WARN"}
 }
 
 # make check in $1; on failure print the logs of the suites that failed.
@@ -99,21 +104,24 @@ check_in() {
 	grep -h 'Checks:' "$dir"/tests/test_*.log
 }
 
-# The libFuzzer targets fuzz/fuzz_*.c, built with clang into build-fuzz/: the library's
-# sources are compiled straight from lib/ (no configure), instrumented like the targets.
+# The libFuzzer targets fuzz/fuzz_*.c, built by make in build-fuzz/ (configured with
+# CC=clang --enable-fuzzers: the targets and an instrumented copy of the libraries);
+# every fuzz/fuzz_*.c present must have its rules in Makefile.am.
 fuzz_build() {
-	flags="-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
-	flags="$flags -Wall -Wextra ${MAKE_WARN:-} -Iinclude"
-	libs="$(pkg-config --cflags --libs libxxhash zlib) -lm"
-	mkdir -p build-fuzz/lib
-	for src in lib/*/*.c; do
-		# shellcheck disable=SC2086
-		clang $flags -Ilib/engine -Ilib/ops -c "$src" -o "build-fuzz/lib/$(basename "$src" .c).o"
+	fuzz_targets=""
+	for src in fuzz/fuzz_*.c; do
+		fuzz_targets="$fuzz_targets $(basename "$src" .c)"
 	done
-	for target in idx model tape parse; do
-		# shellcheck disable=SC2086
-		clang $flags "fuzz/fuzz_$target.c" build-fuzz/lib/*.o $libs -o "build-fuzz/fuzz_$target"
+	configure_in build-fuzz CC=clang --enable-fuzzers CFLAGS="-g -O1"
+	for target in $fuzz_targets; do
+		if ! grep -q "^fuzz_${target}_SOURCES" Makefile.am; then
+			echo "build.sh: fuzz/$target.c has no rules in Makefile.am" >&2
+			exit 1
+		fi
 	done
+	# shellcheck disable=SC2046
+	make -s -C build-fuzz -j"$jobs" ${MAKE_WARN:+WARN_CFLAGS="$MAKE_WARN"} \
+		$(for target in $fuzz_targets; do echo "fuzz/$target"; done)
 }
 
 # Fuzz target $1 for FUZZ_SECONDS on a copy of fuzz/corpus/$1/ (libFuzzer adds what it
@@ -134,7 +142,7 @@ fuzz_run() {
 	dict=
 	[ -f fuzz/"$name".dict ] && dict=-dict=fuzz/$name.dict
 	# shellcheck disable=SC2086
-	if ! "build-fuzz/fuzz_$name" -max_total_time="${FUZZ_SECONDS:-60}" -timeout=10 $dict \
+	if ! "build-fuzz/fuzz/fuzz_$name" -max_total_time="${FUZZ_SECONDS:-60}" -timeout=10 $dict \
 		-artifact_prefix="$art" "$work" >"$log" 2>&1; then
 		tail -n 50 "$log" >&2
 		echo "build.sh: fuzz_$name failed (log $log, input in $art)" >&2
@@ -144,7 +152,7 @@ fuzz_run() {
 	set -- fuzz/regressions/"$name"/*
 	[ -e "$1" ] || return 0
 	log=build-fuzz/fuzz_$name.regressions.log
-	if ! "build-fuzz/fuzz_$name" -timeout=10 -artifact_prefix="$art" "$@" >"$log" 2>&1; then
+	if ! "build-fuzz/fuzz/fuzz_$name" -timeout=10 -artifact_prefix="$art" "$@" >"$log" 2>&1; then
 		tail -n 50 "$log" >&2
 		echo "build.sh: fuzz_$name failed on a regression input (log $log)" >&2
 		exit 1
@@ -241,10 +249,9 @@ install)
 	;;
 fuzz)
 	fuzz_build
-	fuzz_run idx
-	fuzz_run model
-	fuzz_run tape
-	fuzz_run parse
+	for target in $fuzz_targets; do
+		fuzz_run "${target#fuzz_}"
+	done
 	;;
 *)
 	echo "usage: $0 example|check|sanitize|valgrind|tsan|distcheck|install|fuzz" >&2
