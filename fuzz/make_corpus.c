@@ -180,7 +180,7 @@ static void resum(uint8_t *b, size_t n)
 static void model_corpus(void)
 {
 	nb_net_config cfg = { .n_layers = 3, .sizes = (const size_t[]){ 2, 3, 1 }, .seed = 1 };
-	uint8_t b[BUF_MAX];
+	uint8_t b[BUF_MAX] = { 0 };  /* bad-extra-byte's extra byte is 0 */
 	size_t n;
 
 	n = saved_model(b, "ok-2-3-1-sigmoid-quadratic", &cfg);
