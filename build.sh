@@ -14,12 +14,17 @@
 #                         libnabla_nn needs zlib, run the installed nabla selftest; then
 #                         the same consumers linked statically (pkg-config --static)
 #   ./build.sh fuzz       libFuzzer on the IDX and model loaders, on the tape's API and
-#                         on the expression parser (fuzz/), FUZZ_SECONDS (default 60)
-#                         each, then their regression inputs once each
+#                         on the expression parser: every fuzz/fuzz_*.c, built by make
+#                         in build-fuzz/ (configure CC=clang --enable-fuzzers),
+#                         FUZZ_SECONDS (default 60) each, then their regression inputs
+#                         once each
 #
-# Each build lives in its own directory (build/, build-sanitize/, build-valgrind/).
-# Missing packages are installed with apt-get when running as root; otherwise the
-# script says which ones to install. Extra configure arguments: NABLA_CONFIGURE_FLAGS.
+# Each build lives in its own directory (build/, build-sanitize/, build-valgrind/,
+# build-fuzz/). Missing packages are installed with apt-get when running as root;
+# otherwise the script says which ones to install. Check is needed only by the modes that
+# run the test suite (configure without it builds everything but the tests).
+# Extra configure arguments: NABLA_CONFIGURE_FLAGS; MAKE_WARN replaces the warning flags
+# (.ci/run sets "-Wall -Wextra -Werror").
 set -eu
 
 cd "$(dirname "$0")"
