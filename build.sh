@@ -14,12 +14,17 @@
 #                         libnabla_nn needs zlib, run the installed nabla selftest; then
 #                         the same consumers linked statically (pkg-config --static)
 #   ./build.sh fuzz       libFuzzer on the IDX and model loaders, on the tape's API and
-#                         on the expression parser (fuzz/), FUZZ_SECONDS (default 60)
-#                         each, then their regression inputs once each
+#                         on the expression parser: every fuzz/fuzz_*.c, built by make
+#                         in build-fuzz/ (configure CC=clang --enable-fuzzers),
+#                         FUZZ_SECONDS (default 60) each, then their regression inputs
+#                         once each
 #
-# Each build lives in its own directory (build/, build-sanitize/, build-valgrind/).
-# Missing packages are installed with apt-get when running as root; otherwise the
-# script says which ones to install. Extra configure arguments: NABLA_CONFIGURE_FLAGS.
+# Each build lives in its own directory (build/, build-sanitize/, build-valgrind/,
+# build-fuzz/). Missing packages are installed with apt-get when running as root;
+# otherwise the script says which ones to install. Check is needed only by the modes that
+# run the test suite (configure without it builds everything but the tests).
+# Extra configure arguments: NABLA_CONFIGURE_FLAGS; MAKE_WARN replaces the warning flags
+# (.ci/run sets "-Wall -Wextra -Werror").
 set -eu
 
 cd "$(dirname "$0")"
@@ -33,7 +38,10 @@ need_packages() {
 	command -v automake >/dev/null 2>&1 || missing="$missing automake"
 	command -v libtoolize >/dev/null 2>&1 || missing="$missing libtool"
 	command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
-	if ! pkg-config --exists check 2>/dev/null; then missing="$missing check"; fi
+	case $mode in
+	example | install | fuzz) ;;  # these run no test suite: Check is not needed
+	*) pkg-config --exists check 2>/dev/null || missing="$missing check" ;;
+	esac
 	if ! pkg-config --exists libxxhash 2>/dev/null; then missing="$missing libxxhash-dev"; fi
 	if ! pkg-config --exists zlib 2>/dev/null; then missing="$missing zlib1g-dev"; fi
 	if [ "$mode" = valgrind ] && ! command -v valgrind >/dev/null 2>&1; then
@@ -65,17 +73,27 @@ install_missing() {
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
 
-# Configure (once) and build in directory $1 with extra configure arguments after it.
-build_in() {
+# Configure (once) directory $1 with extra configure arguments after it.
+configure_in() {
 	dir=$1
 	shift
 	[ -x configure ] && [ configure -nt configure.ac ] || autoreconf -fi >/dev/null
 	mkdir -p "$dir"
+	# a directory configured before Check was installed is configured again
+	if [ -f "$dir/Makefile" ] && grep -q '^CHECK_LIBS = *$' "$dir/Makefile" &&
+		pkg-config --exists check 2>/dev/null; then
+		rm "$dir/Makefile"
+	fi
 	if [ ! -f "$dir/Makefile" ]; then
 		# shellcheck disable=SC2086
 		(cd "$dir" && ../configure -q "$@" ${NABLA_CONFIGURE_FLAGS:-})
 	fi
-	make -s -C "$dir" -j"$jobs" ${MAKE_WARN:+WARN_CFLAGS="$MAKE_WARN"}
+}
+
+# Configure (once) and build in directory $1 with extra configure arguments after it.
+build_in() {
+	configure_in "$@"
+	make -s -C "$1" -j"$jobs" ${MAKE_WARN:+WARN_CFLAGS="$MAKE_WARN"}
 }
 
 # make check in $1; on failure print the logs of the suites that failed.
@@ -91,21 +109,24 @@ check_in() {
 	grep -h 'Checks:' "$dir"/tests/test_*.log
 }
 
-# The libFuzzer targets fuzz/fuzz_*.c, built with clang into build-fuzz/: the library's
-# sources are compiled straight from lib/ (no configure), instrumented like the targets.
+# The libFuzzer targets fuzz/fuzz_*.c, built by make in build-fuzz/ (configured with
+# CC=clang --enable-fuzzers: the targets and an instrumented copy of the libraries);
+# every fuzz/fuzz_*.c present must have its rules in Makefile.am.
 fuzz_build() {
-	flags="-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
-	flags="$flags -Wall -Wextra ${MAKE_WARN:-} -Iinclude"
-	libs="$(pkg-config --cflags --libs libxxhash zlib) -lm"
-	mkdir -p build-fuzz/lib
-	for src in lib/*/*.c; do
-		# shellcheck disable=SC2086
-		clang $flags -Ilib/engine -Ilib/ops -c "$src" -o "build-fuzz/lib/$(basename "$src" .c).o"
+	fuzz_targets=""
+	for src in fuzz/fuzz_*.c; do
+		fuzz_targets="$fuzz_targets $(basename "$src" .c)"
 	done
-	for target in idx model tape parse; do
-		# shellcheck disable=SC2086
-		clang $flags "fuzz/fuzz_$target.c" build-fuzz/lib/*.o $libs -o "build-fuzz/fuzz_$target"
+	configure_in build-fuzz CC=clang --enable-fuzzers CFLAGS="-g -O1"
+	for target in $fuzz_targets; do
+		if ! grep -q "^fuzz_${target}_SOURCES" Makefile.am; then
+			echo "build.sh: fuzz/$target.c has no rules in Makefile.am" >&2
+			exit 1
+		fi
 	done
+	# shellcheck disable=SC2046
+	make -s -C build-fuzz -j"$jobs" ${MAKE_WARN:+WARN_CFLAGS="$MAKE_WARN"} \
+		$(for target in $fuzz_targets; do echo "fuzz/$target"; done)
 }
 
 # Fuzz target $1 for FUZZ_SECONDS on a copy of fuzz/corpus/$1/ (libFuzzer adds what it
@@ -126,7 +147,7 @@ fuzz_run() {
 	dict=
 	[ -f fuzz/"$name".dict ] && dict=-dict=fuzz/$name.dict
 	# shellcheck disable=SC2086
-	if ! "build-fuzz/fuzz_$name" -max_total_time="${FUZZ_SECONDS:-60}" -timeout=10 $dict \
+	if ! "build-fuzz/fuzz/fuzz_$name" -max_total_time="${FUZZ_SECONDS:-60}" -timeout=10 $dict \
 		-artifact_prefix="$art" "$work" >"$log" 2>&1; then
 		tail -n 50 "$log" >&2
 		echo "build.sh: fuzz_$name failed (log $log, input in $art)" >&2
@@ -136,7 +157,7 @@ fuzz_run() {
 	set -- fuzz/regressions/"$name"/*
 	[ -e "$1" ] || return 0
 	log=build-fuzz/fuzz_$name.regressions.log
-	if ! "build-fuzz/fuzz_$name" -timeout=10 -artifact_prefix="$art" "$@" >"$log" 2>&1; then
+	if ! "build-fuzz/fuzz/fuzz_$name" -timeout=10 -artifact_prefix="$art" "$@" >"$log" 2>&1; then
 		tail -n 50 "$log" >&2
 		echo "build.sh: fuzz_$name failed on a regression input (log $log)" >&2
 		exit 1
@@ -233,10 +254,9 @@ install)
 	;;
 fuzz)
 	fuzz_build
-	fuzz_run idx
-	fuzz_run model
-	fuzz_run tape
-	fuzz_run parse
+	for target in $fuzz_targets; do
+		fuzz_run "${target#fuzz_}"
+	done
 	;;
 *)
 	echo "usage: $0 example|check|sanitize|valgrind|tsan|distcheck|install|fuzz" >&2

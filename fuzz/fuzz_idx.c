@@ -9,7 +9,7 @@
  *
  * Run: ./build.sh fuzz (each target FUZZ_SECONDS, default 60, on a copy of
  * fuzz/corpus/idx/, then once over every file in fuzz/regressions/idx/). By hand, after it:
- *   build-fuzz/fuzz_idx -max_total_time=600 build-fuzz/work/idx
+ *   build-fuzz/fuzz/fuzz_idx -max_total_time=600 build-fuzz/work/idx
  * A crash leaves build-fuzz/artifacts/idx/crash-*: fix the bug, then copy that file into
  * fuzz/regressions/idx/ under a name saying what it caught, so every run replays it. */
 #define _POSIX_C_SOURCE 200809L /* mkstemp */

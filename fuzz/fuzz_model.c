@@ -11,7 +11,7 @@
  * Run: ./build.sh fuzz (each target FUZZ_SECONDS, default 60, on a copy of
  * fuzz/corpus/model/, then once over every file in fuzz/regressions/model/). By hand,
  * after it:
- *   build-fuzz/fuzz_model -max_total_time=600 build-fuzz/work/model
+ *   build-fuzz/fuzz/fuzz_model -max_total_time=600 build-fuzz/work/model
  * A crash leaves build-fuzz/artifacts/model/crash-*: fix the bug, then copy that file into
  * fuzz/regressions/model/ under a name saying what it caught, so every run replays it. */
 #define _POSIX_C_SOURCE 200809L /* mkstemp */

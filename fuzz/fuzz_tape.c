@@ -21,7 +21,7 @@
  * Run: ./build.sh fuzz (each target FUZZ_SECONDS, default 60, on a copy of
  * fuzz/corpus/tape/, then once over every file in fuzz/regressions/tape/). By hand, after
  * it:
- *   build-fuzz/fuzz_tape -max_total_time=600 build-fuzz/work/tape
+ *   build-fuzz/fuzz/fuzz_tape -max_total_time=600 build-fuzz/work/tape
  * A crash leaves build-fuzz/artifacts/tape/crash-*: fix the bug, then copy that file into
  * fuzz/regressions/tape/ under a name saying what it caught, so every run replays it.
  * With FUZZ_TAPE_TRACE set in the environment, each call is printed with the status and

@@ -1,10 +1,8 @@
 /* make_corpus.c -- write the fuzzers' seed corpora, fuzz/corpus/idx/, fuzz/corpus/model/
  * and fuzz/corpus/tape/: a few small valid inputs and a few invalid ones, each named for
- * what it is. The files
- * are committed; run this only to change them, from the top of the tree:
- *
- *   cc -std=c11 -Iinclude fuzz/make_corpus.c lib/[a-z]*.c $(pkg-config --cflags --libs \
- *       libxxhash zlib) -lm -o make_corpus && ./make_corpus fuzz/corpus && rm make_corpus
+ * what it is. The files are committed; every build compiles this program, and
+ * `make corpus` (in the build directory, e.g. make -C build corpus) runs it to write them
+ * again into the source tree, byte for byte the same unless this file changed.
  *
  * An IDX input is what fuzz_idx.c reads: the images file's length (2 bytes, big-endian),
  * which files to gzip (1 byte: bit 0 images, bit 1 labels), the images file, the labels
@@ -182,7 +180,7 @@ static void resum(uint8_t *b, size_t n)
 static void model_corpus(void)
 {
 	nb_net_config cfg = { .n_layers = 3, .sizes = (const size_t[]){ 2, 3, 1 }, .seed = 1 };
-	uint8_t b[BUF_MAX];
+	uint8_t b[BUF_MAX] = { 0 };  /* bad-extra-byte's extra byte is 0 */
 	size_t n;
 
 	n = saved_model(b, "ok-2-3-1-sigmoid-quadratic", &cfg);

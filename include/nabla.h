@@ -30,13 +30,10 @@ extern "C" {
 
 /* ---- Version ----------------------------------------------------------------------- */
 
-/** The version of this header; nb_version() gives the library's, which may differ when a
- * program runs against another build than it was compiled with. */
-#define NB_VERSION_MAJOR 0
-#define NB_VERSION_MINOR 1
-#define NB_VERSION_PATCH 0
-#define NB_VERSION_STRING "0.1.0"
-#define NB_VERSION_NUMBER (NB_VERSION_MAJOR * 10000 + NB_VERSION_MINOR * 100 + NB_VERSION_PATCH)
+/* NB_VERSION_MAJOR, NB_VERSION_MINOR, NB_VERSION_PATCH, NB_VERSION_STRING ("MAJOR.MINOR.PATCH")
+ * and NB_VERSION_NUMBER (MAJOR * 10000 + MINOR * 100 + PATCH): the version of these headers,
+ * in nabla_version.h, which configure writes from the package's version. */
+#include "nabla_version.h"
 
 /** The library's version as "MAJOR.MINOR.PATCH" (static storage), and as a number built like
  * NB_VERSION_NUMBER. */

@@ -396,13 +396,20 @@ START_TEST(test_backward_after_set_uses_new_values)
 }
 END_TEST
 
-/* The header, the library and the package agree on the version. */
+/* The header, the library and the package (AC_INIT, through config.h) agree on the
+ * version, and the header's parts and number are made of the package's string. */
 START_TEST(test_version)
 {
-	ck_assert_str_eq(nb_version(), NB_VERSION_STRING);
+	char parts[32];
+
 	ck_assert_str_eq(nb_version(), PACKAGE_VERSION);
+	ck_assert_str_eq(nb_version(), NB_VERSION_STRING);
+	snprintf(parts, sizeof parts, "%d.%d.%d", NB_VERSION_MAJOR, NB_VERSION_MINOR,
+	         NB_VERSION_PATCH);
+	ck_assert_str_eq(parts, PACKAGE_VERSION);
 	ck_assert_int_eq(nb_version_number(), NB_VERSION_NUMBER);
-	ck_assert_int_eq(NB_VERSION_NUMBER, 100);
+	ck_assert_int_eq(NB_VERSION_NUMBER,
+	                 NB_VERSION_MAJOR * 10000 + NB_VERSION_MINOR * 100 + NB_VERSION_PATCH);
 }
 END_TEST
 
