@@ -13,8 +13,8 @@
 #                         check that they export nothing but nb_ symbols and that only
 #                         libnabla_nn needs zlib, run the installed nabla selftest; then
 #                         the same consumers linked statically (pkg-config --static)
-#   ./build.sh fuzz       libFuzzer on the IDX and model loaders, on the tape's API and
-#                         on the expression parser (fuzz/), FUZZ_SECONDS (default 60)
+#   ./build.sh fuzz       libFuzzer on the IDX, model and tensor file loaders, on the
+#                         tape's API and on the expression parser (fuzz/), FUZZ_SECONDS (default 60)
 #                         each, then their regression inputs once each
 #
 # Each build lives in its own directory (build/, build-sanitize/, build-valgrind/).
@@ -102,7 +102,7 @@ fuzz_build() {
 		# shellcheck disable=SC2086
 		clang $flags -Ilib/engine -Ilib/ops -c "$src" -o "build-fuzz/lib/$(basename "$src" .c).o"
 	done
-	for target in idx model tape parse; do
+	for target in idx model tensors tape parse; do
 		# shellcheck disable=SC2086
 		clang $flags "fuzz/fuzz_$target.c" build-fuzz/lib/*.o $libs -o "build-fuzz/fuzz_$target"
 	done
@@ -235,6 +235,7 @@ fuzz)
 	fuzz_build
 	fuzz_run idx
 	fuzz_run model
+	fuzz_run tensors
 	fuzz_run tape
 	fuzz_run parse
 	;;
