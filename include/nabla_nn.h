@@ -1,6 +1,7 @@
 /* nabla_nn.h -- the network library on top of nabla: data sets, networks, training,
- * model files and files of named tensors. Everything here is written on nabla.h's public calls (link with
- * -lnabla_nn -lnabla, or pkg-config nabla_nn); only this library needs zlib.
+ * model files and files of named tensors. Everything here is written on nabla.h's public
+ * calls (link with -lnabla_nn -lnabla, or pkg-config nabla_nn); only this library needs
+ * zlib.
  *
  * Errors: functions that create or load take a char msg[NB_MSG_MAX] buffer (may be NULL)
  * and return a status of nabla.h; a network keeps the first error of its training and
@@ -22,8 +23,9 @@ extern "C" {
 #define NB_LOAD_MAX_BYTES ((size_t)1 << 30)
 
 /** Options of the loaders of files: nb_dataset_load_idx_opts(), nb_dataset_load_dir_opts(),
- * nb_net_load_opts(), nb_tensors_load() and nb_tensors_load_into(). A zero field takes its default, so {0} (or a NULL pointer to
- * options) gives what the functions without _opts do. */
+ * nb_net_load_opts(), nb_tensors_load() and nb_tensors_load_into(). A zero field takes its
+ * default, so {0} (or a NULL pointer to options) gives what the functions without _opts
+ * do. */
 typedef struct nb_load_opts {
 	nb_alloc_fn alloc;      /* every allocation of the load, zlib's included, and of what
 	                         * it returns, for its whole life (NULL: malloc) */

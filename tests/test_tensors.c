@@ -774,7 +774,7 @@ START_TEST(test_save_refuses_a_file_over_the_format_limit)
 	char path[PATH_MAX_LEN], msg[NB_MSG_MAX] = "";
 	double v[1] = { 0 };
 	nb_named_tensor huge[3] = {
-		{ "big", 2, { (size_t)1 << 26, 2 }, v },                /* exactly 1 GiB of values */
+		{ "big", 2, { (size_t)1 << 26, 2 }, v },        /* exactly 1 GiB of values */
 		{ "wraps", 2, { SIZE_MAX, SIZE_MAX }, v },              /* overflows any count */
 		{ "a", 4, { (size_t)1 << 20, (size_t)1 << 20, (size_t)1 << 20, 2 }, v },
 	};
@@ -782,7 +782,8 @@ START_TEST(test_save_refuses_a_file_over_the_format_limit)
 	unique_path(path, "huge_save");
 	for (int i = 0; i < 3; i++) {
 		ck_assert_int_eq(nb_tensors_save(path, &huge[i], 1, NULL, msg), NB_EINVAL);
-		expect_msg(msg, "tensors too large for a tensor file (over 1073741824 bytes)", path);
+		expect_msg(msg, "tensors too large for a tensor file (over 1073741824 bytes)",
+		           path);
 	}
 	ck_assert_int_eq(access(path, F_OK), -1);
 }

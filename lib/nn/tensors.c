@@ -209,8 +209,9 @@ static int check_tensor(const char *path, const char *prefix, const nb_named_ten
 	                          .rank = (uint32_t)t->rank, .count = 1, .index = i };
 	for (int d = 0; d < t->rank; d++) {
 		if (t->dim[d] == 0)
-			return nn__file_fail(msg, NB_EINVAL, path, "%stensor %zu (\"%s\"): dimension "
-			                     "%d is 0 (each is at least 1)", prefix, i, t->name, d);
+			return nn__file_fail(msg, NB_EINVAL, path, "%stensor %zu (\"%s\"): "
+			            "dimension %d is 0 (each is at least 1)", prefix, i, t->name,
+			            d);
 		r->dim[d] = t->dim[d];
 		if (t->dim[d] > MAX_VALUES || r->count * t->dim[d] > MAX_VALUES)
 			r->count = MAX_VALUES + 1;
@@ -409,8 +410,8 @@ static int check_header(struct tns_load *ld)
 	computed = XXH3_64bits(f, (size_t)ld->end);
 	if (stored != computed)
 		return load_fail(ld, NB_EFORMAT, "checksum mismatch at byte %" PRIu64 " (stored "
-		                 "0x%016" PRIx64 ", computed 0x%016" PRIx64 "): the file is corrupt "
-		                 "or truncated", ld->end, stored, computed);
+		                 "0x%016" PRIx64 ", computed 0x%016" PRIx64 "): the file is "
+		                 "corrupt or truncated", ld->end, stored, computed);
 	return NB_OK;
 }
 
@@ -421,8 +422,8 @@ static int check_description(const struct tns_load *ld, uint32_t *count)
 	const unsigned char *nul;
 
 	if (desc_len > ld->end - OFF_DESC)
-		return load_fail(ld, NB_EFORMAT, "description of %" PRIu64 " bytes at byte %d runs "
-		                 "past the end of the data (byte %" PRIu64 ")", desc_len,
+		return load_fail(ld, NB_EFORMAT, "description of %" PRIu64 " bytes at byte %d "
+		                 "runs past the end of the data (byte %" PRIu64 ")", desc_len,
 		                 OFF_DESC_LEN, ld->end);
 	nul = memchr(ld->f + OFF_DESC, '\0', (size_t)desc_len);
 	if (nul != NULL)
@@ -431,9 +432,9 @@ static int check_description(const struct tns_load *ld, uint32_t *count)
 	*count = get_u32(ld->f + OFF_COUNT);
 	left = ld->end - OFF_DESC - desc_len;
 	if (*count > left / MIN_TENSOR)
-		return load_fail(ld, NB_EFORMAT, "%" PRIu32 " tensors at byte %d cannot fit in the %"
-		                 PRIu64 " bytes after the description (a tensor takes at least %d)",
-		                 *count, OFF_COUNT, left, MIN_TENSOR);
+		return load_fail(ld, NB_EFORMAT, "%" PRIu32 " tensors at byte %d cannot fit in "
+		                 "the %" PRIu64 " bytes after the description (a tensor takes at "
+		                 "least %d)", *count, OFF_COUNT, left, MIN_TENSOR);
 	return NB_OK;
 }
 
@@ -500,8 +501,9 @@ static int read_shape(const struct tns_load *ld, struct tensor_ref *r, uint64_t 
 		return status;
 	r->rank = get_u32(ld->f + *at);
 	if (r->rank > NB_MAX_RANK)
-		return load_fail(ld, NB_EFORMAT, "%s: rank %" PRIu32 " at byte %" PRIu64 " (0 to %d "
-		                 "expected)", tensor_label(label, r), r->rank, *at, NB_MAX_RANK);
+		return load_fail(ld, NB_EFORMAT, "%s: rank %" PRIu32 " at byte %" PRIu64 " (0 to "
+		                 "%d expected)", tensor_label(label, r), r->rank, *at,
+		                 NB_MAX_RANK);
 	*at += 4;
 	for (uint32_t d = 0; d < r->rank; d++, *at += 8) {
 		snprintf(what, sizeof what, "dimension %" PRIu32, d);
