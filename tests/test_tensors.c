@@ -31,6 +31,7 @@
 #define PATH_MAX_LEN 128
 #define MSG_FULL (NB_MSG_MAX + PATH_MAX_LEN)
 #define CRAFT_MAX 4096
+#define SPARE 16
 
 /* ---- Files ------------------------------------------------------------------------- */
 
@@ -42,7 +43,8 @@ static void unique_path(char *path, const char *tag)
 	         tag);
 }
 
-/* The whole file, malloc'd (at least one byte); *len gets its size. */
+/* The whole file, malloc'd with SPARE bytes more for a test to append; *len gets its
+ * size. */
 static unsigned char *read_bytes(const char *path, size_t *len)
 {
 	struct stat st;
@@ -51,7 +53,7 @@ static unsigned char *read_bytes(const char *path, size_t *len)
 
 	ck_assert_ptr_nonnull(f);
 	ck_assert_int_eq(fstat(fileno(f), &st), 0);
-	buf = malloc((size_t)st.st_size + 1);
+	buf = malloc((size_t)st.st_size + SPARE);
 	ck_assert_ptr_nonnull(buf);
 	*len = fread(buf, 1, (size_t)st.st_size, f);
 	ck_assert_uint_eq(*len, (size_t)st.st_size);
