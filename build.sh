@@ -13,8 +13,9 @@
 #                         check that they export nothing but nb_ symbols and that only
 #                         libnabla_nn needs zlib, run the installed nabla selftest; then
 #                         the same consumers linked statically (pkg-config --static)
-#   ./build.sh fuzz       libFuzzer on the IDX and model loaders, on the tape's API and
-#                         on the expression parser: every fuzz/fuzz_*.c, built by make
+#   ./build.sh fuzz       libFuzzer on the IDX, model and tensor file loaders, on the
+#                         tape's API and on the expression parser: every fuzz/fuzz_*.c,
+#                         built by make
 #                         in build-fuzz/ (configure CC=clang --enable-fuzzers),
 #                         FUZZ_SECONDS (default 60) each, then their regression inputs
 #                         once each

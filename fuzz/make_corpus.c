@@ -1,14 +1,15 @@
-/* make_corpus.c -- write the fuzzers' seed corpora, fuzz/corpus/idx/, fuzz/corpus/model/
- * and fuzz/corpus/tape/: a few small valid inputs and a few invalid ones, each named for
- * what it is. The files are committed; every build compiles this program, and
+/* make_corpus.c -- write the fuzzers' seed corpora, fuzz/corpus/idx/, fuzz/corpus/model/,
+ * fuzz/corpus/tensors/ and fuzz/corpus/tape/: a few small valid inputs and a few invalid
+ * ones, each named for what it is. The files are committed; every build compiles this program, and
  * `make corpus` (in the build directory, e.g. make -C build corpus) runs it to write them
  * again into the source tree, byte for byte the same unless this file changed.
  *
  * An IDX input is what fuzz_idx.c reads: the images file's length (2 bytes, big-endian),
  * which files to gzip (1 byte: bit 0 images, bit 1 labels), the images file, the labels
  * file. Valid models come from nb_net_save(); invalid ones are saved files changed by
- * hand, most with their checksum made valid again so that the later checks see them. A
- * tape input is a program of calls in the format of fuzz_tape.h. */
+ * hand, most with their checksum made valid again so that the later checks see them; so
+ * are tensor files, from nb_tensors_save(). A tape input is a program of calls in the
+ * format of fuzz_tape.h. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
@@ -218,6 +219,81 @@ static void model_corpus(void)
 	cfg = (nb_net_config){ .n_layers = 2, .sizes = (const size_t[]){ 2, 2 },
 	                       .output = NB_SIGMOID, .cost = NB_CROSS_ENTROPY, .seed = 3 };
 	saved_model(b, "ok-2-2-sigmoid-xent", &cfg);
+}
+
+/* ---- Tensor files ------------------------------------------------------------------- */
+
+/* Tensors saved by nb_tensors_save(), read back into b; returns the file's length. */
+static size_t saved_tensors(uint8_t *b, const char *name, const nb_named_tensor *t, size_t n,
+                            const char *desc)
+{
+	char path[1024], msg[NB_MSG_MAX];
+	FILE *f;
+	size_t len;
+
+	snprintf(path, sizeof path, "%s/tensors/%s", out_dir, name);
+	if (nb_tensors_save(path, t, n, desc, msg) != NB_OK)
+		die(msg, name);
+	f = fopen(path, "rb");
+	if (!f)
+		die("cannot read back", path);
+	len = fread(b, 1, BUF_MAX, f);
+	fclose(f);
+	return len;
+}
+
+/* A network saved by nb_net_save() among the tensor files: a version-1 file. */
+static void saved_network(const char *name)
+{
+	nb_net_config cfg = { .n_layers = 2, .sizes = (const size_t[]){ 2, 1 }, .seed = 5 };
+	char path[1024], msg[NB_MSG_MAX];
+	nb_net *net;
+
+	snprintf(path, sizeof path, "%s/tensors/%s", out_dir, name);
+	if (nb_net_new(&cfg, &net, msg) != NB_OK || nb_net_save(net, path, msg) != NB_OK)
+		die(msg, name);
+	nb_net_free(net);
+}
+
+static void tensors_corpus(void)
+{
+	static double w[6] = { 0.5, -1.0, 2.0, 0.25, -0.0, 3.0 }, s[1] = { 7.0 };
+	static double k[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, special[4];
+	static const uint64_t bits[4] = { 0x7ff0000000000123u, 0xfff0000000000000u,
+	                                  0x0000000000000001u, 0x8000000000000000u };
+	nb_named_tensor ws[2] = { { "w", 2, { 2, 3 }, w }, { "s", 0, { 0 }, s } };
+	nb_named_tensor all[3] = {
+		{ "layer1.weight", 4, { 1, 2, 2, 2 }, k },
+		{ "nan-inf-subnormal-0", 1, { 4 }, special },
+		{ "bias", 3, { 2, 1, 1 }, w },
+	};
+	uint8_t b[BUF_MAX];
+	size_t n;
+
+	memcpy(special, bits, sizeof special);
+	saved_tensors(b, "ok-empty", NULL, 0, NULL);
+	saved_tensors(b, "ok-ranks-4-1-3-special-values", all, 3, "three tensors");
+	n = saved_tensors(b, "ok-hi-w-2x3-s-scalar", ws, 2, "hi");
+	write_file("tensors", "bad-truncated", b, 60);
+	b[60] ^= 0x10;
+	write_file("tensors", "bad-checksum", b, n);
+	b[60] ^= 0x10;
+	b[31] = 5;  /* w's rank */
+	resum(b, n);
+	write_file("tensors", "bad-rank-5", b, n);
+	b[31] = 2;
+	b[43] = 0;  /* w's second dimension */
+	resum(b, n);
+	write_file("tensors", "bad-zero-dim", b, n);
+	b[43] = 3;
+	b[103] = 'w';  /* s renamed w */
+	resum(b, n);
+	write_file("tensors", "bad-duplicate-name", b, n);
+	b[103] = 's';
+	b[12] = 3;  /* a tensor count of 3 */
+	resum(b, n);
+	write_file("tensors", "bad-count", b, n);
+	saved_network("bad-version-1-model");
 }
 
 /* ---- Tape programs ------------------------------------------------------------------- */
@@ -486,13 +562,14 @@ static void tape_corpus(void)
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
-		fprintf(stderr, "usage: make_corpus DIR (writes DIR/idx/, DIR/model/ and "
-		        "DIR/tape/)\n");
+		fprintf(stderr, "usage: make_corpus DIR (writes DIR/idx/, DIR/model/, "
+		        "DIR/tensors/ and DIR/tape/)\n");
 		return 2;
 	}
 	out_dir = argv[1];
 	idx_corpus();
 	model_corpus();
+	tensors_corpus();
 	tape_corpus();
 	return 0;
 }

@@ -1,6 +1,7 @@
-/* nabla_nn.h -- the network library on top of nabla: data sets, networks, training and
- * model files. Everything here is written on nabla.h's public calls (link with
- * -lnabla_nn -lnabla, or pkg-config nabla_nn); only this library needs zlib.
+/* nabla_nn.h -- the network library on top of nabla: data sets, networks, training,
+ * model files and files of named tensors. Everything here is written on nabla.h's public
+ * calls (link with -lnabla_nn -lnabla, or pkg-config nabla_nn); only this library needs
+ * zlib.
  *
  * Errors: functions that create or load take a char msg[NB_MSG_MAX] buffer (may be NULL)
  * and return a status of nabla.h; a network keeps the first error of its training and
@@ -21,9 +22,10 @@ extern "C" {
  * training images of MNIST or Fashion-MNIST take in memory (381 MB). */
 #define NB_LOAD_MAX_BYTES ((size_t)1 << 30)
 
-/** Options of the loaders of files: nb_dataset_load_idx_opts(), nb_dataset_load_dir_opts()
- * and nb_net_load_opts(). A zero field takes its default, so {0} (or a NULL pointer to
- * options) gives what the functions without _opts do. */
+/** Options of the loaders of files: nb_dataset_load_idx_opts(), nb_dataset_load_dir_opts(),
+ * nb_net_load_opts(), nb_tensors_load() and nb_tensors_load_into(). A zero field takes its
+ * default, so {0} (or a NULL pointer to options) gives what the functions without _opts
+ * do. */
 typedef struct nb_load_opts {
 	nb_alloc_fn alloc;      /* every allocation of the load, zlib's included, and of what
 	                         * it returns, for its whole life (NULL: malloc) */
@@ -283,6 +285,108 @@ int nb_net_load(const char *path, nb_net **out, char msg[NB_MSG_MAX]);
  * to 1 GiB anyway (a larger file: NB_EFORMAT, "N bytes, over the limit of M
  * (nb_load_opts.max_bytes): PATH"). The network takes about as much memory as its file. */
 int nb_net_load_opts(const char *path, const nb_load_opts *opts, nb_net **out, char msg[NB_MSG_MAX]);
+
+/* ---- Files of named tensors: model file format version 2 -------------------------- */
+
+/** A named tensor: what nb_tensors_save() writes, nb_tensors_load() gives back and
+ * nb_tensors_load_into() fills. Every function that takes one checks it the same way:
+ * name not NULL, 1 to NB_NAME_MAX - 1 bytes (a C string, so no NUL inside), unique among
+ * the tensors passed together; rank 0 to NB_MAX_RANK; dim[0..rank-1] each >= 1; data not
+ * NULL. The dims of a higher rank are ignored. */
+typedef struct nb_named_tensor {
+	const char *name;       /* compared byte for byte */
+	int rank;               /* 0 (a scalar) to NB_MAX_RANK */
+	size_t dim[NB_MAX_RANK];/* dim[0..rank-1], each >= 1 */
+	double *data;           /* the product of the dims doubles (1 for a scalar), row-major */
+} nb_named_tensor;
+
+/** What nb_tensors_load() gives: the file's n tensors in the file's order and its
+ * description (NUL-terminated, "" when it has none). Names, dims and data all live in one
+ * block of `bytes` bytes from the load's allocator (alloc, alloc_ud: the nb_load_opts
+ * ones, or malloc); data is writable, the rest read-only. Free with nb_tensors_free(). */
+typedef struct nb_tensor_file {
+	size_t n;
+	nb_named_tensor *tensors;
+	char *description;
+	size_t bytes;           /* the block's size, for nb_tensors_free() */
+	nb_alloc_fn alloc;      /* what allocated the block (NULL: nothing was) */
+	void *alloc_ud;         /* passed to alloc */
+} nb_tensor_file;
+
+/** Options of nb_tensors_save_opts(). A zero field takes its default, so {0} (or a NULL
+ * pointer) gives what nb_tensors_save() does. */
+typedef struct nb_save_opts {
+	nb_alloc_fn alloc;      /* every allocation of the save (NULL: malloc) */
+	void *alloc_ud;         /* passed to alloc */
+} nb_save_opts;
+
+/** Save n tensors (n may be 0; tensors may then be NULL) and a description (NULL: none)
+ * to path in model file format version 2 (docs/model-format.md, "Version 2: named
+ * tensors"): magic "NABLATNS", every value bit for bit (NaN, infinities and -0 included),
+ * an XXH3-64 checksum. The file is written as nb_net_save() writes one: to a temporary
+ * file in the same directory, then renamed over path, so that a failure never destroys an
+ * existing file; path must not exist or be a regular file (which is replaced and keeps its
+ * permission bits; a new file gets 0666 less the umask), and a symbolic link, a directory,
+ * a FIFO or a device is refused with NB_EIO before anything is written. The whole file is
+ * built in memory first (plus about 64 bytes per tensor to check the names).
+ *
+ * Returns NB_OK, or, with nothing written and msg saying why, then naming the file:
+ * NB_ENULL ("nb_tensors_save: path is NULL", "nb_tensors_save: tensors is NULL" when
+ * n > 0; "tensor 2: name is NULL: PATH", "tensor 2 (\"w1\"): data is NULL: PATH");
+ * NB_EINVAL for a tensor a load would refuse: "tensor 2: empty name: PATH", "tensor 2:
+ * name \"...\" is 30 bytes, longer than 23: PATH", "tensor 2 (\"w1\"): rank 5 (0 to 4
+ * expected): PATH", "tensor 2 (\"w1\"): dimension 1 is 0 (each is at least 1): PATH",
+ * "tensor 3 (\"w1\") has the name of tensor 1: PATH", or a file over the 1 GiB a load
+ * accepts, "tensors too large for a tensor file (over 1073741824 bytes): PATH"; NB_EIO
+ * ("cannot replace: a FIFO, not a regular file: PATH", "cannot create a temporary file:
+ * ...", "cannot write: ...: PATH"); NB_ENOMEM ("out of memory ...: PATH"). */
+int nb_tensors_save(const char *path, const nb_named_tensor *tensors, size_t n,
+                    const char *description, char msg[NB_MSG_MAX]);
+
+/** nb_tensors_save() with options (NULL: the defaults): every allocation of the save goes
+ * through opts->alloc. */
+int nb_tensors_save_opts(const char *path, const nb_named_tensor *tensors, size_t n,
+                         const char *description, const nb_save_opts *opts,
+                         char msg[NB_MSG_MAX]);
+
+/** Load a file saved by nb_tensors_save() into *out (options may be NULL: malloc and
+ * NB_LOAD_MAX_BYTES). The whole file is read and checked before anything is built:
+ * size, magic, version, checksum, then every field in file order (the checks of
+ * docs/model-format.md); any NaN or infinity is loaded as it was saved. Returns NB_OK and
+ * *out, to give back with nb_tensors_free(); or, with *out all zero, nothing leaked and
+ * msg giving the reason (with the byte offset where it applies) then the path:
+ * NB_ENULL ("nb_tensors_load: path is NULL", "nb_tensors_load: out is NULL"); NB_EIO
+ * (cannot open or read; not a regular file, refused without being read); NB_EFORMAT
+ * ("version 1 file: a network, which nb_net_load() reads: PATH" for a file of
+ * nb_net_save(); bad magic, unsupported version, truncated, "checksum mismatch at byte N
+ * (...): the file is corrupt or truncated", a bad field such as "tensor 1 (\"w1\"): rank
+ * 5 at byte 41 (0 to 4 expected)" or "tensor 3 (\"w1\") at byte 120 has the name of
+ * tensor 1", a file over opts->max_bytes: "N bytes, over the limit of M
+ * (nb_load_opts.max_bytes)"); NB_ENOMEM ("out of memory ..."). opts->max_bytes bounds the
+ * file's size, which the format bounds to 1 GiB anyway. A load holds the file while it
+ * builds *out, whose block takes the file's data plus about 64 bytes per tensor (and
+ * about 80 more per tensor meanwhile, to check the names): never more than the file can
+ * hold, whatever its fields claim. */
+int nb_tensors_load(const char *path, const nb_load_opts *opts, nb_tensor_file *out,
+                    char msg[NB_MSG_MAX]);
+
+/** Load the tensors of path into the caller's arrays: each of the n tensors (checked as
+ * nb_tensors_save() checks them, with the same messages after "nb_tensors_load_into: ")
+ * must be in the file under its name with exactly its rank and dims, and gets the file's
+ * values in its data. The whole file is checked as nb_tensors_load() checks it, and every
+ * tensor asked for is found, before any data is written: on error nothing is. Tensors of
+ * the file not asked for are ignored. Returns NB_OK, the errors of nb_tensors_load()
+ * ("nb_tensors_load_into: path is NULL", "nb_tensors_load_into: tensors is NULL" when
+ * n > 0), NB_ENULL / NB_EINVAL for a bad tensor asked for, or NB_EFORMAT naming the
+ * tensor: "tensor \"w3\" is not in the file: PATH", "tensor \"w1\" is (3x4) in the file
+ * (tensor 2 at byte 60), not (4x3): PATH". Allocates (through opts->alloc) only while it
+ * runs. */
+int nb_tensors_load_into(const char *path, const nb_load_opts *opts,
+                         const nb_named_tensor *tensors, size_t n, char msg[NB_MSG_MAX]);
+
+/** Give back what nb_tensors_load() allocated (through its allocator) and zero f. NULL, or
+ * an all-zero f, does nothing. */
+void nb_tensors_free(nb_tensor_file *f);
 
 #ifdef __cplusplus
 }

@@ -23,7 +23,9 @@
  *     below for the _opts loaders
  *   networks: test_net (test_new_rejects_null, test_bad_data), model files: test_model
  *     (test_null_arguments_are_rejected, test_msg_may_be_null), and below for
- *     nb_net_load_opts
+ *     nb_net_load_opts; tensor files (every function, every pointer, a tensor's name and
+ *     data): test_tensors (test_null_arguments_are_rejected, test_msg_may_be_null,
+ *     test_bad_tensor_is_refused_at_save_and_load_into)
  *
  *   marks, rewind, reset, find, views (data), touch, nb_gradients, the updates (params,
  *     grads, state, options): test_lifetime, test_grads

@@ -2,24 +2,16 @@
  *
  * Written against the public API only, as a user would. A file is built whole in memory,
  * little-endian byte by byte whatever the host, checksummed with XXH3-64, and written to a
- * temporary file renamed over the target, so that a failed save never harms an old file.
+ * temporary file renamed over the target (file.c), so that a failed save never harms an
+ * old file.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <xxhash.h>
 
@@ -220,124 +212,6 @@ static int encode(const nb_net *net, const char *path, unsigned char **file, siz
 	return NB_OK;
 }
 
-/* Write len bytes to the fresh temporary file fd, flush them to the disk, and close fd
- * whatever happens. A write error may only show at fsync or even close. */
-static int write_all(int fd, const char *path, const unsigned char *buf, size_t len,
-                     char *msg)
-{
-	size_t done = 0;
-	int err = 0;
-
-	while (done < len && err == 0) {
-		ssize_t k = write(fd, buf + done, len - done);
-
-		if (k > 0)
-			done += (size_t)k;
-		else if (k == 0)
-			err = EIO;
-		else if (errno != EINTR)
-			err = errno;
-	}
-	if (err == 0 && fsync(fd) != 0)
-		err = errno;
-	if (close(fd) != 0 && err == 0)
-		err = errno;
-	if (err != 0)
-		return nn__file_fail(msg, NB_EIO, path, "cannot write: %s", strerror(err));
-	return NB_OK;
-}
-
-/* What is at path now: nothing (*old_mode -1), or a regular file (*old_mode its
- * permission bits, which the new file keeps). Anything else is refused: renaming over a
- * symbolic link would replace the link and leave the file it points to as it was, and a
- * FIFO, a device or a directory is not a file to save a model into. lstat() sees the link
- * itself. A path lstat() cannot reach is left to creating the temporary file, which says
- * why. This is a check, not a lock: what appears at path meanwhile, rename() replaces. */
-static int check_target(const char *path, int *old_mode, char *msg)
-{
-	struct stat st;
-
-	*old_mode = -1;
-	if (lstat(path, &st) != 0)
-		return NB_OK;
-	if (!S_ISREG(st.st_mode))
-		return nn__file_fail(msg, NB_EIO, path, "cannot replace: %s, not a regular file",
-		                     nn__file_kind(st.st_mode));
-	*old_mode = (int)(st.st_mode & 0777);
-	return NB_OK;
-}
-
-/* splitmix64's finaliser: spreads a few changing bits over all 64. */
-static uint64_t mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
-}
-
-/* Create the temporary file tmp (path, then TMP_SUFFIX to fill in) with O_EXCL and mode
- * 0666, so that the umask applies to it as to any new file. mkstemp() would make it 0600,
- * and reading the umask to correct that (umask() sets it as it reads) would change it for
- * every thread of the process meanwhile. Names are tried until one is free, as mkstemp()
- * does. Returns the descriptor, or -1 with errno set. */
-#define TMP_SUFFIX ".XXXXXX"
-static int create_temporary(char *tmp, size_t n)
-{
-	static const char chars[] = "abcdefghijklmnopqrstuvwxyz"
-	                            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-	static atomic_uint_fast64_t counter;
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	for (int attempt = 0; attempt < 100; attempt++) {
-		uint64_t v = mix64((uint64_t)getpid() << 32 ^ (uint64_t)ts.tv_nsec ^
-		                   atomic_fetch_add(&counter, 1) << 40);
-		int fd;
-
-		for (size_t i = 1; i < sizeof TMP_SUFFIX - 1; i++, v /= sizeof chars - 1)
-			tmp[n + i] = chars[v % (sizeof chars - 1)];
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-		if (fd >= 0 || errno != EEXIST)
-			return fd;
-	}
-	return -1;
-}
-
-/* Write buf to a temporary file beside path, then rename it over path (old_mode as
- * check_target() gives it). On any failure the temporary file is removed and path is left
- * as it was. Memory comes from the network's allocator, so that tests can make saving run
- * out of it. */
-static int replace_file(const nb_net_config *cfg, const char *path, int old_mode,
-                        const unsigned char *buf, size_t len, char *msg)
-{
-	size_t n = strlen(path);
-	char *tmp = cfg->alloc(cfg->alloc_ud, NULL, 0, n + sizeof TMP_SUFFIX);
-	int fd, status;
-
-
-	if (tmp == NULL)
-		return nn__file_fail(msg, NB_ENOMEM, path, "out of memory");
-	memcpy(tmp, path, n);
-	memcpy(tmp + n, TMP_SUFFIX, sizeof TMP_SUFFIX);
-	fd = create_temporary(tmp, n);
-	if (fd < 0) {
-		status = nn__file_fail(msg, NB_EIO, path, "cannot create a temporary file: %s",
-		                       strerror(errno));
-		cfg->alloc(cfg->alloc_ud, tmp, n + sizeof TMP_SUFFIX, 0);
-		return status;
-	}
-	/* Cosmetic where it fails (some file systems have no modes): ignored. */
-	if (old_mode >= 0)
-		(void)fchmod(fd, (mode_t)old_mode);
-	status = write_all(fd, path, buf, len, msg);
-	if (status == NB_OK && rename(tmp, path) != 0)
-		status = nn__file_fail(msg, NB_EIO, path, "cannot replace: %s", strerror(errno));
-	if (status != NB_OK)
-		unlink(tmp);
-	cfg->alloc(cfg->alloc_ud, tmp, n + sizeof TMP_SUFFIX, 0);
-	return status;
-}
-
 /* What a version-1 file holds: a network of sizes with the choices it has always had. */
 static int check_version1(const nb_net_config *cfg, const char *path, char *msg)
 {
@@ -365,14 +239,14 @@ int nb_net_save(const nb_net *net, const char *path, char msg[NB_MSG_MAX])
 	cfg = nb_net_get_config(net);
 	status = check_version1(&cfg, path, msg);
 	if (status == NB_OK)
-		status = check_target(path, &old_mode, msg);
+		status = nn__check_target(path, &old_mode, msg);
 	if (status == NB_OK)
 		status = check_finite(net, path, msg);
 	if (status == NB_OK)
 		status = encode(net, path, &buf, &len, msg);
 	if (status != NB_OK)
 		return status;
-	status = replace_file(&cfg, path, old_mode, buf, len, msg);
+	status = nn__replace_file(cfg.alloc, cfg.alloc_ud, path, old_mode, buf, len, msg);
 	cfg.alloc(cfg.alloc_ud, buf, len, 0);
 	return status;
 }
@@ -392,55 +266,6 @@ static struct model_load load_options(const nb_load_opts *opts)
 
 	nn__load_settings(opts, &ld.alloc, &ld.ud, &ld.max_bytes);
 	return ld;
-}
-
-static int too_large(const char *path, char *msg)
-{
-	return nn__file_fail(msg, NB_EFORMAT, path, "larger than %" PRIu64 " bytes: not a nabla "
-	            "model file", MODEL_MAX_BYTES);
-}
-
-/* Read the whole file into *data (the caller frees it; set only on success). Only a
- * regular file is read: a FIFO would block, and would have no size to check first. */
-/* A file of size bytes is within the format's 1 GiB and the caller's limit. */
-static int check_size(const char *path, off_t size, const struct model_load *ld, char *msg)
-{
-	if ((uint64_t)size > MODEL_MAX_BYTES)
-		return too_large(path, msg);
-	if ((uint64_t)size > ld->max_bytes)
-		return nn__file_fail(msg, NB_EFORMAT, path, "%" PRIu64 " bytes, over the limit of "
-		                     "%zu (nb_load_opts.max_bytes)", (uint64_t)size,
-		                     ld->max_bytes);
-	return NB_OK;
-}
-
-/* Read the file, whose size is checked first, into *data: a block of *cap bytes from the
- * load's allocator (NULL for an empty file; the caller frees it), *len of them read (fewer
- * if the file shrank meanwhile). */
-static int read_all(const char *path, const struct model_load *ld, unsigned char **data,
-                    size_t *cap, size_t *len, char *msg)
-{
-	off_t size;
-	int fd, err, status = nn__open_regular(path, &fd, &size, msg);
-
-	if (status != NB_OK)
-		return status;
-	status = check_size(path, size, ld, msg);
-	*cap = status == NB_OK ? (size_t)size : 0;
-	if (*cap > 0 && (*data = ld->alloc(ld->ud, NULL, 0, *cap)) == NULL)
-		status = nn__file_fail(msg, NB_ENOMEM, path, "out of memory reading the file");
-	if (status != NB_OK) {
-		close(fd);
-		return status;
-	}
-	err = nn__read_full(fd, *data, *cap, len);
-	close(fd);
-	if (err == 0)
-		return NB_OK;
-	if (*data)
-		ld->alloc(ld->ud, *data, *cap, 0);
-	*data = NULL;
-	return nn__file_fail(msg, NB_EIO, path, "cannot read: %s", strerror(err));
 }
 
 /* ---- Loading: the checks of docs/model-format.md, in order ------------------------- */
@@ -652,7 +477,8 @@ int nb_net_load_opts(const char *path, const nb_load_opts *opts, nb_net **out, c
 		return nn__msg_fail(msg, NB_ENULL, "nb_net_load: path is NULL");
 	if (out == NULL)
 		return nn__msg_fail(msg, NB_ENULL, "nb_net_load: out is NULL");
-	status = read_all(path, &ld, &buf, &cap, &len, msg);
+	status = nn__read_file(path, ld.alloc, ld.ud, MODEL_MAX_BYTES, ld.max_bytes, "model",
+	                       &buf, &cap, &len, msg);
 	if (status != NB_OK)
 		return status;
 	status = decode(path, buf, len, &ld, out, msg);
