@@ -1,4 +1,5 @@
-/* fuzz_model.c -- libFuzzer target for nb_net_load(), nabla's model file (lib/nn/model.c,
+/* fuzz_model.c -- libFuzzer target for nb_net_load(), nabla's model files, version 1 and
+ * version 2 (a network in a file of named tensors) (lib/nn/model.c, lib/nn/net_file.c,
  * docs/model-format.md).
  *
  * An input is a model file. It is loaded as it is, and then, since a mutated file almost
@@ -108,6 +109,38 @@ static void check_predict(nb_net *net, const nb_net_config *cfg)
 	free(y);
 }
 
+/* A version-2 file (a file of named tensors describing a network): every parameter is
+ * the file's tensor of its name, bit for bit, and the network runs. */
+static void check_version2(nb_net *net, const char *path)
+{
+	nb_named_tensor ts[2 * NB_NET_MAX_LAYERS];
+	size_t n = nb_net_tensors(net, ts, 2 * NB_NET_MAX_LAYERS), in = nb_net_inputs(net);
+	nb_tensor_file f = { 0 };
+	char msg[NB_MSG_MAX];
+	double *x, *y;
+
+	FUZZ_CHECK(nb_tensors_load(path, NULL, &f, msg) == NB_OK, "tensors: %s", msg);
+	FUZZ_CHECK(f.n == n, "%zu tensors for %zu parameters", f.n, n);
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0, size = 1;
+
+		while (k < f.n && strcmp(f.tensors[k].name, ts[i].name))
+			k++;
+		FUZZ_CHECK(k < f.n, "parameter %s is not in the file", ts[i].name);
+		for (int d = 0; d < ts[i].rank; d++)
+			size *= ts[i].dim[d];
+		FUZZ_CHECK(!memcmp(f.tensors[k].data, ts[i].data, size * sizeof(double)),
+		           "parameter %s differs from the file", ts[i].name);
+	}
+	nb_tensors_free(&f);
+	x = calloc(in, sizeof *x);
+	y = malloc(nb_net_outputs(net) * sizeof *y);
+	FUZZ_CHECK(x && y, "out of memory");
+	FUZZ_CHECK(nb_net_predict(net, x, 1, y) == NB_OK, "predict: %s", nb_net_message(net));
+	free(x);
+	free(y);
+}
+
 /* Load size bytes of f from a temporary file and check the outcome either way. */
 static void load(const uint8_t *f, size_t size)
 {
@@ -121,9 +154,13 @@ static void load(const uint8_t *f, size_t size)
 		nb_net_config cfg = nb_net_get_config(net);
 
 		FUZZ_CHECK(net != NULL, "NB_OK without a network");
-		check_config(&cfg, f, size);
-		check_params(net, &cfg, f);
-		check_predict(net, &cfg);
+		if (size >= 8 && !memcmp(f, "NABLATNS", 8)) {
+			check_version2(net, path);
+		} else {
+			check_config(&cfg, f, size);
+			check_params(net, &cfg, f);
+			check_predict(net, &cfg);
+		}
 		nb_net_free(net);
 	} else {
 		FUZZ_CHECK(status == NB_EIO || status == NB_EFORMAT || status == NB_ENOMEM,

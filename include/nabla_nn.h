@@ -92,7 +92,21 @@ int nb_dataset_load_dir_opts(const char *dir, const char *split, const nb_load_o
  * does nothing. */
 void nb_dataset_free(nb_dataset *ds);
 
-/* ---- Networks: a multilayer perceptron as an op graph, trained by replaying its tape - */
+/* ---- Named tensors: what files of tensors hold ------------------------------------ */
+
+/** A named tensor: what nb_tensors_save() writes, nb_tensors_load() gives back and
+ * nb_tensors_load_into() fills. Every function that takes one checks it the same way:
+ * name not NULL, 1 to NB_NAME_MAX - 1 bytes (a C string, so no NUL inside), unique among
+ * the tensors passed together; rank 0 to NB_MAX_RANK; dim[0..rank-1] each >= 1; data not
+ * NULL. The dims of a higher rank are ignored. */
+typedef struct nb_named_tensor {
+	const char *name;       /* compared byte for byte */
+	int rank;               /* 0 (a scalar) to NB_MAX_RANK */
+	size_t dim[NB_MAX_RANK];/* dim[0..rank-1], each >= 1 */
+	double *data;           /* the product of the dims doubles (1 for a scalar), row-major */
+} nb_named_tensor;
+
+/* ---- Networks: lists of layers as op graphs, trained by replaying their tapes -------- */
 
 typedef struct nb_net nb_net;
 
@@ -221,6 +235,12 @@ double *nb_net_weights(nb_net *net, size_t l);
 double *nb_net_biases(nb_net *net, size_t l);
 /** The number of layers with parameters (dense and conv2d layers), 0 for NULL. */
 size_t nb_net_param_layers(const nb_net *net);
+/** The parameters as named tensors, w1, b1, w2, b2, ... (shapes as nb_net_weights() says,
+ * biases units x 1, or maps x 1 x 1 for a convolution; data pointing at the network's
+ * arrays): the first max of them go into out (which may be NULL when max is 0). Returns
+ * how many there are, 2 nb_net_param_layers(net); 0 for NULL. Handy to save a network's
+ * parameters with a program's own tensors (nb_tensors_save()). */
+size_t nb_net_tensors(nb_net *net, nb_named_tensor *out, size_t max);
 /** The values of one example in (its features) and out (the last layer's units); 0 for
  * NULL. */
 size_t nb_net_inputs(const nb_net *net);
@@ -260,9 +280,11 @@ int nb_net_evaluate(nb_net *net, const nb_dataset *ds, size_t *correct, double *
  * writing its leaves or freeing it fail with NB_EINVAL. NULL on error. */
 nb_tape *nb_net_tape(nb_net *net, size_t batch);
 
-/** Save the network to path in nabla's model format (docs/model-format.md): written to a
- * temporary file in the same directory, then renamed over path, so that a failure never
- * destroys an existing file. path must not exist or be a regular file, which is replaced
+/** Save the network to path in nabla's model format (docs/model-format.md): version 1
+ * for a network of sizes whose choices version 1 holds, otherwise version 2, a file of
+ * named tensors (nb_net_tensors()) whose description is the configuration as text;
+ * written to a temporary file in the same directory, then renamed over path, so that a
+ * failure never destroys an existing file. path must not exist or be a regular file, which is replaced
  * and keeps its permission bits; a new file gets 0666 less the umask. A symbolic link, a
  * directory, a FIFO or a device at path is refused with NB_EIO before anything is
  * written. Messages about the file give the reason, then the path, as the loaders' do.
@@ -270,13 +292,17 @@ nb_tape *nb_net_tape(nb_net *net, size_t batch);
  * network a load would refuse: one whose file would exceed the 1 GiB a load accepts, or
  * with a NaN or an infinity among its parameters (a diverged network; msg names the
  * first: "weight 3 of layer 1 is nan, which a model file cannot hold (it would not
- * load): PATH"). */
+ * load): PATH", in version 2 "parameter w2[3] is nan, which a model file of a network
+ * cannot hold (it would not load): PATH"). */
 int nb_net_save(const nb_net *net, const char *path, char msg[NB_MSG_MAX]);
 
-/** Load a network saved by nb_net_save(). Returns NB_OK and *out, or NB_ENULL, NB_EIO
- * (cannot open or read, or not a regular file, which is refused without being read),
- * NB_EFORMAT (wrong magic, unsupported version, truncated, checksum mismatch, bad
- * contents: msg says which, with the byte offset), NB_ENOMEM; *out is NULL on error. */
+/** Load a network saved by nb_net_save(), of either version (every version-1 file
+ * loads). Returns NB_OK and *out, or NB_ENULL, NB_EIO (cannot open or read, or not a
+ * regular file, which is refused without being read), NB_EFORMAT (wrong magic,
+ * unsupported version, truncated, checksum mismatch, bad contents: msg says which, with
+ * the byte offset; for version 2 also a description that is not a network or tensors
+ * that are not its parameters, docs/model-format.md), NB_ENOMEM; *out is NULL on
+ * error. */
 int nb_net_load(const char *path, nb_net **out, char msg[NB_MSG_MAX]);
 
 /** nb_net_load() with options (NULL: the defaults): every allocation of the load, and
@@ -288,17 +314,6 @@ int nb_net_load_opts(const char *path, const nb_load_opts *opts, nb_net **out, c
 
 /* ---- Files of named tensors: model file format version 2 -------------------------- */
 
-/** A named tensor: what nb_tensors_save() writes, nb_tensors_load() gives back and
- * nb_tensors_load_into() fills. Every function that takes one checks it the same way:
- * name not NULL, 1 to NB_NAME_MAX - 1 bytes (a C string, so no NUL inside), unique among
- * the tensors passed together; rank 0 to NB_MAX_RANK; dim[0..rank-1] each >= 1; data not
- * NULL. The dims of a higher rank are ignored. */
-typedef struct nb_named_tensor {
-	const char *name;       /* compared byte for byte */
-	int rank;               /* 0 (a scalar) to NB_MAX_RANK */
-	size_t dim[NB_MAX_RANK];/* dim[0..rank-1], each >= 1 */
-	double *data;           /* the product of the dims doubles (1 for a scalar), row-major */
-} nb_named_tensor;
 
 /** What nb_tensors_load() gives: the file's n tensors in the file's order and its
  * description (NUL-terminated, "" when it has none). Names, dims and data all live in one

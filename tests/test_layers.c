@@ -398,11 +398,269 @@ START_TEST(test_bad_adam_options)
 }
 END_TEST
 
+/* ---- Model files ----------------------------------------------------------------------- */
+
+#define PATH "test_layers.model"
+
+/* The first 8 bytes of a file: its magic. */
+static void magic_of(const char *path, char out[9])
+{
+	FILE *f = fopen(path, "rb");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fread(out, 1, 8, f), 8);
+	out[8] = '\0';
+	fclose(f);
+}
+
+/* A network of layers, dropout and every field included, saves as version 2 and loads
+ * back the same: its layers, its parameters bit for bit, its outputs. */
+START_TEST(test_layers_save_and_load)
+{
+	const nb_layer layers[] = {
+		{ .kind = NB_LAYER_CONV2D, .units = 3, .k = 3, .stride = 1, .pad = 1,
+		  .activation = NB_SOFTPLUS, .init = NB_INIT_GLOROT },
+		NB_AVG_POOL(2), NB_DROPOUT(0.1234567890123), NB_DENSE(4, NB_IDENTITY, NB_INIT_HE),
+		NB_ACTIVATION(NB_TANH), NB_DENSE(2, NB_SIGMOID, NB_INIT_NORMAL),
+	};
+	nb_net_config cfg = { .layers = layers, .layer_count = 6, .input = { 1, 6, 6 },
+	                      .cost = NB_CROSS_ENTROPY, .seed = 77 };
+	nb_sgd opt = { .batch = 4, .eta = 0.1 };
+	double x[4 * 36], y[8], out1[8], out2[8];
+	char msg[NB_MSG_MAX], magic[9];
+	nb_named_tensor a[8], b[8];
+	nb_net *net = NULL, *back = NULL;
+	nb_net_config got;
+
+	small_batch(x, y);
+	ck_assert_int_eq(nb_net_new(&cfg, &net, NULL), NB_OK);
+	ck_assert_int_eq(nb_net_sgd_step(net, x, y, 4, &opt, NULL), NB_OK);
+	ck_assert_msg(nb_net_save(net, PATH, msg) == NB_OK, "%s", msg);
+	magic_of(PATH, magic);
+	ck_assert_str_eq(magic, "NABLATNS");
+	ck_assert_msg(nb_net_load(PATH, &back, msg) == NB_OK, "%s", msg);
+	got = nb_net_get_config(back);
+	ck_assert_uint_eq(got.layer_count, 6);
+	ck_assert_mem_eq(got.layers, layers, sizeof layers);
+	ck_assert_mem_eq(got.input, cfg.input, sizeof cfg.input);
+	ck_assert_int_eq(got.cost, cfg.cost);
+	ck_assert_uint_eq(got.seed, 77);
+	ck_assert_uint_eq(nb_net_tensors(net, a, 8), 6);
+	ck_assert_uint_eq(nb_net_tensors(back, b, 8), 6);
+	for (int i = 0; i < 6; i++) {
+		size_t n = 1;
+
+		ck_assert_str_eq(a[i].name, b[i].name);
+		ck_assert_int_eq(a[i].rank, b[i].rank);
+		for (int d = 0; d < a[i].rank; d++)
+			n *= a[i].dim[d];
+		ck_assert_mem_eq(a[i].data, b[i].data, n * sizeof(double));
+	}
+	ck_assert_str_eq(a[0].name, "w1");
+	ck_assert_str_eq(a[1].name, "b1");
+	ck_assert_int_eq(a[1].rank, 3);
+	ck_assert_int_eq(nb_net_predict(net, x, 4, out1), NB_OK);
+	ck_assert_int_eq(nb_net_predict(back, x, 4, out2), NB_OK);
+	ck_assert_mem_eq(out1, out2, sizeof out1);
+	nb_net_free(net);
+	nb_net_free(back);
+	remove(PATH);
+}
+END_TEST
+
+/* A network of sizes keeps version 1 when it fits (older nabla reads it), and takes
+ * version 2 for a choice version 1 lacks, loading back as a network of sizes. */
+START_TEST(test_sizes_choose_their_version)
+{
+	const size_t sizes[] = { 3, 4, 2 };
+	nb_net_config cfg = { .n_layers = 3, .sizes = sizes, .seed = 2 };
+	char magic[9], msg[NB_MSG_MAX];
+	nb_net *net = NULL, *back = NULL;
+	nb_mlp m;
+
+	ck_assert_int_eq(nb_net_new(&cfg, &net, NULL), NB_OK);
+	ck_assert_int_eq(nb_net_save(net, PATH, NULL), NB_OK);
+	magic_of(PATH, magic);
+	ck_assert_str_eq(magic, "NABLAMLP");
+	nb_net_free(net);
+	cfg.hidden = NB_SOFTPLUS;
+	cfg.init = NB_INIT_HE;
+	ck_assert_int_eq(nb_net_new(&cfg, &net, NULL), NB_OK);
+	ck_assert_int_eq(nb_net_save(net, PATH, NULL), NB_OK);
+	magic_of(PATH, magic);
+	ck_assert_str_eq(magic, "NABLATNS");
+	ck_assert_msg(nb_net_load(PATH, &back, msg) == NB_OK, "%s", msg);
+	m = nb_net_mlp(back);
+	ck_assert_uint_eq(m.n_layers, 3);
+	ck_assert_mem_eq(m.sizes, sizes, sizeof sizes);
+	ck_assert_int_eq(nb_net_get_config(back).hidden, NB_SOFTPLUS);
+	ck_assert_int_eq(nb_net_get_config(back).init, NB_INIT_HE);
+	ck_assert_mem_eq(nb_net_weights(back, 1), nb_net_weights(net, 1), 8 * sizeof(double));
+	nb_net_free(net);
+	nb_net_free(back);
+	remove(PATH);
+}
+END_TEST
+
+/* Files of tensors that are not networks, each refused with what is wrong. */
+static const struct {
+	const char *description;
+	int tensors;   /* how many of w1, b1 (2 x 3 and 2 x 1) the file holds; 3: b1 3 x 1 */
+	const char *msg;
+} bad_files[] = {
+	{ "", 2, "a file of named tensors without a network (nb_tensors_load() reads it): " },
+	{ "nabla net\n", 2, "network description, line 1: not \"nabla network\": " },
+	{ "nabla network\nfoo 1\n", 2,
+	  "network description, line 2: unknown keyword \"foo\": " },
+	{ "nabla network\ninput 3\n", 2,
+	  "network description, line 2: input needs 3 numbers, not 1: " },
+	{ "nabla network\ninput 3 1 1\ndense units=2 size=3\n", 2,
+	  "network description, line 3: unknown field \"size\": " },
+	{ "nabla network\ninput 3 1 1\ndense units=2 activation=wiggly\n", 2,
+	  "network description, line 3: unknown name \"wiggly\": " },
+	{ "nabla network\ninput 3 1 1\ndense units=x\n", 2,
+	  "network description, line 3: \"x\" is not a whole number from 0 to 268435456: " },
+	{ "nabla network\ninput 3 1 1\ndense units\n", 2,
+	  "network description, line 3: \"units\" has no value (key=value): " },
+	{ "nabla network\nseed -4\n", 2,
+	  "network description, line 2: seed \"-4\" is not a whole number: " },
+	{ "nabla network\ncost quadratic extra\n", 2,
+	  "network description, line 2: more after the value: " },
+	{ "nabla network\ninput 3 1 1\nmax_pool k=1 stride=1\n", 2,
+	  "net: the last layer must be a dense one, or activations after one, not max_pool: " },
+	{ "nabla network\ninput 3 1 1\ndense units=2\n", 1, "1 tensors for a network of 2 "
+	  "parameters: " },
+	{ "nabla network\ninput 3 1 1\ndense units=2\n", 3,
+	  "parameter b1 has the wrong shape for the network described: " },
+	{ "nabla network\ninput 3 1 1\ndense units=2\n", 4, "parameter b1 is not in the file: " },
+	{ "nabla network\ninput 3 1 1\ndense units=2\n", 5, "parameter w1[0] is nan: " },
+};
+
+START_TEST(test_bad_network_files)
+{
+	double w[6] = { 1, 2, 3, 4, 5, 6 }, b[3] = { 1, 2, 3 }, nan[6] = { NAN };
+	nb_named_tensor ts[2] = { { "w1", 2, { 2, 3 }, w }, { "b1", 2, { 2, 1 }, b } };
+	char msg[NB_MSG_MAX], want[NB_MSG_MAX];
+	nb_net *net = (nb_net *)1;
+	int k = bad_files[_i].tensors;
+
+	if (k == 3)
+		ts[1].dim[0] = 3;
+	if (k == 4)
+		ts[1].name = "c1";
+	if (k == 5)
+		ts[0].data = nan;
+	ck_assert_int_eq(nb_tensors_save(PATH, ts, k == 1 ? 1 : 2, bad_files[_i].description,
+	                                 msg), NB_OK);
+	ck_assert_int_eq(nb_net_load(PATH, &net, msg), NB_EFORMAT);
+	snprintf(want, sizeof want, "%s%s", bad_files[_i].msg, PATH);
+	ck_assert_str_eq(msg, want);
+	ck_assert_ptr_null(net);
+	remove(PATH);
+}
+END_TEST
+
+/* Saving a diverged network of layers is refused, naming the value. */
+START_TEST(test_save_refuses_non_finite)
+{
+	nb_net *net = small_net(NULL, NULL);
+	char msg[NB_MSG_MAX];
+
+	nb_net_biases(net, 1)[2] = INFINITY;
+	ck_assert_int_eq(nb_net_save(net, PATH, msg), NB_EINVAL);
+	ck_assert_str_eq(msg, "parameter b2[2] is inf, which a model file of a network cannot "
+	                 "hold (it would not load): " PATH);
+	nb_net_free(net);
+}
+END_TEST
+
+/* Every allocation failure of a version-2 save and load: NB_ENOMEM, nothing leaked. */
+START_TEST(test_file_allocation_failures)
+{
+	nb_net *net = small_net(NULL, NULL);
+	int done = 0;
+
+	for (size_t k = 1; !done; k++) {
+		count_alloc c = { .fail_at = k };
+		nb_load_opts o = { .alloc = count_alloc_fn, .alloc_ud = &c };
+		nb_net_config cfg = nb_net_get_config(net);
+		nb_net *copy = NULL, *back = NULL;
+		int status;
+
+		cfg.alloc = count_alloc_fn;
+		cfg.alloc_ud = &c;
+		c.fail_at = 0;
+		ck_assert_int_eq(nb_net_new(&cfg, &copy, NULL), NB_OK);
+		c.fail_at = c.allocs + k;
+		status = nb_net_save(copy, PATH, NULL);
+		if (status == NB_OK)
+			status = nb_net_load_opts(PATH, &o, &back, NULL);
+		ck_assert(status == NB_OK || status == NB_ENOMEM);
+		done = status == NB_OK;
+		nb_net_free(back);
+		nb_net_free(copy);
+		ck_assert_uint_eq(c.bytes_in_use, 0);
+		ck_assert_uint_lt(k, 1000);
+	}
+	nb_net_free(net);
+	remove(PATH);
+}
+END_TEST
+
+/* A network written with the op API saves its variables with nb_tensors_save() and a
+ * fresh program loads them with nb_tensors_load_into(): the same outputs, bit for bit. */
+START_TEST(test_op_api_network_saves_bit_for_bit)
+{
+	double w[3 * 4], b[3], w2[3 * 4] = { 0 }, b2[3] = { 0 }, x[4 * 5], out[2][15];
+	const size_t wd[2] = { 3, 4 }, bd[2] = { 3, 1 };
+	nb_sgd_opts o = { .eta = 0.3 };
+	char msg[NB_MSG_MAX];
+	test_rng r;
+
+	rng_seed(&r, 21);
+	rng_fill(&r, w, 12, -1, 1);
+	rng_fill(&r, b, 3, -1, 1);
+	rng_fill(&r, x, 20, -1, 1);
+	for (int k = 0; k < 2; k++) {
+		nb_tape *t = nb_tape_new();
+		nb_tensor *pw = nb_variable_view(t, 2, wd, k ? w2 : w);
+		nb_tensor *pb = nb_variable_view(t, 2, bd, k ? b2 : b);
+		nb_tensor *a = nb_tanh(t, nb_add(t, nb_matmul(t, pw, nb_constant(t, 2,
+		                                 (size_t[]){ 4, 5 }, x)), pb));
+		nb_tensor *c = nb_sum(t, nb_mul(t, a, a));
+
+		if (k == 0) {  /* train a little, then save */
+			for (int s = 0; s < 3; s++) {
+				ck_assert_int_eq(nb_backward(t, c, NULL), NB_OK);
+				ck_assert_int_eq(nb_sgd_update((nb_tensor *[]){ pw, pb }, NULL, NULL, 2,
+				                               &o), NB_OK);
+			}
+			ck_assert_msg(nb_tensors_save(PATH, (nb_named_tensor[]){
+			              { "w", 2, { 3, 4 }, w }, { "b", 2, { 3, 1 }, b } }, 2,
+			              "a tanh layer", msg) == NB_OK, "%s", msg);
+		} else {  /* a fresh program: load into its arrays, then tell the tape */
+			ck_assert_msg(nb_tensors_load_into(PATH, NULL, (nb_named_tensor[]){
+			              { "b", 2, { 3, 1 }, b2 }, { "w", 2, { 3, 4 }, w2 } }, 2,
+			              msg) == NB_OK, "%s", msg);
+			nb_touch(pw);
+			nb_touch(pb);
+		}
+		memcpy(out[k], nb_value(a), sizeof out[k]);
+		nb_tape_free(t);
+	}
+	ck_assert_mem_eq(w2, w, sizeof w);
+	ck_assert_mem_eq(b2, b, sizeof b);
+	ck_assert_mem_eq(out[1], out[0], sizeof out[0]);
+	remove(PATH);
+}
+END_TEST
+
 static Suite *layers_suite(void)
 {
 	Suite *s = suite_create("layers");
 	TCase *steps = tcase_create("steps");
 	TCase *bad = tcase_create("bad lists");
+	TCase *files = tcase_create("model files");
 
 	tcase_add_loop_test(steps, test_step_equals_op_graph_step, NB_METHOD_SGD,
 	                    NB_METHOD_ADAM + 1);
@@ -415,8 +673,16 @@ static Suite *layers_suite(void)
 	tcase_set_timeout(steps, 300);
 	tcase_add_loop_test(bad, test_bad_list, 0, (int)(sizeof bad_lists / sizeof bad_lists[0]));
 	tcase_add_test(bad, test_bad_adam_options);
+	tcase_add_test(files, test_layers_save_and_load);
+	tcase_add_test(files, test_sizes_choose_their_version);
+	tcase_add_loop_test(files, test_bad_network_files, 0,
+	                    (int)(sizeof bad_files / sizeof bad_files[0]));
+	tcase_add_test(files, test_save_refuses_non_finite);
+	tcase_add_test(files, test_file_allocation_failures);
+	tcase_add_test(files, test_op_api_network_saves_bit_for_bit);
 	suite_add_tcase(s, steps);
 	suite_add_tcase(s, bad);
+	suite_add_tcase(s, files);
 	return s;
 }
 

@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "file.h"
+#include "net_file.h"
 #include "nn_int.h"
 
 #define MODEL_MAGIC "NABLAMLP"
@@ -212,17 +213,13 @@ static int encode(const nb_net *net, const char *path, unsigned char **file, siz
 	return NB_OK;
 }
 
-/* What a version-1 file holds: a network of sizes with the choices it has always had. */
-static int check_version1(const nb_net_config *cfg, const char *path, char *msg)
+/* Whether a version-1 file holds the network: one of sizes with the choices it has
+ * always had. Those are written as version 1, which every nabla reads; the others as
+ * version 2. */
+static bool fits_version1(const nb_net_config *cfg)
 {
-	if (cfg->layers)
-		return nn__file_fail(msg, NB_EINVAL, path, "a network of layers does not fit a "
-		                     "version 1 model file, which holds networks of sizes");
-	if (cfg->hidden > NB_RELU || cfg->output > NB_SOFTMAX || cfg->init > NB_INIT_SCALED)
-		return nn__file_fail(msg, NB_EINVAL, path, "hidden activation %d, output %d or "
-		                     "initialisation %d does not fit a version 1 model file",
-		                     cfg->hidden, cfg->output, cfg->init);
-	return NB_OK;
+	return !cfg->layers && cfg->hidden <= NB_RELU && cfg->output <= NB_SOFTMAX &&
+	       cfg->init <= NB_INIT_SCALED;
 }
 
 int nb_net_save(const nb_net *net, const char *path, char msg[NB_MSG_MAX])
@@ -237,9 +234,9 @@ int nb_net_save(const nb_net *net, const char *path, char msg[NB_MSG_MAX])
 	if (path == NULL)
 		return nn__msg_fail(msg, NB_ENULL, "nb_net_save: path is NULL");
 	cfg = nb_net_get_config(net);
-	status = check_version1(&cfg, path, msg);
-	if (status == NB_OK)
-		status = nn__check_target(path, &old_mode, msg);
+	if (!fits_version1(&cfg))
+		return nn__net_save_v2(net, path, msg);
+	status = nn__check_target(path, &old_mode, msg);
 	if (status == NB_OK)
 		status = check_finite(net, path, msg);
 	if (status == NB_OK)
@@ -481,6 +478,10 @@ int nb_net_load_opts(const char *path, const nb_load_opts *opts, nb_net **out, c
 	                       &buf, &cap, &len, msg);
 	if (status != NB_OK)
 		return status;
+	if (len >= 8 && !memcmp(buf, NN_TENSORS_MAGIC, 8)) {
+		ld.alloc(ld.ud, buf, cap, 0);  /* version 2: the tensor file's loader reads it */
+		return nn__net_load_v2(path, opts, out, msg);
+	}
 	status = decode(path, buf, len, &ld, out, msg);
 	if (buf)
 		ld.alloc(ld.ud, buf, cap, 0);

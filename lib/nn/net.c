@@ -63,6 +63,7 @@ struct nb_net {
 	struct nb_graph graph[NB_NET_GRAPHS];
 	size_t next_victim;      /* the slot a new graph replaces when all are used */
 	struct nb_graph *shown;  /* graphs of nb_net_tape(), kept until nb_net_free() */
+	char (*tensor_name)[NB_NAME_MAX]; /* 2L names for nb_net_tensors(): w1, b1, ... */
 	struct nn_error err;
 };
 
@@ -238,6 +239,7 @@ void nb_net_free(nb_net *net)
 		unmem(net, g, sizeof *g);
 	}
 	unmem(net, net->decay, 2 * net->L * sizeof *net->decay);
+	unmem(net, net->tensor_name, 2 * net->L * sizeof *net->tensor_name);
 	if (net->w) {  /* w holds the 2L parameter arrays; b points into it */
 		free_arrays(net, net->w, 2 * net->L);
 		for (int k = 0; k < 3; k++)
@@ -323,7 +325,8 @@ static int make_params(nb_net *net)
 	net->w = param_arrays(net);
 	net->b = net->w ? net->w + net->L : NULL;
 	net->decay = mem(net, 2 * net->L * sizeof *net->decay);
-	return net->w && net->decay ? NB_OK : NB_ENOMEM;
+	net->tensor_name = mem(net, 2 * net->L * sizeof *net->tensor_name);
+	return net->w && net->decay && net->tensor_name ? NB_OK : NB_ENOMEM;
 }
 
 int nb_net_new(const nb_net_config *cfg, nb_net **out, char msg[NB_MSG_MAX])
@@ -384,6 +387,26 @@ double *nb_net_biases(nb_net *net, size_t l)
 size_t nb_net_param_layers(const nb_net *net)
 {
 	return net ? net->L : 0;
+}
+
+size_t nb_net_tensors(nb_net *net, nb_named_tensor *out, size_t max)
+{
+	static const char *const names[2] = { "w", "b" };
+
+	for (size_t i = 0; net && i < 2 * net->L && i < max; i++) {
+		const struct nn_layer *l = &net->layer[net->param_layer[i / 2]];
+		nb_named_tensor *t = &out[i];
+		bool w = i % 2 == 0;
+
+		snprintf(net->tensor_name[i], sizeof net->tensor_name[i], "%s%zu", names[i % 2],
+		         i / 2 + 1);
+		t->name = net->tensor_name[i];
+		t->rank = w ? l->wrank : l->wrank == 4 ? 3 : 2;
+		memset(t->dim, 0, sizeof t->dim);
+		memcpy(t->dim, w ? l->wdim : l->bdim, (size_t)t->rank * sizeof *t->dim);
+		t->data = w ? net->w[i / 2] : net->b[i / 2];
+	}
+	return net ? 2 * net->L : 0;
 }
 
 size_t nb_net_inputs(const nb_net *net)
