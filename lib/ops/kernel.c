@@ -191,13 +191,16 @@ INLINE double at(struct amat A, size_t i, size_t p)
 	return A.a[i * A.ai + p * A.ap];
 }
 
-/* A 6 x 2 LANES tile of C: per p, two vectors of a row of B times six broadcast elements
- * of A, in twelve accumulators: 6 x 16 doubles in AVX-512's registers, 6 x 8 in AVX2's
- * (an eight-lane type there is two registers that GCC keeps in memory). Each element is
+/* An mr x 2 LANES tile of C (mr <= 6): per p, two vectors of a row of B times mr
+ * broadcast elements of A, in 2 mr accumulators: 6 x 16 doubles in AVX-512's registers,
+ * 6 x 8 in AVX2's (an eight-lane type there is two registers that GCC keeps in memory).
+ * Called with a constant mr, so that the accumulators live in registers: the rows left
+ * over below a multiple of six take a tile of their own height, not a row at a time,
+ * which would leave one chain of dependent multiply-adds to wait on. Each element is
  * summed over p in order, whatever the tile. */
 #define AXPY_TILE(name, vec, LANES)                                                     \
 	INLINE void name(struct amat A, size_t i, const double *b, size_t n, size_t k,    \
-	                 double *c)                                                      \
+	                 double *c, int mr)                                              \
 	{                                                                                \
 		vec s[6][2] = { { { 0 } } };                                             \
                                                                                          \
@@ -205,14 +208,14 @@ INLINE double at(struct amat A, size_t i, size_t p)
 			vec b0 = *(const vec *)(b + p * n);                              \
 			vec b1 = *(const vec *)(b + p * n + LANES);                      \
                                                                                          \
-			_Pragma("GCC unroll 6") for (int r = 0; r < 6; r++) {            \
+			_Pragma("GCC unroll 6") for (int r = 0; r < mr; r++) {           \
 				double ar = at(A, i + r, p);                             \
                                                                                          \
 				s[r][0] += ar * b0;                                      \
 				s[r][1] += ar * b1;                                      \
 			}                                                                \
 		}                                                                        \
-		for (int r = 0; r < 6; r++) {                                            \
+		for (int r = 0; r < mr; r++) {                                           \
 			memcpy(c + r * n, &s[r][0], sizeof s[r][0]);                     \
 			memcpy(c + r * n + LANES, &s[r][1], sizeof s[r][1]);             \
 		}                                                                        \
@@ -243,27 +246,40 @@ INLINE void axpy_row(struct amat A, size_t i, const double *b, size_t n, size_t 
 	}
 }
 
-/* Rows [i0, i1) of C. */
+/* mr rows of C from row i: tiles across the columns, then the last columns a row at a
+ * time. */
+INLINE void axpy_strip(size_t i, size_t n, size_t k, struct amat A, const double *b,
+                       double *c, bool wide, int mr)
+{
+	size_t j = 0;
+
+	if (wide)
+		for (; j + 16 <= n; j += 16)
+			axpy_tile(A, i, b + j, n, k, c + i * n + j, mr);
+	else
+		for (; j + 8 <= n; j += 8)
+			axpy_tile4(A, i, b + j, n, k, c + i * n + j, mr);
+	for (int r = 0; r < mr; r++)
+		axpy_row(A, i + (size_t)r, b, n, k, j, c + (i + (size_t)r) * n);
+}
+
+/* Rows [i0, i1) of C: strips of six rows, then one strip of the rows left. */
 MULTIVERSION
 static void axpy_rows(size_t i0, size_t i1, size_t n, size_t k, struct amat A, const double *b,
                       double *c, bool wide)
 {
 	size_t i = i0;
 
-	for (; i + 6 <= i1; i += 6) {
-		size_t j = 0;
-
-		if (wide)
-			for (; j + 16 <= n; j += 16)
-				axpy_tile(A, i, b + j, n, k, c + i * n + j);
-		else
-			for (; j + 8 <= n; j += 8)
-				axpy_tile4(A, i, b + j, n, k, c + i * n + j);
-		for (size_t r = 0; r < 6; r++)
-			axpy_row(A, i + r, b, n, k, j, c + (i + r) * n);
+	for (; i + 6 <= i1; i += 6)
+		axpy_strip(i, n, k, A, b, c, wide, 6);
+	switch (i1 - i) {
+	case 5: axpy_strip(i, n, k, A, b, c, wide, 5); break;
+	case 4: axpy_strip(i, n, k, A, b, c, wide, 4); break;
+	case 3: axpy_strip(i, n, k, A, b, c, wide, 3); break;
+	case 2: axpy_strip(i, n, k, A, b, c, wide, 2); break;
+	case 1: axpy_strip(i, n, k, A, b, c, wide, 1); break;
+	default: break;
 	}
-	for (; i < i1; i++)
-		axpy_row(A, i, b, n, k, 0, c + i * n);
 }
 
 /* ---- A^T B^T: plain loops -------------------------------------------------------- */
