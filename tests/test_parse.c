@@ -394,6 +394,14 @@ static const struct {
 	{ "softmax(a, 0.5)", "1:12: argument 'axis' of softmax(x, axis=0) must be an integer" },
 	{ "softmax(a, 3000000000)", "1:12: argument 'axis' of softmax(x, axis=0) must be an "
 	  "integer" },
+	{ "max_pool2d(a, -1, 3)", "1:15: argument 'k' of max_pool2d(x, k=2, stride=2) must be "
+	  "an integer >= 0" },
+	{ "conv2d(a, b, pad=-2)", "1:18: argument 'pad' of conv2d(x, w, stride=1, pad=0) must "
+	  "be an integer >= 0" },
+	{ "slice(a, 0, -1)", "1:13: argument 'start' of slice(x, axis=0, start=0, end=0) must "
+	  "be an integer >= 0" },
+	{ "dropout(a, 0.5, seed=-1)", "1:22: argument 'seed' of dropout(x, p, seed=1) must be an "
+	  "integer >= 0" },
 	{ "matmul(a, b, trans_a=2)", "1:22: argument 'trans_a' of matmul(a, b, trans_a=0, "
 	  "trans_b=0) must be 0 or 1" },
 	{ "reshape(a, 0)", "1:12: dimensions of reshape(x, shape...) must be positive integers" },

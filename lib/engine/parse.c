@@ -33,6 +33,7 @@ enum kind {
 	P_TENSOR,  /* an expression; positional only, before every attribute */
 	P_NUMBER,  /* a number literal */
 	P_INT,     /* an integer literal (in int's range) */
+	P_SIZE,    /* an integer literal from 0 to INT_MAX: a size, a stride, a seed */
 	P_BOOL,    /* 0 or 1 */
 	P_DIMS     /* the rest of the positional arguments: 0 to NB_MAX_RANK dims >= 1 */
 };
@@ -74,6 +75,7 @@ struct func {
 #define TENSOR(n) { n, P_TENSOR, REQUIRED, 0 }
 #define NUMBER(n) { n, P_NUMBER, REQUIRED, 0 }
 #define INT_DEFAULT(n, v) { n, P_INT, DEFAULT, v }
+#define SIZE_DEFAULT(n, v) { n, P_SIZE, DEFAULT, v }
 #define INT_OPTIONAL(n) { n, P_INT, OPTIONAL, 0 }
 #define BOOL_DEFAULT(n, v) { n, P_BOOL, DEFAULT, v }
 #define DIMS(n) { n, P_DIMS, OPTIONAL, 0 }
@@ -250,20 +252,20 @@ static const struct func funcs[] = {
 	{ "log_softmax", { TENSOR("x"), INT_DEFAULT("axis", 0) }, .build = build_log_softmax },
 	BINARY("maximum", nb_maximum, "a", "b"),
 	BINARY("gather_rows", nb_gather_rows, "table", "idx"),
-	{ "conv2d", { TENSOR("x"), TENSOR("w"), INT_DEFAULT("stride", 1), INT_DEFAULT("pad", 0) },
+	{ "conv2d", { TENSOR("x"), TENSOR("w"), SIZE_DEFAULT("stride", 1), SIZE_DEFAULT("pad", 0) },
 	  .build = build_conv2d },
-	{ "dropout", { TENSOR("x"), NUMBER("p"), INT_DEFAULT("seed", 1) },
+	{ "dropout", { TENSOR("x"), NUMBER("p"), SIZE_DEFAULT("seed", 1) },
 	  .build = build_dropout },
-	{ "max_pool2d", { TENSOR("x"), INT_DEFAULT("k", 2), INT_DEFAULT("stride", 2) },
+	{ "max_pool2d", { TENSOR("x"), SIZE_DEFAULT("k", 2), SIZE_DEFAULT("stride", 2) },
 	  .build = build_max_pool2d },
-	{ "avg_pool2d", { TENSOR("x"), INT_DEFAULT("k", 2), INT_DEFAULT("stride", 2) },
+	{ "avg_pool2d", { TENSOR("x"), SIZE_DEFAULT("k", 2), SIZE_DEFAULT("stride", 2) },
 	  .build = build_avg_pool2d },
 	BINARY("minimum", nb_minimum, "a", "b"),
 	{ "where", { TENSOR("m"), TENSOR("a"), TENSOR("b") }, .build = build_where },
-	{ "slice", { TENSOR("x"), INT_DEFAULT("axis", 0), INT_DEFAULT("start", 0),
-	             INT_DEFAULT("end", 0) }, .build = build_slice },
-	{ "pad", { TENSOR("x"), INT_DEFAULT("axis", 0), INT_DEFAULT("before", 0),
-	           INT_DEFAULT("after", 0) }, .build = build_pad },
+	{ "slice", { TENSOR("x"), INT_DEFAULT("axis", 0), SIZE_DEFAULT("start", 0),
+	             SIZE_DEFAULT("end", 0) }, .build = build_slice },
+	{ "pad", { TENSOR("x"), INT_DEFAULT("axis", 0), SIZE_DEFAULT("before", 0),
+	           SIZE_DEFAULT("after", 0) }, .build = build_pad },
 	{ "concat", { TENSOR("a"), TENSOR("b"), INT_DEFAULT("axis", 0) }, .build = build_concat },
 	{ "permute", { TENSOR("x"), INT_OPTIONAL("p0"), INT_OPTIONAL("p1"), INT_OPTIONAL("p2"),
 	               INT_OPTIONAL("p3") }, .build = build_permute },
@@ -675,6 +677,9 @@ static bool parse_attr(struct parser *p, const struct func *f, int i, double *v)
 		              signature(f, sig));
 	if (q->kind == P_INT && (*v != floor(*v) || fabs(*v) > INT_MAX))
 		return refuse(p, start, "argument '%s' of %s must be an integer", q->name,
+		              signature(f, sig));
+	if (q->kind == P_SIZE && (*v != floor(*v) || *v < 0.0 || *v > INT_MAX))
+		return refuse(p, start, "argument '%s' of %s must be an integer >= 0", q->name,
 		              signature(f, sig));
 	if (q->kind == P_BOOL && *v != 0.0 && *v != 1.0)
 		return refuse(p, start, "argument '%s' of %s must be 0 or 1", q->name,
