@@ -396,8 +396,8 @@ START_TEST(test_conv_and_pool_values)
 	rng_fill(&r, wv, O * C * K * K, -1, 1);
 	x = nb_constant(t, 4, (size_t[]){ N, C, H, W }, xv);
 	w = nb_constant(t, 4, (size_t[]){ O, C, K, K }, wv);
-	for (size_t s = 1; s <= 2; s++)
-		for (size_t p = 0; p <= 1; p++) {
+	for (size_t s = 1; s <= 3; s++)
+		for (size_t p = 0; p <= 2; p++) {
 			size_t oh = (H + 2 * p - K) / s + 1, ow = (W + 2 * p - K) / s + 1;
 
 			y = nb_conv2d(t, x, w, s, p);

@@ -17,7 +17,8 @@
 struct nb_attr {
 	double c;                  /* scale factor (scale), fill value (fill), p (dropout) */
 	int axis;                  /* reduced axis (sum_axis) */
-	unsigned char keepdim;     /* sum_axis keeps the axis with size 1 */
+	unsigned char keepdim;     /* sum_axis keeps the axis with size 1; im2col gives its
+	                            * columns flat (N, C*KH*KW, L) */
 	unsigned char trans;       /* NB_TRANS_A | NB_TRANS_B (matmul) */
 	unsigned char perm[NB_MAX_RANK]; /* output axis i is input axis perm[i] (permute) */
 	const nb_tensor *of;       /* a seed leaf (derive.c): the output whose derivative

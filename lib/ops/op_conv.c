@@ -32,6 +32,48 @@ static struct geometry geometry(const nb_tensor *image, const uint32_t win[4])
 	return g;
 }
 
+/* The window positions ow whose column iw = ow s + kj - p falls inside a row of width w:
+ * [*lo, *hi). */
+static void inside(const struct geometry *g, size_t kj, size_t *lo, size_t *hi)
+{
+	size_t first = kj >= g->p ? 0 : (g->p - kj + g->s - 1) / g->s;
+	size_t last = g->w + g->p > kj ? (g->w + g->p - kj - 1) / g->s + 1 : 0;
+
+	*lo = first < g->ow ? first : g->ow;
+	*hi = last < g->ow ? last : g->ow;
+	if (*hi < *lo)
+		*hi = *lo;
+}
+
+/* One row of one window offset: copy the image's values into col (zeros outside the
+ * image), or add col back into the image. Positions are visited in order, so that a
+ * scatter adds in the same order whatever the path. */
+static void window_row(const struct geometry *g, double *row, double *col, size_t kj,
+                       bool gather)
+{
+	size_t lo, hi;
+
+	inside(g, kj, &lo, &hi);
+	if (gather) {
+		memset(col, 0, lo * sizeof *col);
+		memset(col + hi, 0, (g->ow - hi) * sizeof *col);
+	}
+	if (row == NULL || hi == lo) {  /* a padding row: all zeros, nothing to add */
+		if (gather)
+			memset(col + lo, 0, (hi - lo) * sizeof *col);
+		return;
+	}
+	row += lo * g->s + kj - g->p;
+	if (gather && g->s == 1)
+		memcpy(col + lo, row, (hi - lo) * sizeof *col);
+	else if (gather)
+		for (size_t ow = lo; ow < hi; ow++, row += g->s)
+			col[ow] = *row;
+	else
+		for (size_t ow = lo; ow < hi; ow++, row += g->s)
+			*row += col[ow];
+}
+
 /* Copy (gather) or add (scatter) between the image and the columns of every window. */
 static void windows(const struct geometry *g, double *image, double *cols, bool gather)
 {
@@ -46,18 +88,10 @@ static void windows(const struct geometry *g, double *image, double *cols, bool 
 				for (size_t kj = 0; kj < g->kw; kj++, col += l)
 					for (size_t oh = 0; oh < g->oh; oh++) {
 						size_t ih = oh * g->s + ki;  /* + pad, in padded rows */
-						bool row_in = ih >= g->p && ih - g->p < g->h;
+						bool in = ih >= g->p && ih - g->p < g->h;
 
-						for (size_t ow = 0; ow < g->ow; ow++) {
-							size_t iw = ow * g->s + kj;
-							bool in = row_in && iw >= g->p && iw - g->p < g->w;
-							double *at = in ? img + (ih - g->p) * g->w + iw - g->p : NULL;
-
-							if (gather)
-								col[oh * g->ow + ow] = at ? *at : 0.0;
-							else if (at)
-								*at += col[oh * g->ow + ow];
-						}
+						window_row(g, in ? img + (ih - g->p) * g->w : NULL,
+						           col + oh * g->ow, kj, gather);
 					}
 		}
 }
@@ -86,12 +120,12 @@ static void im2col_backward(nb_tape *t, nb_tensor *y, nb_tensor *dy)
 	nb__grad_add(t, y->in[0], col2im(t, dy, y->in[0], y->attr.win));
 }
 
-static nb_tensor *im2col(nb_tape *t, nb_tensor *x, const uint32_t *win);
+static nb_tensor *im2col(nb_tape *t, nb_tensor *x, const uint32_t *win, bool flat);
 
-/* dcols = im2col(dy). */
+/* dcols = im2col(dy), in the columns' own shape. */
 static void col2im_backward(nb_tape *t, nb_tensor *y, nb_tensor *dy)
 {
-	nb__grad_add(t, y->in[0], im2col(t, dy, y->attr.win));
+	nb__grad_add(t, y->in[0], im2col(t, dy, y->attr.win, y->in[0]->rank == 3));
 }
 
 const struct nb_op nb__op_im2col = {
@@ -101,10 +135,11 @@ const struct nb_op nb__op_col2im = {
 	.name = "col2im", .arity = 1, .forward = col2im_forward, .backward = col2im_backward,
 };
 
-/* The columns of x (N, C, H, W): (N, C, KH*KW, OH*OW). */
-static nb_tensor *im2col(nb_tape *t, nb_tensor *x, const uint32_t *win)
+/* The columns of x (N, C, H, W): (N, C, KH*KW, OH*OW), or flat, the same values as
+ * (N, C*KH*KW, OH*OW), the operand of a convolution's product (no reshape to copy). */
+static nb_tensor *im2col(nb_tape *t, nb_tensor *x, const uint32_t *win, bool flat)
 {
-	struct nb_attr attr = { 0 };
+	struct nb_attr attr = { .keepdim = flat };
 	struct geometry g;
 	size_t dim[4];
 
@@ -114,7 +149,11 @@ static nb_tensor *im2col(nb_tape *t, nb_tensor *x, const uint32_t *win)
 	dim[1] = g.c;
 	dim[2] = g.kh * g.kw;
 	dim[3] = g.oh * g.ow;
-	return nb__record(t, &nb__op_im2col, &x, &attr, 4, dim);
+	if (flat) {
+		dim[1] *= dim[2];
+		dim[2] = dim[3];
+	}
+	return nb__record(t, &nb__op_im2col, &x, &attr, flat ? 3 : 4, dim);
 }
 
 /* The image of image's shape the columns cols add up to. */
@@ -183,7 +222,7 @@ nb_tensor *nb_conv2d(nb_tape *t, nb_tensor *x, nb_tensor *w, size_t stride, size
 	n = g.n;
 	o = w->dim[0];
 	ckk = g.c * g.kh * g.kw;
-	cols = nb_reshape(t, im2col(t, x, win), 3, (size_t[]){ n, ckk, g.oh * g.ow });
+	cols = im2col(t, x, win, true);
 	wb = nb_broadcast_to(t, nb_reshape(t, w, 3, (size_t[]){ 1, o, ckk }), 3,
 	                     (size_t[]){ n, o, ckk });
 	y = nb_reshape(t, nb_matmul(t, wb, cols), 4, (size_t[]){ n, o, g.oh, g.ow });
@@ -202,7 +241,7 @@ static nb_tensor *pool(nb_tape *t, const char *op, nb_tensor *x, size_t k, size_
 	if (!nb__args_ok(t, op, &x, 1) || !window_ok(t, op, x, k, k, stride, 0))
 		return NULL;
 	g = geometry(x, win);
-	y = nb_reshape(t, reduce(t, im2col(t, x, win), 2, 0), 4,
+	y = nb_reshape(t, reduce(t, im2col(t, x, win, false), 2, 0), 4,
 	               (size_t[]){ g.n, g.c, g.oh, g.ow });
 	return nb__undo(t, mark, y);
 }
