@@ -64,8 +64,9 @@ static void window_row(const struct geometry *g, double *row, double *col, size_
 		return;
 	}
 	row += lo * g->s + kj - g->p;
-	if (gather && g->s == 1)
-		memcpy(col + lo, row, (hi - lo) * sizeof *col);
+	if (gather && g->s == 1)  /* rows are short (8 to 24 values): no call to memcpy */
+		for (size_t ow = lo; ow < hi; ow++)
+			col[ow] = row[ow - lo];
 	else if (gather)
 		for (size_t ow = lo; ow < hi; ow++, row += g->s)
 			col[ow] = *row;

@@ -17,12 +17,21 @@ static void walk(double *big, double *small, const size_t d[NB_MAX_RANK],
 			for (size_t i2 = 0; i2 < d[2]; i2++) {
 				double *row = small + i0 * s[0] + i1 * s[1] + i2 * s[2];
 
-				if (gather)
+				if (gather) {
 					for (size_t i3 = 0; i3 < d[3]; i3++)
 						big[i3] = row[i3 * s[3]];
-				else
+				} else if (s[3] == 0) {
+					/* a row summed into one element: in a register, in the
+					 * same order, not through memory at every step */
+					double sum = row[0];
+
+					for (size_t i3 = 0; i3 < d[3]; i3++)
+						sum += big[i3];
+					row[0] = sum;
+				} else {
 					for (size_t i3 = 0; i3 < d[3]; i3++)
 						row[i3 * s[3]] += big[i3];
+				}
 				big += d[3];
 			}
 }
