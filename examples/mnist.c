@@ -457,18 +457,28 @@ static int load_net(const struct options *o, struct run *r)
  * network3.py's does. */
 static int make_conv_net(const struct options *o, struct run *r)
 {
-	const nb_layer layers[] = {
-		NB_CONV2D(20, 5, NB_RELU, NB_INIT_HE),
-		NB_MAX_POOL(2),
-		NB_CONV2D(40, 5, NB_RELU, NB_INIT_HE),
-		NB_MAX_POOL(2),
-		NB_DROPOUT(o->dropout),
+	const nb_layer conv[] = {
+		NB_CONV2D(20, 5, NB_RELU, NB_INIT_HE), NB_MAX_POOL(2),
+		NB_CONV2D(40, 5, NB_RELU, NB_INIT_HE), NB_MAX_POOL(2),
+	};
+	const nb_layer dropout = NB_DROPOUT(o->dropout);
+	const nb_layer dense[] = {
 		NB_DENSE(100, NB_RELU, NB_INIT_HE),
-		NB_DROPOUT(o->dropout),
 		NB_DENSE(r->train.classes, NB_SOFTMAX, NB_INIT_ZERO),
 	};
+	nb_layer layers[8];
+	size_t n = 0;
+
+	/* the four image layers, then each dense layer with dropout before it if asked */
+	for (size_t i = 0; i < COUNT(conv); i++)
+		layers[n++] = conv[i];
+	for (size_t i = 0; i < COUNT(dense); i++) {
+		if (o->dropout > 0)
+			layers[n++] = dropout;
+		layers[n++] = dense[i];
+	}
 	nb_net_config cfg = {
-		.layers = layers, .layer_count = COUNT(layers),
+		.layers = layers, .layer_count = n,
 		.input = { 1, r->train.rows, r->train.cols },
 		.cost = NB_CROSS_ENTROPY, .seed = o->seed,
 	};
