@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "helpers.h"
+#include "userops.h"
 
 static const size_t D23[2] = { 2, 3 };
 
@@ -448,7 +449,7 @@ START_TEST(test_locked_tape_is_read_only)
 {
 	static const char *const fns[] = {
 		"constant", "variable", "add", "set", "touch", "set_name", "rewind", "backward",
-		"gradients", "sgd_update", "check_finite", "tape_free"
+		"gradients", "sgd_update", "check_finite", "tape_free", "cube"
 	};
 	int key, other;
 	nb_tape *t = nb_tape_new();
@@ -476,6 +477,7 @@ START_TEST(test_locked_tape_is_read_only)
 		case 9: ck_assert_int_eq(nb_sgd_update(&x, NULL, NULL, 1, &sgd), NB_EINVAL); break;
 		case 10: nb_tape_check_finite(t, 1); break;
 		case 11: nb_tape_free(t); break;
+		case 12: ck_assert_ptr_null(nb_apply(t, &cube_op, &x, 1)); break;
 		}
 		snprintf(want, sizeof want, "%s: the tape is read-only (its owner locked it with "
 		         "nb_tape_lock)", fns[i]);

@@ -172,6 +172,8 @@ nb_tensor *nb_apply(nb_tape *t, const nb_op_def *def, nb_tensor *const *in, int 
 		return nb__fail(t, NB_ENULL, "%s: in is NULL", def->name);
 	if (!nb__args_ok(t, def->name, in, n) || !out_shape(t, def, in, &rank, dim))
 		return NULL;
+	if (!nb__writable(t, def->name))  /* before the descriptor is kept on t */
+		return NULL;
 	op = descriptor(t, def);
 	return op ? nb__record(t, op, in, NULL, rank, dim) : NULL;
 }
