@@ -120,6 +120,30 @@ START_TEST(test_step_equals_op_graph_step)
 }
 END_TEST
 
+/* Each method keeps its own state: Adam after a step of SGD with momentum moves the
+ * parameters exactly as Adam after a plain step from the same parameters. */
+START_TEST(test_methods_keep_their_own_state)
+{
+	nb_net *a = small_net(NULL, NULL), *b = small_net(NULL, NULL);
+	nb_sgd momentum = { .batch = 4, .eta = 0.1, .momentum = 0.9 };
+	nb_sgd plain = { .batch = 4, .eta = 0.1 };
+	nb_sgd adam = { .batch = 4, .eta = 0.01, .method = NB_METHOD_ADAM };
+	double x[4 * 36], y[8];
+
+	small_batch(x, y);
+	ck_assert_int_eq(nb_net_sgd_step(a, x, y, 4, &momentum, NULL), NB_OK);
+	ck_assert_int_eq(nb_net_sgd_step(b, x, y, 4, &plain, NULL), NB_OK);
+	for (int i = 0; i < 6; i++)  /* the parameters are the caller's to write */
+		memcpy(param(b, i), param(a, i), SMALL_SIZES[i] * sizeof(double));
+	ck_assert_int_eq(nb_net_sgd_step(a, x, y, 4, &adam, NULL), NB_OK);
+	ck_assert_int_eq(nb_net_sgd_step(b, x, y, 4, &adam, NULL), NB_OK);
+	for (int i = 0; i < 6; i++)
+		ck_assert_mem_eq(param(a, i), param(b, i), SMALL_SIZES[i] * sizeof(double));
+	nb_net_free(a);
+	nb_net_free(b);
+}
+END_TEST
+
 /* ---- Shapes and initialisations -------------------------------------------------------- */
 
 START_TEST(test_shapes_of_a_conv_net)
@@ -664,6 +688,7 @@ static Suite *layers_suite(void)
 
 	tcase_add_loop_test(steps, test_step_equals_op_graph_step, NB_METHOD_SGD,
 	                    NB_METHOD_ADAM + 1);
+	tcase_add_test(steps, test_methods_keep_their_own_state);
 	tcase_add_test(steps, test_shapes_of_a_conv_net);
 	tcase_add_loop_test(steps, test_initialisations, 0, 5);
 	tcase_add_test(steps, test_dropout_only_in_training);

@@ -52,8 +52,8 @@ struct nb_net {
 	bool images;             /* x is batch x C x H x W: a convolution or pool reads it */
 	double **w, **b;         /* parameters, L arrays each */
 	double **state[3];       /* optimizer state, 2L arrays each (weights, then biases),
-	                          * made at the first step that needs it: SGD's velocity, or
-	                          * Adam's m and v */
+	                          * made at the first step that needs it: SGD's velocity
+	                          * (STATE_VELOCITY), Adam's m and v (STATE_M, STATE_V) */
 	size_t adam_steps;       /* Adam updates so far */
 	double *decay;           /* 2L weight decay coefficients: weights, then biases (0) */
 	uint64_t version;        /* counts parameter updates, so each tape can be told of them */
@@ -496,11 +496,10 @@ static void record_forward(const nb_net *net, struct nb_graph *g)
 			p++;
 		}
 		a = nn__layer_record(t, l, a, w, b, g->train, dropout_seed(net, i, g->batch), &pre);
-		if (pre && pre != a) {
+		if (pre) {  /* the input of the layer's activation: the cost may need it */
 			z = pre;
-			name(z, "z", i + 1);
-		} else if (pre) {
-			z = pre;
+			if (pre != a)
+				name(z, "z", i + 1);
 		}
 		name(a, "a", i + 1);
 	}
@@ -672,11 +671,15 @@ static int check_sgd(nb_net *net, const nb_sgd *opt)
 	return NB_OK;
 }
 
-/* The optimizer's state arrays, zero, at the first step that needs them: SGD with
- * momentum keeps one set (velocity), Adam two (m and v). */
-static int ensure_state(nb_net *net, int sets)
+/* Which set of optimizer state is which: each method has its own, so that switching
+ * methods between steps never reads one's state as the other's. */
+enum { STATE_VELOCITY, STATE_M, STATE_V };
+
+/* The optimizer's state arrays first .. first + sets - 1, zero, at the first step that
+ * needs them. */
+static int ensure_state(nb_net *net, int first, int sets)
 {
-	for (int k = 0; k < sets; k++) {
+	for (int k = first; k < first + sets; k++) {
 		if (net->state[k])
 			continue;
 		net->state[k] = param_arrays(net);
@@ -693,16 +696,16 @@ static int update(nb_net *net, struct nb_graph *g, const nb_sgd *opt)
 		                   .beta2 = opt->beta2 ? opt->beta2 : 0.999,
 		                   .eps = opt->eps ? opt->eps : 1e-8, .decay = net->decay };
 
-		if (ensure_state(net, 2))
+		if (ensure_state(net, STATE_M, 2))
 			return net->err.status;
-		return nb_adam_update(g->param, g->grad, net->state[0], net->state[1], 2 * net->L,
-		                      &o, ++net->adam_steps);
+		return nb_adam_update(g->param, g->grad, net->state[STATE_M], net->state[STATE_V],
+		                      2 * net->L, &o, ++net->adam_steps);
 	}
 	nb_sgd_opts o = { .eta = opt->eta, .momentum = opt->momentum, .decay = net->decay };
 
-	if (opt->momentum > 0.0 && ensure_state(net, 1))
+	if (opt->momentum > 0.0 && ensure_state(net, STATE_VELOCITY, 1))
 		return net->err.status;
-	return nb_sgd_update(g->param, g->grad, net->state[0], 2 * net->L, &o);
+	return nb_sgd_update(g->param, g->grad, net->state[STATE_VELOCITY], 2 * net->L, &o);
 }
 
 /* Replay the graph on the batch already written into it and update the parameters, in
