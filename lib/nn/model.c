@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "file.h"
+#include "le.h"
 #include "net_file.h"
 #include "nn_int.h"
 
@@ -38,58 +39,6 @@
 static uint64_t off_config(uint64_t n) { return OFF_SIZES + 8 * n; }
 static uint64_t off_seed(uint64_t n) { return off_config(n) + 16; }
 static uint64_t header_len(uint64_t n) { return off_seed(n) + 8; }
-
-/* ---- Little-endian bytes ----------------------------------------------------------- */
-
-static unsigned char *put_u32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-	return p + 4;
-}
-
-static unsigned char *put_u64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-	return p + 8;
-}
-
-/* A double as the little-endian u64 of its bits: exact, NaN payloads and -0 included. */
-static unsigned char *put_f64(unsigned char *p, double v)
-{
-	uint64_t bits;
-
-	memcpy(&bits, &v, sizeof bits);
-	return put_u64(p, bits);
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static double get_f64(const unsigned char *p)
-{
-	uint64_t bits = get_u64(p);
-	double v;
-
-	memcpy(&v, &bits, sizeof v);
-	return v;
-}
 
 /* ---- Sizes ------------------------------------------------------------------------- */
 
@@ -115,7 +64,7 @@ static uint64_t param_count(uint64_t (*size)(const void *, uint64_t), const void
 
 static uint64_t file_size_at(const void *file, uint64_t l)
 {
-	return get_u64((const unsigned char *)file + OFF_SIZES + 8 * l);
+	return nn__get_u64((const unsigned char *)file + OFF_SIZES + 8 * l);
 }
 
 static uint64_t config_size_at(const void *sizes, uint64_t l)
@@ -136,9 +85,9 @@ static unsigned char *put_params(unsigned char *p, const nb_net *net, nb_net_con
 
 		assert(w != NULL && b != NULL);
 		for (size_t i = 0; i < out * in; i++)
-			p = put_f64(p, w[i]);
+			p = nn__put_f64(p, w[i]);
 		for (size_t i = 0; i < out; i++)
-			p = put_f64(p, b[i]);
+			p = nn__put_f64(p, b[i]);
 	}
 	return p;
 }
@@ -197,18 +146,18 @@ static int encode(const nb_net *net, const char *path, unsigned char **file, siz
 		return nn__file_fail(msg, NB_ENOMEM, path, "out of memory allocating %zu bytes",
 		            *len);
 	memcpy(buf, MODEL_MAGIC, 8);
-	p = put_u32(buf + OFF_VERSION, MODEL_VERSION);
-	p = put_u32(p, (uint32_t)header_len(n));
-	p = put_u32(p, (uint32_t)n);
+	p = nn__put_u32(buf + OFF_VERSION, MODEL_VERSION);
+	p = nn__put_u32(p, (uint32_t)header_len(n));
+	p = nn__put_u32(p, (uint32_t)n);
 	for (size_t l = 0; l < n; l++)
-		p = put_u64(p, cfg.sizes[l]);
-	p = put_u32(p, (uint32_t)cfg.hidden);
-	p = put_u32(p, (uint32_t)cfg.output);
-	p = put_u32(p, (uint32_t)cfg.cost);
-	p = put_u32(p, (uint32_t)cfg.init);
-	p = put_u64(p, cfg.seed);
+		p = nn__put_u64(p, cfg.sizes[l]);
+	p = nn__put_u32(p, (uint32_t)cfg.hidden);
+	p = nn__put_u32(p, (uint32_t)cfg.output);
+	p = nn__put_u32(p, (uint32_t)cfg.cost);
+	p = nn__put_u32(p, (uint32_t)cfg.init);
+	p = nn__put_u64(p, cfg.seed);
 	p = put_params(p, net, cfg);
-	put_u64(p, XXH3_64bits(buf, (size_t)(p - buf)));
+	nn__put_u64(p, XXH3_64bits(buf, (size_t)(p - buf)));
 	*file = buf;
 	return NB_OK;
 }
@@ -280,11 +229,11 @@ static int check_layout(const char *path, const unsigned char *f, size_t len,
 	if (memcmp(f, MODEL_MAGIC, 8) != 0)
 		return nn__file_fail(msg, NB_EFORMAT, path, "bad magic at byte 0 (not a nabla "
 		            "model file)");
-	if (get_u32(f + OFF_VERSION) != MODEL_VERSION)
+	if (nn__get_u32(f + OFF_VERSION) != MODEL_VERSION)
 		return nn__file_fail(msg, NB_EFORMAT, path, "unsupported version %" PRIu32 " at "
-		            "byte %d (this nabla reads version %d)", get_u32(f + OFF_VERSION),
+		            "byte %d (this nabla reads version %d)", nn__get_u32(f + OFF_VERSION),
 		            OFF_VERSION, MODEL_VERSION);
-	n = get_u32(f + OFF_N_LAYERS);
+	n = nn__get_u32(f + OFF_N_LAYERS);
 	if (len < off_config(n))  /* the sizes are not all there: T is unknown */
 		return nn__file_fail(msg, NB_EFORMAT, path, "truncated: %zu bytes, the header "
 		            "says at least %" PRIu64, len, header_len(n) + CHECKSUM_BYTES);
@@ -306,7 +255,7 @@ static int check_layout(const char *path, const unsigned char *f, size_t len,
 static int check_sum(const char *path, const unsigned char *f, uint64_t total, char *msg)
 {
 	uint64_t at = total - CHECKSUM_BYTES;
-	uint64_t stored = get_u64(f + at), computed = XXH3_64bits(f, (size_t)at);
+	uint64_t stored = nn__get_u64(f + at), computed = XXH3_64bits(f, (size_t)at);
 
 	if (stored != computed)
 		return nn__file_fail(msg, NB_EFORMAT, path, "checksum mismatch at byte %" PRIu64
@@ -325,8 +274,8 @@ static const char *activation_name(uint32_t a)
 /* Step 7, the structure: header length, layer count and sizes. */
 static int check_shape(const char *path, const unsigned char *f, char *msg)
 {
-	uint64_t n = get_u32(f + OFF_N_LAYERS);
-	uint32_t h = get_u32(f + OFF_HEADER_LEN);
+	uint64_t n = nn__get_u32(f + OFF_N_LAYERS);
+	uint32_t h = nn__get_u32(f + OFF_HEADER_LEN);
 
 	if (h != header_len(n))
 		return nn__file_fail(msg, NB_EFORMAT, path, "header length %" PRIu32 " at byte "
@@ -347,9 +296,9 @@ static int check_shape(const char *path, const unsigned char *f, char *msg)
  * allows it. */
 static int check_choices(const char *path, const unsigned char *f, char *msg)
 {
-	uint64_t at = off_config(get_u32(f + OFF_N_LAYERS));
-	uint32_t hidden = get_u32(f + at), output = get_u32(f + at + 4);
-	uint32_t cost = get_u32(f + at + 8), init = get_u32(f + at + 12);
+	uint64_t at = off_config(nn__get_u32(f + OFF_N_LAYERS));
+	uint32_t hidden = nn__get_u32(f + at), output = nn__get_u32(f + at + 4);
+	uint32_t cost = nn__get_u32(f + at + 8), init = nn__get_u32(f + at + 12);
 
 	if (hidden > NB_RELU)
 		return nn__file_fail(msg, NB_EFORMAT, path, "hidden activation %" PRIu32 " at "
@@ -373,13 +322,13 @@ static int check_choices(const char *path, const unsigned char *f, char *msg)
 /* Step 7, the parameters: every one finite. */
 static int check_params(const char *path, const unsigned char *f, char *msg)
 {
-	uint64_t n = get_u32(f + OFF_N_LAYERS), at = header_len(n);
+	uint64_t n = nn__get_u32(f + OFF_N_LAYERS), at = header_len(n);
 
 	for (uint64_t l = 0; l + 1 < n; l++) {
 		uint64_t in = file_size_at(f, l), out = file_size_at(f, l + 1);
 
 		for (uint64_t i = 0; i < out * (in + 1); i++, at += 8) {
-			double v = get_f64(f + at);
+			double v = nn__get_f64(f + at);
 			int bias = i >= out * in;  /* the biases follow the weights */
 
 			if (isfinite(v))
@@ -403,9 +352,9 @@ static void copy_params(nb_net *net, const unsigned char *f, const nb_net_config
 
 		assert(w != NULL && b != NULL);
 		for (size_t i = 0; i < out * in; i++, p += 8)
-			w[i] = get_f64(p);
+			w[i] = nn__get_f64(p);
 		for (size_t i = 0; i < out; i++, p += 8)
-			b[i] = get_f64(p);
+			b[i] = nn__get_f64(p);
 	}
 }
 
@@ -413,7 +362,7 @@ static void copy_params(nb_net *net, const unsigned char *f, const nb_net_config
 static int build(const char *path, const unsigned char *f, const struct model_load *ld,
                  nb_net **out, char *msg)
 {
-	size_t n = get_u32(f + OFF_N_LAYERS);
+	size_t n = nn__get_u32(f + OFF_N_LAYERS);
 	uint64_t at = off_config(n);
 	size_t *sizes = ld->alloc(ld->ud, NULL, 0, n * sizeof *sizes);
 	nb_net_config cfg;
@@ -426,9 +375,9 @@ static int build(const char *path, const unsigned char *f, const struct model_lo
 		sizes[l] = (size_t)file_size_at(f, l);  /* at most MAX_PARAMS (step 5) */
 	cfg = (nb_net_config){
 		.n_layers = n, .sizes = sizes,
-		.hidden = (int)get_u32(f + at), .output = (int)get_u32(f + at + 4),
-		.cost = (int)get_u32(f + at + 8), .init = (int)get_u32(f + at + 12),
-		.seed = get_u64(f + off_seed(n)),
+		.hidden = (int)nn__get_u32(f + at), .output = (int)nn__get_u32(f + at + 4),
+		.cost = (int)nn__get_u32(f + at + 8), .init = (int)nn__get_u32(f + at + 12),
+		.seed = nn__get_u64(f + off_seed(n)),
 		.alloc = ld->alloc, .alloc_ud = ld->ud,
 	};
 	status = nb_net_new(&cfg, out, why);

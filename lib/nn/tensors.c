@@ -18,6 +18,7 @@
 #include <xxhash.h>
 
 #include "file.h"
+#include "le.h"
 #include "nn_int.h"
 
 #define TNS_MAGIC "NABLATNS"
@@ -53,40 +54,6 @@ struct tensor_ref {
 	uint64_t at;
 	size_t index;
 };
-
-/* ---- Little-endian bytes ----------------------------------------------------------- */
-
-static unsigned char *put_u32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-	return p + 4;
-}
-
-static unsigned char *put_u64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-	return p + 8;
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /* ---- Shapes and names -------------------------------------------------------------- */
 
@@ -278,27 +245,27 @@ static void encode(unsigned char *buf, size_t len, const nb_named_tensor *ts,
 	unsigned char *p = buf;
 
 	memcpy(p, TNS_MAGIC, 8);
-	p = put_u32(p + 8, TNS_VERSION);
-	p = put_u32(p, (uint32_t)n);
-	p = put_u64(p, desc_len);
+	p = nn__put_u32(p + 8, TNS_VERSION);
+	p = nn__put_u32(p, (uint32_t)n);
+	p = nn__put_u64(p, desc_len);
 	memcpy(p, desc, desc_len);
 	p += desc_len;
 	for (size_t i = 0; i < n; i++) {
 		const struct tensor_ref *r = &refs[i];
 
-		p = put_u32(p, r->name_len);
+		p = nn__put_u32(p, r->name_len);
 		memcpy(p, r->name, r->name_len);
-		p = put_u32(p + r->name_len, r->rank);
+		p = nn__put_u32(p + r->name_len, r->rank);
 		for (uint32_t d = 0; d < r->rank; d++)
-			p = put_u64(p, r->dim[d]);
+			p = nn__put_u64(p, r->dim[d]);
 		for (uint64_t k = 0; k < r->count; k++) {
 			uint64_t bits;
 
 			memcpy(&bits, &ts[i].data[k], sizeof bits);
-			p = put_u64(p, bits);
+			p = nn__put_u64(p, bits);
 		}
 	}
-	put_u64(p, XXH3_64bits(buf, len - CHECKSUM_BYTES));
+	nn__put_u64(p, XXH3_64bits(buf, len - CHECKSUM_BYTES));
 }
 
 /* Check the tensors and build the file in a block of *len bytes from alloc (*buf). */
@@ -401,12 +368,12 @@ static int check_header(struct tns_load *ld)
 		                 "header and checksum", ld->len, MIN_FILE);
 	if (memcmp(f, TNS_MAGIC, 8) != 0)
 		return load_fail(ld, NB_EFORMAT, "bad magic at byte 0 (not a nabla tensor file)");
-	if (get_u32(f + OFF_VERSION) != TNS_VERSION)
+	if (nn__get_u32(f + OFF_VERSION) != TNS_VERSION)
 		return load_fail(ld, NB_EFORMAT, "unsupported version %" PRIu32 " at byte %d "
-		                 "(this nabla reads version %d)", get_u32(f + OFF_VERSION),
+		                 "(this nabla reads version %d)", nn__get_u32(f + OFF_VERSION),
 		                 OFF_VERSION, TNS_VERSION);
 	ld->end = ld->len - CHECKSUM_BYTES;
-	stored = get_u64(f + ld->end);
+	stored = nn__get_u64(f + ld->end);
 	computed = XXH3_64bits(f, (size_t)ld->end);
 	if (stored != computed)
 		return load_fail(ld, NB_EFORMAT, "checksum mismatch at byte %" PRIu64 " (stored "
@@ -418,7 +385,7 @@ static int check_header(struct tns_load *ld)
 /* Step 6, the description and the count; *count is bounded by the bytes left. */
 static int check_description(const struct tns_load *ld, uint32_t *count)
 {
-	uint64_t desc_len = get_u64(ld->f + OFF_DESC_LEN), left;
+	uint64_t desc_len = nn__get_u64(ld->f + OFF_DESC_LEN), left;
 	const unsigned char *nul;
 
 	if (desc_len > ld->end - OFF_DESC)
@@ -429,7 +396,7 @@ static int check_description(const struct tns_load *ld, uint32_t *count)
 	if (nul != NULL)
 		return load_fail(ld, NB_EFORMAT, "description has a NUL byte at byte %td",
 		                 nul - ld->f);
-	*count = get_u32(ld->f + OFF_COUNT);
+	*count = nn__get_u32(ld->f + OFF_COUNT);
 	left = ld->end - OFF_DESC - desc_len;
 	if (*count > left / MIN_TENSOR)
 		return load_fail(ld, NB_EFORMAT, "%" PRIu32 " tensors at byte %d cannot fit in "
@@ -471,7 +438,7 @@ static int read_name(const struct tns_load *ld, struct tensor_ref *r, uint64_t *
 
 	if (status != NB_OK)
 		return status;
-	len = get_u32(ld->f + *at);
+	len = nn__get_u32(ld->f + *at);
 	if (len < 1 || len > NAME_MAX_LEN)
 		return load_fail(ld, NB_EFORMAT, "tensor %zu: name length %" PRIu32 " at byte %"
 		                 PRIu64 " (1 to %d expected)", r->index, len, *at, NAME_MAX_LEN);
@@ -499,7 +466,7 @@ static int read_shape(const struct tns_load *ld, struct tensor_ref *r, uint64_t 
 
 	if (status != NB_OK)
 		return status;
-	r->rank = get_u32(ld->f + *at);
+	r->rank = nn__get_u32(ld->f + *at);
 	if (r->rank > NB_MAX_RANK)
 		return load_fail(ld, NB_EFORMAT, "%s: rank %" PRIu32 " at byte %" PRIu64 " (0 to "
 		                 "%d expected)", tensor_label(label, r), r->rank, *at,
@@ -509,7 +476,7 @@ static int read_shape(const struct tns_load *ld, struct tensor_ref *r, uint64_t 
 		snprintf(what, sizeof what, "dimension %" PRIu32, d);
 		if ((status = need(ld, r, *at, 8, what)) != NB_OK)
 			return status;
-		r->dim[d] = get_u64(ld->f + *at);
+		r->dim[d] = nn__get_u64(ld->f + *at);
 		if (r->dim[d] == 0)
 			return load_fail(ld, NB_EFORMAT, "%s: dimension %" PRIu32 " is 0 at byte %"
 			                 PRIu64 " (each is at least 1)", tensor_label(label, r), d,
@@ -531,7 +498,7 @@ static int read_shape(const struct tns_load *ld, struct tensor_ref *r, uint64_t 
 /* Step 6, the tensors: each in turn into refs[0..count-1], then nothing left over. */
 static int read_tensors(const struct tns_load *ld, struct tensor_ref *refs, uint32_t count)
 {
-	uint64_t at = OFF_DESC + get_u64(ld->f + OFF_DESC_LEN);
+	uint64_t at = OFF_DESC + nn__get_u64(ld->f + OFF_DESC_LEN);
 	int status = NB_OK;
 
 	for (uint32_t i = 0; i < count && status == NB_OK; i++) {
@@ -598,7 +565,7 @@ static void load_release(const struct tns_load *ld, unsigned char *buf, size_t c
 static void copy_values(double *data, const unsigned char *p, uint64_t n)
 {
 	for (uint64_t k = 0; k < n; k++, p += 8) {
-		uint64_t bits = get_u64(p);
+		uint64_t bits = nn__get_u64(p);
 
 		memcpy(&data[k], &bits, sizeof bits);
 	}
@@ -624,7 +591,7 @@ static uint64_t block_size(const struct tensor_ref *refs, uint32_t count, uint64
 static int build_result(const struct tns_load *ld, const struct tensor_ref *refs,
                         uint32_t count, nb_tensor_file *out)
 {
-	uint64_t desc_len = get_u64(ld->f + OFF_DESC_LEN), total;
+	uint64_t desc_len = nn__get_u64(ld->f + OFF_DESC_LEN), total;
 	uint64_t bytes = block_size(refs, count, desc_len, &total);
 	unsigned char *block;
 	double *values;
