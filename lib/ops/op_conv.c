@@ -45,15 +45,13 @@ static void inside(const struct geometry *g, size_t kj, size_t *lo, size_t *hi)
 		*hi = *lo;
 }
 
-/* One row of one window offset: copy the image's values into col (zeros outside the
- * image), or add col back into the image. Positions are visited in order, so that a
- * scatter adds in the same order whatever the path. */
-static void window_row(const struct geometry *g, double *row, double *col, size_t kj,
-                       bool gather)
+/* One row of one window offset kj, whose positions [lo, hi) fall inside the image:
+ * copy the image's values into col (zeros outside the image), or add col back into the
+ * image. Positions are visited in order, so that a scatter adds in the same order
+ * whatever the path. */
+static inline void window_row(const struct geometry *g, double *row, double *col, size_t kj,
+                              size_t lo, size_t hi, bool gather)
 {
-	size_t lo, hi;
-
-	inside(g, kj, &lo, &hi);
 	if (gather) {
 		memset(col, 0, lo * sizeof *col);
 		memset(col + hi, 0, (g->ow - hi) * sizeof *col);
@@ -86,14 +84,18 @@ static void windows(const struct geometry *g, double *image, double *cols, bool 
 			double *col = cols + (n * g->c + c) * kk * l;
 
 			for (size_t ki = 0; ki < g->kh; ki++)
-				for (size_t kj = 0; kj < g->kw; kj++, col += l)
+				for (size_t kj = 0; kj < g->kw; kj++, col += l) {
+					size_t lo, hi;
+
+					inside(g, kj, &lo, &hi);  /* the same for every row */
 					for (size_t oh = 0; oh < g->oh; oh++) {
 						size_t ih = oh * g->s + ki;  /* + pad, in padded rows */
 						bool in = ih >= g->p && ih - g->p < g->h;
 
 						window_row(g, in ? img + (ih - g->p) * g->w : NULL,
-						           col + oh * g->ow, kj, gather);
+						           col + oh * g->ow, kj, lo, hi, gather);
 					}
+				}
 		}
 }
 
