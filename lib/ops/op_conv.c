@@ -45,6 +45,18 @@ static void inside(const struct geometry *g, size_t kj, size_t *lo, size_t *hi)
 		*hi = *lo;
 }
 
+/* n values of an image row to a column's, or added back: the image and the columns are
+ * different tensors, so the loops can be vectorised. */
+static inline void copy_run(double *restrict row, double *restrict col, size_t n, bool gather)
+{
+	if (gather)
+		for (size_t i = 0; i < n; i++)
+			col[i] = row[i];
+	else
+		for (size_t i = 0; i < n; i++)
+			row[i] += col[i];
+}
+
 /* One row of one window offset kj, whose positions [lo, hi) fall inside the image:
  * copy the image's values into col (zeros outside the image), or add col back into the
  * image. Positions are visited in order, so that a scatter adds in the same order
@@ -62,9 +74,8 @@ static inline void window_row(const struct geometry *g, double *row, double *col
 		return;
 	}
 	row += lo * g->s + kj - g->p;
-	if (gather && g->s == 1)  /* rows are short (8 to 24 values): no call to memcpy */
-		for (size_t ow = lo; ow < hi; ow++)
-			col[ow] = row[ow - lo];
+	if (g->s == 1)  /* rows are short (8 to 24 values): no call to memcpy */
+		copy_run(row, col + lo, hi - lo, gather);
 	else if (gather)
 		for (size_t ow = lo; ow < hi; ow++, row += g->s)
 			col[ow] = *row;
