@@ -345,6 +345,8 @@ static const nb_layer NO_UNITS[] = { NB_DENSE(0, 0, 0) };
 static const nb_layer POOL_PAD[] = { { .kind = NB_LAYER_MAX_POOL, .k = 2, .pad = 1 },
                                      NB_DENSE(2, 0, 0) };
 static const nb_layer BIG_WINDOW[] = { NB_CONV2D(2, 7, 0, 0), NB_DENSE(2, 0, 0) };
+static const nb_layer WIDE_PAD[] = { { .kind = NB_LAYER_CONV2D, .units = 1, .k = 5, .pad = 3 },
+                                     NB_DENSE(2, 0, 0) };
 static const nb_layer CONV_AFTER_DENSE[] = { NB_DENSE(4, 0, 0), NB_CONV2D(2, 1, 0, 0),
                                              NB_DENSE(2, 0, 0) };
 static const nb_layer BAD_P[] = { NB_DROPOUT(1.0), NB_DENSE(2, 0, 0) };
@@ -368,6 +370,8 @@ static const struct {
 	  "net: layer 0 (max_pool): pad is 1, but a max_pool layer has no padding" },
 	{ { .layers = BIG_WINDOW, .layer_count = 2, .input = { 1, 6, 6 } }, NB_EINVAL,
 	  "net: layer 0 (conv2d): a 7 x 7 window does not fit a 6 x 6 image padded by 0" },
+	{ { .layers = WIDE_PAD, .layer_count = 2, .input = { 1, 2, 2 } }, NB_EINVAL,
+	  "net: layer 0 (conv2d): padding 3 is more than a 2 x 2 image" },
 	{ { .layers = CONV_AFTER_DENSE, .layer_count = 3, .input = { 1, 6, 6 } }, NB_EINVAL,
 	  "net: layer 1 (conv2d): reads images, but a dense layer before it gives columns" },
 	{ { .layers = BAD_P, .layer_count = 2, .input = { 4 } }, NB_EINVAL,

@@ -139,6 +139,9 @@ static int shape_layer(char *msg, size_t i, struct nn_layer *l)
 		if (l->columns_in)
 			return layer_fail(msg, i, s, "reads images, but a dense layer before it gives "
 			                  "columns");
+		if (s->pad > h || s->pad > w)  /* as nb_conv2d() has it */
+			return layer_fail(msg, i, s, "padding %zu is more than a %zu x %zu image",
+			                  s->pad, h, w);
 		oh = windows(h, s->k, l->spec.stride, s->pad);
 		ow = windows(w, s->k, l->spec.stride, s->pad);
 		if (oh == 0 || ow == 0)

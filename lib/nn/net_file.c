@@ -79,7 +79,8 @@ static int copy_params(nb_net *net, const nb_tensor_file *f, const char *path, c
 		if (!t)
 			return nn__file_fail(msg, NB_EFORMAT, path, "parameter %s is not in the file",
 			                     ts[i].name);
-		if (t->rank != ts[i].rank || memcmp(t->dim, ts[i].dim, sizeof t->dim))
+		if (t->rank != ts[i].rank ||
+		    memcmp(t->dim, ts[i].dim, (size_t)t->rank * sizeof *t->dim))
 			return nn__file_fail(msg, NB_EFORMAT, path, "parameter %s has the wrong shape "
 			                     "for the network described", ts[i].name);
 		for (int d = 0; d < t->rank; d++)
