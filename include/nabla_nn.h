@@ -179,16 +179,16 @@ typedef struct nb_net_config {
 	                         * run, bit for bit */
 	nb_alloc_fn alloc;      /* every allocation of the network and its tapes (NULL: malloc) */
 	void *alloc_ud;         /* passed to alloc */
-	const nb_layer *layers; /* non-NULL: the network is these layer_count layers, the last
-	                         * a dense one or an activation after one; sizes, n_layers,
-	                         * hidden, output and init are ignored */
+	const nb_layer *layers; /* non-NULL: the network is these layer_count layers, ending
+	                         * with a dense one (activation layers may follow it); sizes,
+	                         * n_layers, hidden, output and init are ignored */
 	size_t layer_count;     /* 1 .. NB_NET_MAX_LAYERS */
 	size_t input[3];        /* with layers: an example's channels, height and width (0
 	                         * counts as 1); its features, their product, are stored
 	                         * channel by channel, row by row */
 } nb_net_config;
 
-/** The most layers of a list (sizes: the most sizes). */
+/** The most layers of a list (a network of sizes: NB_NET_MAX_LAYERS + 1 sizes). */
 #define NB_NET_MAX_LAYERS 64
 
 /** The ways nb_sgd can move parameters. */
