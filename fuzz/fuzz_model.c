@@ -22,15 +22,14 @@
 #include <string.h>
 
 #include <nabla_nn.h>
-#include <xxhash.h>
 
 #include "fuzz.h"
+#include "fuzz_checksum.h"
 #include "fuzz_msg.h"
 
 /* Byte offsets of docs/model-format.md, "Layout". */
 #define OFF_N_LAYERS 16
 #define OFF_SIZES 20
-#define CHECKSUM_BYTES 8
 
 static uint64_t le(const uint8_t *p, int bytes)
 {
@@ -53,8 +52,8 @@ static void check_config(const nb_net_config *cfg, const uint8_t *f, size_t size
 		           "size %zu of layer %zu", cfg->sizes[l], l);
 	for (size_t l = 0; l + 1 < n; l++)
 		params += cfg->sizes[l + 1] * (cfg->sizes[l] + 1);
-	FUZZ_CHECK(size == at + 24 + 8 * params + CHECKSUM_BYTES, "%zu bytes for %zu parameters",
-	           size, params);
+	FUZZ_CHECK(size == at + 24 + 8 * params + 8 /* the checksum */, "%zu bytes for %zu "
+	           "parameters", size, params);
 	FUZZ_CHECK(cfg->hidden >= NB_SIGMOID && cfg->hidden <= NB_RELU, "hidden %d", cfg->hidden);
 	FUZZ_CHECK(cfg->output >= NB_SIGMOID && cfg->output <= NB_SOFTMAX, "output %d",
 	           cfg->output);
@@ -174,21 +173,6 @@ static void load(const uint8_t *f, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint8_t *fixed;
-	uint64_t sum;
-
-	load(data, size);
-	if (size < CHECKSUM_BYTES)
-		return 0;
-	sum = XXH3_64bits(data, size - CHECKSUM_BYTES);
-	if (le(data + size - CHECKSUM_BYTES, 8) == sum)
-		return 0;
-	fixed = malloc(size);
-	FUZZ_CHECK(fixed != NULL, "out of memory");
-	memcpy(fixed, data, size - CHECKSUM_BYTES);
-	for (int i = 0; i < CHECKSUM_BYTES; i++)
-		fixed[size - CHECKSUM_BYTES + i] = (uint8_t)(sum >> (8 * i));
-	load(fixed, size);
-	free(fixed);
+	fuzz_load_checksummed(data, size, load);
 	return 0;
 }

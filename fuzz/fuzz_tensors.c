@@ -24,21 +24,10 @@
 #include <string.h>
 
 #include <nabla_nn.h>
-#include <xxhash.h>
 
 #include "fuzz.h"
+#include "fuzz_checksum.h"
 #include "fuzz_msg.h"
-
-#define CHECKSUM_BYTES 8
-
-static uint64_t le(const uint8_t *p, int bytes)
-{
-	uint64_t v = 0;
-
-	for (int i = bytes - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static size_t values_of(const nb_named_tensor *t)
 {
@@ -172,21 +161,6 @@ static void load(const uint8_t *f, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint8_t *fixed;
-	uint64_t sum;
-
-	load(data, size);
-	if (size < CHECKSUM_BYTES)
-		return 0;
-	sum = XXH3_64bits(data, size - CHECKSUM_BYTES);
-	if (le(data + size - CHECKSUM_BYTES, 8) == sum)
-		return 0;
-	fixed = malloc(size);
-	FUZZ_CHECK(fixed != NULL, "out of memory");
-	memcpy(fixed, data, size - CHECKSUM_BYTES);
-	for (int i = 0; i < CHECKSUM_BYTES; i++)
-		fixed[size - CHECKSUM_BYTES + i] = (uint8_t)(sum >> (8 * i));
-	load(fixed, size);
-	free(fixed);
+	fuzz_load_checksummed(data, size, load);
 	return 0;
 }
