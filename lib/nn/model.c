@@ -92,39 +92,19 @@ static unsigned char *put_params(unsigned char *p, const nb_net *net, nb_net_con
 	return p;
 }
 
-/* The index of the first non-finite of n values, or n. */
-static size_t first_non_finite(const double *v, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n && isfinite(v[i]))
-		i++;
-	return i;
-}
-
 /* Every parameter must be finite: a loader refuses a file with a NaN or an infinity (it
  * cannot tell a diverged network from a corrupt file), so saving one would write a file
  * that never loads. */
 static int check_finite(const nb_net *net, const char *path, char *msg)
 {
-	nb_net_config cfg = nb_net_get_config(net);
+	nb_named_tensor ts[2 * NB_NET_MAX_LAYERS];
+	size_t n = nb_net_tensors((nb_net *)net, ts, 2 * NB_NET_MAX_LAYERS), k, j;
 
-	for (size_t l = 0; l + 1 < cfg.n_layers; l++) {
-		const double *v[2] = { nb_net_weights((nb_net *)net, l),
-		                       nb_net_biases((nb_net *)net, l) };
-		size_t n[2] = { cfg.sizes[l + 1] * cfg.sizes[l], cfg.sizes[l + 1] };
-
-		for (int k = 0; k < 2; k++) {
-			size_t i = first_non_finite(v[k], n[k]);
-
-			if (i == n[k])
-				continue;
-			return nn__file_fail(msg, NB_EINVAL, path, "%s %zu of layer %zu is %g, "
-			                     "which a model file cannot hold (it would not load)",
-			                     k ? "bias" : "weight", i, l, v[k][i]);
-		}
-	}
-	return NB_OK;
+	if (!nn__non_finite(ts, n, &k, &j))
+		return NB_OK;
+	return nn__file_fail(msg, NB_EINVAL, path, "%s %zu of layer %zu is %g, which a model "
+	                     "file cannot hold (it would not load)", k % 2 ? "bias" : "weight",
+	                     j, k / 2, ts[k].data[j]);
 }
 
 /* Build the whole file in memory: *file (the caller frees it) of *len bytes. */

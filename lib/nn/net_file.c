@@ -9,22 +9,22 @@
 #include "net_file.h"
 #include "net_text.h"
 
-/* A loader refuses a network with a NaN or an infinity (it cannot tell a diverged network
- * from a corrupt file), so saving one would write a file that never loads. */
-static int check_finite(const nb_named_tensor *ts, size_t n, const char *path, char *msg)
+static size_t values_of(const nb_named_tensor *t)
 {
-	for (size_t i = 0; i < n; i++) {
-		size_t size = 1;
+	size_t size = 1;
 
-		for (int d = 0; d < ts[i].rank; d++)
-			size *= ts[i].dim[d];
-		for (size_t j = 0; j < size; j++)
-			if (!isfinite(ts[i].data[j]))
-				return nn__file_fail(msg, NB_EINVAL, path, "parameter %s[%zu] is %g, "
-				                     "which a model file of a network cannot hold (it "
-				                     "would not load)", ts[i].name, j, ts[i].data[j]);
-	}
-	return NB_OK;
+	for (int d = 0; d < t->rank; d++)
+		size *= t->dim[d];
+	return size;
+}
+
+bool nn__non_finite(const nb_named_tensor *ts, size_t n, size_t *t, size_t *j)
+{
+	for (*t = 0; *t < n; (*t)++)
+		for (*j = 0; *j < values_of(&ts[*t]); (*j)++)
+			if (!isfinite(ts[*t].data[*j]))
+				return true;
+	return false;
 }
 
 int nn__net_save_v2(const nb_net *net, const char *path, char *msg)
@@ -36,13 +36,17 @@ int nn__net_save_v2(const nb_net *net, const char *path, char *msg)
 	char *text = cfg.alloc(cfg.alloc_ud, NULL, 0, len);
 	nb_save_opts opts = { cfg.alloc, cfg.alloc_ud };
 	int status = NB_OK;
+	size_t k, j;
 
 	if (!ts || !text)
 		status = nn__file_fail(msg, NB_ENOMEM, path, "out of memory describing the network");
 	if (status == NB_OK) {
 		nb_net_tensors((nb_net *)net, ts, n);
 		nn__net_describe(&cfg, text, len);
-		status = check_finite(ts, n, path, msg);
+		if (nn__non_finite(ts, n, &k, &j))
+			status = nn__file_fail(msg, NB_EINVAL, path, "parameter %s[%zu] is %g, which "
+			                       "a model file of a network cannot hold (it would not "
+			                       "load)", ts[k].name, j, ts[k].data[j]);
 	}
 	if (status == NB_OK)
 		status = nb_tensors_save_opts(path, ts, n, text, &opts, msg);
@@ -67,14 +71,16 @@ static const nb_named_tensor *find(const nb_tensor_file *f, const char *name)
 static int copy_params(nb_net *net, const nb_tensor_file *f, const char *path, char *msg)
 {
 	nb_named_tensor ts[2 * NB_NET_MAX_LAYERS];
-	size_t n = nb_net_tensors(net, ts, 2 * NB_NET_MAX_LAYERS);
+	size_t n = nb_net_tensors(net, ts, 2 * NB_NET_MAX_LAYERS), k, j;
 
 	if (f->n != n)
 		return nn__file_fail(msg, NB_EFORMAT, path, "%zu tensors for a network of %zu "
 		                     "parameters", f->n, n);
+	if (nn__non_finite(f->tensors, f->n, &k, &j))
+		return nn__file_fail(msg, NB_EFORMAT, path, "parameter %s[%zu] is %g",
+		                     f->tensors[k].name, j, f->tensors[k].data[j]);
 	for (size_t i = 0; i < n; i++) {
 		const nb_named_tensor *t = find(f, ts[i].name);
-		size_t size = 1;
 
 		if (!t)
 			return nn__file_fail(msg, NB_EFORMAT, path, "parameter %s is not in the file",
@@ -83,14 +89,9 @@ static int copy_params(nb_net *net, const nb_tensor_file *f, const char *path, c
 		    memcmp(t->dim, ts[i].dim, (size_t)t->rank * sizeof *t->dim))
 			return nn__file_fail(msg, NB_EFORMAT, path, "parameter %s has the wrong shape "
 			                     "for the network described", ts[i].name);
-		for (int d = 0; d < t->rank; d++)
-			size *= t->dim[d];
-		for (size_t j = 0; j < size; j++)
-			if (!isfinite(t->data[j]))
-				return nn__file_fail(msg, NB_EFORMAT, path, "parameter %s[%zu] is %g",
-				                     t->name, j, t->data[j]);
-		memcpy(ts[i].data, t->data, size * sizeof *t->data);
 	}
+	for (size_t i = 0; i < n; i++)
+		memcpy(ts[i].data, find(f, ts[i].name)->data, values_of(&ts[i]) * sizeof(double));
 	return NB_OK;
 }
 
