@@ -501,33 +501,40 @@ static void fail_at(struct parser *p, size_t pos, int status, const char *msg)
 
 #if defined(__GNUC__)
 #define PRINTF_3_4 __attribute__((format(printf, 3, 4)))
+#define PRINTF_3_0 __attribute__((format(printf, 3, 0)))
 #else
 #define PRINTF_3_4
+#define PRINTF_3_0
 #endif
 
-/* A syntax (or semantic) error at pos, NB_EINVAL: NULL for the parsers of tensors... */
-PRINTF_3_4 static void *syntax(struct parser *p, size_t pos, const char *fmt, ...)
+/* A syntax (or semantic) error at pos, NB_EINVAL. */
+PRINTF_3_0 static void vsyntax(struct parser *p, size_t pos, const char *fmt, va_list ap)
 {
 	char msg[NB_MSG_MAX];
+
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	fail_at(p, pos, NB_EINVAL, msg);
+}
+
+/* The same, returning NULL for the parsers of tensors... */
+PRINTF_3_4 static void *syntax(struct parser *p, size_t pos, const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vsyntax(p, pos, fmt, ap);
 	va_end(ap);
-	fail_at(p, pos, NB_EINVAL, msg);
 	return NULL;
 }
 
 /* ... and false for the others. */
 PRINTF_3_4 static bool refuse(struct parser *p, size_t pos, const char *fmt, ...)
 {
-	char msg[NB_MSG_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vsyntax(p, pos, fmt, ap);
 	va_end(ap);
-	fail_at(p, pos, NB_EINVAL, msg);
 	return false;
 }
 
