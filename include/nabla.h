@@ -485,6 +485,16 @@ void nb_set_threads(int n);
  * clamping, 1 before any call and always 1 without OpenMP. */
 int nb_get_threads(void);
 
+/** Use the matrix kernels named: "avx512", "avx2", "plain", or "auto", the best this
+ * processor runs (the default). Returns 0, or -1 when the name is unknown, or this build
+ * or this processor lacks those kernels (the kernels in use are unchanged). Process-wide:
+ * call it before starting threads. The kernels differ only in the last bits of products
+ * (AVX2 and AVX-512 multiply and add in one rounding, plain C in two). */
+int nb_set_kernels(const char *name);
+
+/** The name of the matrix kernels in use: "avx512", "avx2" or "plain" (static storage). */
+const char *nb_kernels(void);
+
 /* ---- Backward and replay ------------------------------------------------------------
  * Values. Whatever a program reads or records after changing a leaf (nb_set, nb_touch,
  * an optimizer update) is computed from the current leaf values: a value is recomputed,

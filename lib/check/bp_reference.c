@@ -202,21 +202,24 @@ static void work_free(struct bp_work *wk)
 		wk->alloc(wk->ud, wk->block, wk->n_block * sizeof *wk->block, 0);
 }
 
-/* The largest work space the matrix kernel asks for in backprop_batch(): for the forward products
- * and BP4's (BP2's never need any). */
+/* The largest work space the matrix kernel asks for in backprop_batch(): for the forward
+ * products, BP2's and BP4's. */
 static size_t scratch_size(const nb_mlp *net, size_t n, bool rows)
 {
 	size_t most = 0;
 
 	for (size_t l = 1; l < net->n_layers; l++) {
 		size_t m = net->sizes[l], k = net->sizes[l - 1];
-		size_t f = rows ? nb__gemm_work(false, true, n, m, k)
-		                : nb__gemm_work(false, l == 1, m, n, k);
-		size_t g = rows ? nb__gemm_work(true, false, m, k, n)
-		                : nb__gemm_work(false, l != 1, m, k, n);
+		size_t f = rows ? nb__gemm_work(false, true, n, m, k, 1)
+		                : nb__gemm_work(false, l == 1, m, n, k, 1);
+		size_t g = rows ? nb__gemm_work(true, false, m, k, n, 1)
+		                : nb__gemm_work(false, l != 1, m, k, n, 1);
+		size_t h = rows ? nb__gemm_work(false, false, n, k, m, 1)  /* BP2 */
+		                : nb__gemm_work(true, false, k, n, m, 1);
 
 		most = f > most ? f : most;
 		most = g > most ? g : most;
+		most = h > most ? h : most;
 	}
 	return most;
 }
@@ -355,12 +358,12 @@ static double derivative(int act, double a)
  * graph's bit for bit, which matters where f'(z) is computed from a saturated a: 1 - a^2
  * would turn one last bit of z into a large relative difference of delta. */
 static void product(struct dims d, size_t k, const double *w, const double *a_in,
-                    bool in_rows, double *z, double *scratch)
+                    bool in_rows, double *z, struct nb__work scratch)
 {
 	if (d.rows)
-		nb__gemm(false, true, d.n, d.m, k, a_in, w, z, scratch);
+		nb__gemm(1, false, true, d.n, d.m, k, a_in, w, z, scratch);
 	else
-		nb__gemm(false, in_rows, d.m, d.n, k, w, a_in, z, scratch);
+		nb__gemm(1, false, in_rows, d.m, d.n, k, w, a_in, z, scratch);
 }
 
 /* One layer of the forward pass: z = w a_in + b into out, then, after a copy into z_out
@@ -369,7 +372,7 @@ static void product(struct dims d, size_t k, const double *w, const double *a_in
  * product, the order in which the op graph z = add(matmul(w, a), b) evaluates it. */
 static void forward_layer(struct dims d, size_t k, const double *w, const double *b,
                           const double *a_in, bool in_rows, int act, double *out,
-                          double *z_out, double *scratch)
+                          double *z_out, struct nb__work scratch)
 {
 	product(d, k, w, a_in, in_rows, out, scratch);
 	for (size_t j = 0; j < d.m; j++)
@@ -543,14 +546,15 @@ static void output_error(const nb_mlp *net, const nb_bp_opts *o, struct bp_work 
 
 /* BP2: delta^l = ((w^{l+1})^T delta^{l+1}) ⊙ f'(z^l), with f'(z^l) from a^l; for rows
  * (delta^{l+1} w^{l+1}) ⊙ f'(z^l). w is m_next x d.m (layer l has d.m units, layer l+1
- * m_next); w^T is read in place by the matrix kernel, which needs no work space here. */
+ * m_next); w^T is read in place by the matrix kernel. */
 static void backprop_layer(struct dims d, size_t m_next, const double *w,
-                           const double *delta_next, const double *a, int act, double *delta)
+                           const double *delta_next, const double *a, int act, double *delta,
+                           struct nb__work scratch)
 {
 	if (d.rows)
-		nb__gemm(false, false, d.n, d.m, m_next, delta_next, w, delta, NULL);
+		nb__gemm(1, false, false, d.n, d.m, m_next, delta_next, w, delta, scratch);
 	else
-		nb__gemm(true, false, d.m, d.n, m_next, w, delta_next, delta, NULL);
+		nb__gemm(1, true, false, d.m, d.n, m_next, w, delta_next, delta, scratch);
 	for (size_t i = 0; i < d.m * d.n; i++)
 		delta[i] *= derivative(act, a[i]);
 }
@@ -564,7 +568,7 @@ static void backprop_layer(struct dims d, size_t m_next, const double *w,
  * has k units (one example per row when prev_rows), w and dw are d.m x k, db d.m. */
 static void layer_gradients(struct dims d, size_t k, const double *delta,
                             const double *a_prev, bool prev_rows, const double *w,
-                            double lambda, double *dw, double *db, double *scratch)
+                            double lambda, double *dw, double *db, struct nb__work scratch)
 {
 	for (size_t j = 0; j < d.m; j++) {
 		double s = 0.0;
@@ -574,9 +578,9 @@ static void layer_gradients(struct dims d, size_t k, const double *delta,
 		db[j] = s;
 	}
 	if (d.rows)
-		nb__gemm(true, false, d.m, k, d.n, delta, a_prev, dw, scratch);
+		nb__gemm(1, true, false, d.m, k, d.n, delta, a_prev, dw, scratch);
 	else
-		nb__gemm(false, !prev_rows, d.m, k, d.n, delta, a_prev, dw, scratch);
+		nb__gemm(1, false, !prev_rows, d.m, k, d.n, delta, a_prev, dw, scratch);
 	if (lambda != 0.0) {
 		double decay = lambda / (double)d.n;
 
@@ -597,20 +601,22 @@ static void backprop_batch(const nb_mlp *net, const nb_bp_opts *o, size_t n, con
 {
 	const size_t *sz = net->sizes;
 	size_t L = net->n_layers - 1;
+	struct nb__work scratch = { wk->scratch, wk->n_scratch };
+
 	for (size_t l = 1; l <= L; l++)
 		forward_layer(layer(wk, sz[l], n), sz[l - 1], net->w[l - 1], net->b[l - 1],
 		              l == 1 ? wk->xr : wk->a[l - 1], l == 1 || wk->rows, layer_act(o, L, l),
-		              wk->a[l], l == L ? wk->zL : NULL, wk->scratch);
+		              wk->a[l], l == L ? wk->zL : NULL, scratch);
 	if (cost != NULL)
 		*cost = cost_of(net, o, wk, y, layer(wk, sz[L], n));
 	output_error(net, o, wk, y, layer(wk, sz[L], n));
 	for (size_t l = L - 1; l >= 1; l--)
 		backprop_layer(layer(wk, sz[l], n), sz[l + 1], net->w[l], wk->delta[l + 1], wk->a[l],
-		               layer_act(o, L, l), wk->delta[l]);
+		               layer_act(o, L, l), wk->delta[l], scratch);
 	for (size_t l = 1; l <= L; l++)
 		layer_gradients(layer(wk, sz[l], n), sz[l - 1], wk->delta[l],
 		                l == 1 ? wk->xr : wk->a[l - 1], l == 1 || wk->rows, net->w[l - 1],
-		                o->lambda, dw[l - 1], db[l - 1], wk->scratch);
+		                o->lambda, dw[l - 1], db[l - 1], scratch);
 }
 
 int nb_bp_reference_opts(const nb_mlp *net, size_t n, const double *x, const double *y,

@@ -1,65 +1,370 @@
-/* kernel.c -- matrix products. Two register-tiled kernels cover the cases training
- * needs, each reading its operands where they lie:
- *   dot:   C = A B^T   -- rows of A and of B are contiguous along k, so each C element
- *                         is a dot product, accumulated eight lanes at a time, 4 x 5 at once;
- *   axpy:  C = op(A) B -- rows of B are contiguous along n, so each row of C is a sum of
- *                         rows of B scaled by elements of A, broadcast.
- * A^T B^T, which only higher-order gradients of transposed products meet, takes a plain
- * loop. The compiler builds each kernel for AVX-512, AVX2 and plain x86-64 and the
- * loader picks the best one the processor has (function multiversioning). */
-#include <string.h>
+/* kernel.c -- the matrix product C = op(A) op(B), blocked and packed as the caches want
+ * it, around one micro-kernel per instruction set (tile.h):
+ *
+ *   for each panel of NC columns of C and each block of KC terms of k:
+ *       pack that KC x NC panel of op(B) into strips of NR columns, contiguous
+ *       for each block of MC rows (the unit of work of a thread):
+ *           pack that MC x KC block of op(A) into strips of MR rows
+ *           for each strip of B (it stays in the first-level cache):
+ *               for each strip of A (the block stays in the second):
+ *                   the micro-kernel adds an MR x NR tile of C
+ *
+ * Packing costs a pass over the operands, which only products that reuse them repay:
+ * small ones (a mini-batch's) read A and B where they lie, and only a transposed B is
+ * always packed, since the micro-kernel reads rows of B. Whatever the blocking, the
+ * threads and the tile, each element of C is one chain of multiply-adds over k in order
+ * (tile.h): results depend only on the instruction set (FMA or not), never on the
+ * number of threads or the shape of the blocks. */
+#define _POSIX_C_SOURCE 200809L
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "kernel.h"
 #include "nabla.h"
+#include "tile.h"
 
-/* Eight and four doubles; aligned(8) lets a pointer to one read unaligned memory. */
-typedef double v8 __attribute__((vector_size(64), aligned(8)));
-typedef double v4 __attribute__((vector_size(32), aligned(8)));
-
-/* ThreadSanitizer instruments the resolver that picks a version, which then runs before
- * the sanitizer is ready: its builds take the plain version. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
-	!defined(__SANITIZE_THREAD__)
-#define MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MULTIVERSION
-#endif
-
-/* The small functions below are written once and compiled into each version of the
- * kernel that calls them: they must be inlined there, not called in their plain x86-64
- * form. */
-#define INLINE static inline __attribute__((always_inline))
+/* Terms of k per block, so that a strip of B (KC x NR) fits the first-level cache and a
+ * block of A (MC x KC) the second; columns per panel of B (KC x NC, in the third). MC is
+ * a multiple of every kernel's MR, and NR_MAX of every NR. */
+enum { KC = 256, MC = 96, NC = 2048, NR_MAX = 16 };
 
 /* Products smaller than this many multiply-adds stay on one thread: below it, waking a
  * second one costs more than it saves. */
 #define PARALLEL_MIN_MACS 2000000.0
 
-static int max_threads = 1;
+/* ---- The kernels in use ------------------------------------------------------------- */
 
-/* The most threads the kernels take: the processors OpenMP may run on, and no more than
- * its thread limit (OMP_THREAD_LIMIT). More threads than processors would only wait on
- * each other, and a count the runtime cannot start makes libgomp exit the process. */
-static int thread_cap(void)
-{
-#ifdef _OPENMP
-	int procs = omp_get_num_procs(), limit = omp_get_thread_limit();
-	int cap = procs < limit ? procs : limit;
-
-	return cap < 1 ? 1 : cap;
-#else
-	return 1;
+/* The kernels of this build, best first. */
+static const struct nb__tiles *const kernels[] = {
+#ifdef NB_X86_SIMD
+	&nb__tiles_avx512, &nb__tiles_avx2,
 #endif
+	&nb__tiles_plain,
+};
+enum { N_KERNELS = sizeof kernels / sizeof kernels[0] };
+
+static _Atomic(const struct nb__tiles *) chosen;
+
+static const struct nb__tiles *best_kernels(void)
+{
+	for (int i = 0; i < N_KERNELS; i++)
+		if (kernels[i]->usable())
+			return kernels[i];
+	return &nb__tiles_plain;
 }
+
+static const struct nb__tiles *active(void)
+{
+	const struct nb__tiles *t = atomic_load_explicit(&chosen, memory_order_acquire);
+
+	if (!t) {  /* the first product: any thread that gets here picks the same */
+		t = best_kernels();
+		atomic_store_explicit(&chosen, t, memory_order_release);
+	}
+	return t;
+}
+
+int nb_set_kernels(const char *name)
+{
+	if (!name)
+		return -1;
+	if (!strcmp(name, "auto")) {
+		atomic_store(&chosen, best_kernels());
+		return 0;
+	}
+	for (int i = 0; i < N_KERNELS; i++)
+		if (!strcmp(name, kernels[i]->name)) {
+			if (!kernels[i]->usable())
+				return -1;
+			atomic_store(&chosen, kernels[i]);
+			return 0;
+		}
+	return -1;
+}
+
+const char *nb_kernels(void)
+{
+	return active()->name;
+}
+
+/* ---- Blocking ----------------------------------------------------------------------- */
+
+/* How a product is cut: the same for every kernel, so that the work space reserved at
+ * recording fits whichever runs. */
+struct blocking {
+	bool pack_a, pack_b;
+	size_t kc, nc;           /* terms per block, columns per panel */
+};
+
+static size_t min_size(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+static size_t round_up(size_t x, size_t to)
+{
+	return (x + to - 1) / to * to;
+}
+
+/* B is packed when it is transposed (the micro-kernel reads rows of op(B)), or when it
+ * is too large for the second-level cache and enough rows of A reuse it; A is packed
+ * when B is and enough strips of B reuse it. Small products (a mini-batch's) read both
+ * in place: a pass to pack them would cost as much as the product. */
+static struct blocking blocking(bool ta, bool tb, size_t m, size_t n, size_t k)
+{
+	struct blocking bl;
+
+	(void)ta;
+	bl.pack_b = tb || ((double)k * (double)n > 32768.0 && m >= 24);
+	bl.pack_a = bl.pack_b && m >= 24 && n >= 4 * NR_MAX;
+	bl.kc = bl.pack_b ? min_size(k, KC) : k;
+	bl.nc = bl.pack_b ? min_size(n, NC) : n;
+	return bl;
+}
+
+/* Doubles of work space: a packed panel of B, and a packed block of A per thread, each
+ * on a cache line of its own (ALIGN doubles), and a line's worth to align the first. */
+enum { ALIGN = 8 };
+
+static size_t b_panel(struct blocking bl)
+{
+	return bl.pack_b ? bl.kc * round_up(bl.nc, NR_MAX) : 0;
+}
+
+static size_t a_block(struct blocking bl, size_t m)
+{
+	return bl.pack_a ? round_up(min_size(round_up(m, MC), MC) * bl.kc, ALIGN) : 0;
+}
+
+static size_t work_doubles(struct blocking bl, size_t m, int threads)
+{
+	size_t all = b_panel(bl) + (size_t)(threads < 1 ? 1 : threads) * a_block(bl, m);
+
+	return all ? all + ALIGN : 0;
+}
+
+size_t nb__gemm_work(bool ta, bool tb, size_t m, size_t n, size_t k, int threads)
+{
+	return k ? work_doubles(blocking(ta, tb, m, n, k), m, threads) : 0;
+}
+
+/* ---- Packing ------------------------------------------------------------------------ */
+
+/* op(B)'s rows [p0, p0 + kc), columns [j0, j0 + nc), as strips of NR columns, each kc x NR
+ * with its rows contiguous (the last strip is narrower, and the micro-kernel reads only
+ * its columns). */
+static void pack_b(bool tb, const double *b, size_t n, size_t k, size_t p0, size_t kc,
+                   size_t j0, size_t nc, size_t NR, double *dst)
+{
+	for (size_t j = 0; j < nc; j += NR, dst += kc * NR) {
+		size_t nr = min_size(NR, nc - j);
+
+		if (!tb)
+			for (size_t p = 0; p < kc; p++)
+				memcpy(dst + p * NR, b + (p0 + p) * n + j0 + j, nr * sizeof *dst);
+		else
+			for (size_t jj = 0; jj < nr; jj++) {
+				const double *src = b + (j0 + j + jj) * k + p0;
+
+				for (size_t p = 0; p < kc; p++)
+					dst[p * NR + jj] = src[p];
+			}
+	}
+}
+
+/* Element (i, p) of op(A), m x k. */
+static const double *a_at(bool ta, const double *a, size_t m, size_t k, size_t i, size_t p)
+{
+	return ta ? a + p * m + i : a + i * k + p;
+}
+
+/* op(A)'s rows [i0, i0 + mc), columns [p0, p0 + kc), as strips of MR rows, each kc x MR
+ * with its columns contiguous. */
+static void pack_a(bool ta, const double *a, size_t m, size_t k, size_t i0, size_t mc,
+                   size_t p0, size_t kc, size_t MR, double *dst)
+{
+	for (size_t i = 0; i < mc; i += MR, dst += kc * MR) {
+		size_t mr = min_size(MR, mc - i);
+
+		if (ta)
+			for (size_t p = 0; p < kc; p++)
+				memcpy(dst + p * MR, a_at(true, a, m, k, i0 + i, p0 + p),
+				       mr * sizeof *dst);
+		else
+			for (size_t r = 0; r < mr; r++) {
+				const double *src = a_at(false, a, m, k, i0 + i + r, p0);
+
+				for (size_t p = 0; p < kc; p++)
+					dst[p * MR + r] = src[p];
+			}
+	}
+}
+
+/* ---- The product -------------------------------------------------------------------- */
+
+/* One product, one block of k and one panel of columns at a time. */
+struct gemm {
+	const struct nb__tiles *t;
+	bool ta, tb;
+	size_t m, n, k;
+	const double *a, *b;
+	double *c;
+	struct blocking bl;
+	size_t p0, kc, j0, nc;  /* the current block of k and panel of columns */
+	const double *bpack;    /* the panel of B packed, or NULL */
+	double *apack;          /* per thread: MC x KC, when A is packed */
+	size_t apack_n;
+	size_t row_blocks, col_chunks, chunk;  /* the units of work */
+	atomic_size_t next;     /* the next unit to take */
+};
+
+/* Rows [i0, i1), columns [j0, j1) of the current panel and block of k. */
+static void gemm_unit(const struct gemm *g, size_t i0, size_t i1, size_t j0, size_t j1,
+                      const double *apack)
+{
+	size_t MR = (size_t)g->t->mr, NR = (size_t)g->t->nr, kc = g->kc;
+	bool acc = g->p0 > 0;  /* continue the chains of the blocks of k before */
+
+	for (size_t j = j0; j < j1; j += NR) {
+		int nr = (int)min_size(NR, j1 - j);
+		const double *b = g->bpack ? g->bpack + (j - g->j0) / NR * kc * NR
+		                           : g->b + g->p0 * g->n + j;
+		size_t ldb = g->bpack ? NR : g->n;
+
+		for (size_t i = i0; i < i1; i += MR) {
+			int mr = (int)min_size(MR, i1 - i);
+			double *c = g->c + i * g->n + j;
+
+			if (apack)
+				g->t->tile(kc, apack + (i - i0) / MR * kc * MR, 1, MR, b, ldb, c,
+				           g->n, mr, nr, acc);
+			else
+				g->t->tile(kc, a_at(g->ta, g->a, g->m, g->k, i, g->p0),
+				           g->ta ? 1 : g->k, g->ta ? g->m : 1, b, ldb, c, g->n, mr,
+				           nr, acc);
+		}
+	}
+}
+
+/* What one thread does: take units (a block of rows by a chunk of columns) until none
+ * is left, packing each block of A it meets into its own space. A thread the system
+ * does not run holds up only the unit it has taken. */
+static void gemm_task(void *arg, size_t slot)
+{
+	struct gemm *g = arg;
+	double *apack = g->bl.pack_a ? g->apack + slot * g->apack_n : NULL;
+	size_t packed = (size_t)-1, units = g->row_blocks * g->col_chunks, u;
+
+	while ((u = atomic_fetch_add(&g->next, 1)) < units) {
+		size_t rb = u / g->col_chunks, cb = u % g->col_chunks;
+		size_t i0 = rb * MC, i1 = min_size(i0 + MC, g->m);
+		size_t j0 = g->j0 + cb * g->chunk, j1 = min_size(j0 + g->chunk, g->j0 + g->nc);
+
+		if (apack && packed != rb) {
+			pack_a(g->ta, g->a, g->m, g->k, i0, i1 - i0, g->p0, g->kc,
+			       (size_t)g->t->mr, apack);
+			packed = rb;
+		}
+		gemm_unit(g, i0, i1, j0, j1, apack);
+	}
+}
+
+/* Runs task(arg, slot) for slot in [0, n) on up to threads threads. */
+static void run_tasks(int threads, size_t n, void (*task)(void *, size_t), void *arg)
+{
+	(void)threads;
+	for (size_t i = 0; i < n; i++)
+		task(arg, i);
+}
+
+/* The current panel and block of k, on `slots` threads: row blocks, and when they are
+ * too few to share, chunks of columns too (whole strips of B). */
+static void gemm_panel(struct gemm *g, int slots)
+{
+	size_t NR = (size_t)g->t->nr, strips = (g->nc + NR - 1) / NR;
+
+	g->row_blocks = (g->m + MC - 1) / MC;
+	g->col_chunks = 1;
+	if (slots > 1 && g->row_blocks < 2 * (size_t)slots)
+		g->col_chunks = min_size(strips, (2 * (size_t)slots + g->row_blocks - 1) /
+		                                         g->row_blocks);
+	g->chunk = (strips + g->col_chunks - 1) / g->col_chunks * NR;
+	g->col_chunks = (g->nc + g->chunk - 1) / g->chunk;
+	atomic_store(&g->next, 0);
+	run_tasks(slots, (size_t)slots, gemm_task, g);
+}
+
+void nb__gemm(int threads, bool ta, bool tb, size_t m, size_t n, size_t k, const double *a,
+              const double *b, double *c, struct nb__work work)
+{
+	struct gemm g = { .t = active(), .ta = ta, .tb = tb, .m = m, .n = n, .k = k, .a = a,
+	                  .b = b, .c = c, .bl = blocking(ta, tb, m, n, k) };
+	size_t bpanel = b_panel(g.bl), skip;
+	int slots = 1;
+
+	if (!k) {
+		memset(c, 0, m * n * sizeof *c);
+		return;
+	}
+	if (work.p) {  /* packed operands start on a cache line */
+		skip = (size_t)(-(uintptr_t)work.p / sizeof *work.p & (ALIGN - 1));
+		work.p += skip;
+		work.n -= skip;
+	}
+	if (g.bl.pack_a) {
+		g.apack_n = a_block(g.bl, m);
+		g.apack = work.p + bpanel;
+	}
+	/* As many threads as asked, and as the work space has room for. */
+	if (threads > 1 && (double)m * (double)n * (double)k >= PARALLEL_MIN_MACS) {
+		size_t room = g.bl.pack_a ? (work.n - bpanel) / g.apack_n : (size_t)threads;
+
+		slots = (int)min_size((size_t)threads, room);
+	}
+	for (g.j0 = 0; g.j0 < n; g.j0 += g.bl.nc) {
+		g.nc = min_size(g.bl.nc, n - g.j0);
+		for (g.p0 = 0; g.p0 < k; g.p0 += g.bl.kc) {
+			g.kc = min_size(g.bl.kc, k - g.p0);
+			if (g.bl.pack_b) {
+				pack_b(tb, b, n, k, g.p0, g.kc, g.j0, g.nc, (size_t)g.t->nr, work.p);
+				g.bpack = work.p;
+			}
+			gemm_panel(&g, slots);
+		}
+	}
+}
+
+/* ---- Gradient descent -------------------------------------------------------------- */
+
+/* n parameters w with gradient g: w -= eta (g + decay w), or with velocity v (not NULL):
+ * v = mu v - eta (g + decay w), w += v. Bound by memory: plain loops, which compilers
+ * vectorize. */
+void nb__sgd_update(double *w, double *v, const double *g, size_t n, double eta, double mu,
+                    double decay)
+{
+	if (!v) {
+		for (size_t i = 0; i < n; i++)
+			w[i] -= eta * (g[i] + decay * w[i]);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		v[i] = mu * v[i] - eta * (g[i] + decay * w[i]);
+		w[i] += v[i];
+	}
+}
+
+/* ---- Threads ----------------------------------------------------------------------- */
+
+static int max_threads = 1;
 
 void nb_set_threads(int n)
 {
-	int cap = thread_cap();
+	long procs = sysconf(_SC_NPROCESSORS_ONLN);
 
-	max_threads = n < 1 ? 1 : n > cap ? cap : n;
+	max_threads = n < 1 ? 1 : procs > 0 && n > procs ? (int)procs : n;
 }
 
 int nb_get_threads(void)
@@ -69,347 +374,5 @@ int nb_get_threads(void)
 
 int nb__threads(void)
 {
-#ifdef _OPENMP
 	return max_threads;
-#else
-	return 1;
-#endif
-}
-
-/* Eight doubles from p (a macro: a function returning a vector would have an ABI that
- * depends on the instruction set). */
-#define load(p) (*(const v8 *)(p))
-
-/* The sum of the lanes of vector v, in a fixed order (a macro, as load). */
-#define hsum(v) ((((v)[0] + (v)[4]) + ((v)[1] + (v)[5])) + (((v)[2] + (v)[6]) + ((v)[3] + (v)[7])))
-
-/* ---- dot: C = A B^T, A m x k, B n x k ------------------------------------------------ */
-
-/* An mr x nr tile of C (mr <= MR, nr <= NR): mr nr dot products sharing mr + nr loads
- * of vectors of LANES doubles per LANES steps of k. Called with constant mr and nr, so
- * that the accumulators live in registers: 4 x 5 eight-lane vectors take 29 of
- * AVX-512's 32 registers, 3 x 3 four-lane ones 15 of AVX2's 16. The lanes of a dot
- * product are summed in a fixed order, which depends on LANES: each instruction set
- * gives its own last bits, the same for any thread count. */
-#define DOT_TILE(name, vec, LANES, MR, NR, hsumv)                                       \
-	INLINE void name(const double *a, const double *b, size_t k, double *c,          \
-	                 size_t ldc, int mr, int nr)                                     \
-	{                                                                                \
-		vec s[MR][NR] = { { { 0 } } };                                           \
-		size_t p = 0;                                                            \
-                                                                                         \
-		for (; p + LANES <= k; p += LANES) {                                     \
-			vec av[MR], bv[NR];                                              \
-                                                                                         \
-			_Pragma("GCC unroll 5") for (int r = 0; r < mr; r++)             \
-				av[r] = *(const vec *)(a + r * k + p);                   \
-			_Pragma("GCC unroll 5") for (int j = 0; j < nr; j++)             \
-				bv[j] = *(const vec *)(b + j * k + p);                   \
-			_Pragma("GCC unroll 5") for (int r = 0; r < mr; r++)             \
-				_Pragma("GCC unroll 5") for (int j = 0; j < nr; j++)     \
-					s[r][j] += av[r] * bv[j];                        \
-		}                                                                        \
-		for (int r = 0; r < mr; r++)                                             \
-			for (int j = 0; j < nr; j++) {                                   \
-				double t = 0.0;                                          \
-                                                                                         \
-				for (size_t q = p; q < k; q++)                           \
-					t += a[r * k + q] * b[j * k + q];                \
-				c[r * ldc + j] = hsumv(s[r][j]) + t;                     \
-			}                                                                \
-	}
-
-#define hsum4(v) (((v)[0] + (v)[2]) + ((v)[1] + (v)[3]))
-DOT_TILE(dot_tile, v8, 8, 4, 5, hsum)
-DOT_TILE(dot_tile4, v4, 4, 3, 3, hsum4)
-
-/* Tiles of mr rows across all n columns: 5 at a time, then the rest (nr 3 and four-lane
- * tiles with narrow registers). */
-INLINE void dot_strip(const double *a, const double *b, size_t n, size_t k, double *c,
-                      int mr, int nr)
-{
-	size_t j = 0;
-
-	if (nr == 3) {
-		for (; j + 3 <= n; j += 3)
-			dot_tile4(a, b + j * k, k, c + j, n, mr, 3);
-		if (n - j == 2)
-			dot_tile4(a, b + j * k, k, c + j, n, mr, 2);
-		else if (n - j == 1)
-			dot_tile4(a, b + j * k, k, c + j, n, mr, 1);
-		return;
-	}
-	for (; j + 5 <= n; j += 5)
-		dot_tile(a, b + j * k, k, c + j, n, mr, 5);
-	switch (n - j) {
-	case 4:
-		dot_tile(a, b + j * k, k, c + j, n, mr, 4);
-		break;
-	case 3:
-		dot_tile(a, b + j * k, k, c + j, n, mr, 3);
-		break;
-	case 2:
-		dot_tile(a, b + j * k, k, c + j, n, mr, 2);
-		break;
-	case 1:
-		dot_tile(a, b + j * k, k, c + j, n, mr, 1);
-		break;
-	}
-}
-
-/* Rows [i0, i1) of C. (Blocking k for the first-level cache was measured slower on the
- * shapes of training: rows of a few thousand doubles stream well from the second.) */
-MULTIVERSION
-static void dot_rows(size_t i0, size_t i1, size_t n, size_t k, const double *a,
-                     const double *b, double *c, bool wide)
-{
-	size_t i = i0;
-
-	if (!wide) {
-		for (; i + 3 <= i1; i += 3)
-			dot_strip(a + i * k, b, n, k, c + i * n, 3, 3);
-		for (; i < i1; i++)
-			dot_strip(a + i * k, b, n, k, c + i * n, 1, 3);
-		return;
-	}
-	for (; i + 4 <= i1; i += 4)
-		dot_strip(a + i * k, b, n, k, c + i * n, 4, 5);
-	for (; i < i1; i++)
-		dot_strip(a + i * k, b, n, k, c + i * n, 1, 5);
-}
-
-/* ---- axpy: C = op(A) B, B k x n ---------------------------------------------------- */
-
-/* Element (i, p) of op(A) lies at a[i * ai + p * ap]. */
-struct amat {
-	const double *a;
-	size_t ai, ap;
-};
-
-INLINE double at(struct amat A, size_t i, size_t p)
-{
-	return A.a[i * A.ai + p * A.ap];
-}
-
-/* An mr x 2 LANES tile of C (mr <= 6): per p, two vectors of a row of B times mr
- * broadcast elements of A, in 2 mr accumulators: 6 x 16 doubles in AVX-512's registers,
- * 6 x 8 in AVX2's (an eight-lane type there is two registers that GCC keeps in memory).
- * Called with a constant mr, so that the accumulators live in registers: the rows left
- * over below a multiple of six take a tile of their own height, not a row at a time,
- * which would leave one chain of dependent multiply-adds to wait on. Each element is
- * summed over p in order, whatever the tile. */
-#define AXPY_TILE(name, vec, LANES)                                                     \
-	INLINE void name(struct amat A, size_t i, const double *b, size_t n, size_t k,    \
-	                 double *c, int mr)                                              \
-	{                                                                                \
-		vec s[6][2] = { { { 0 } } };                                             \
-                                                                                         \
-		for (size_t p = 0; p < k; p++) {                                         \
-			vec b0 = *(const vec *)(b + p * n);                              \
-			vec b1 = *(const vec *)(b + p * n + LANES);                      \
-                                                                                         \
-			_Pragma("GCC unroll 6") for (int r = 0; r < mr; r++) {           \
-				double ar = at(A, i + r, p);                             \
-                                                                                         \
-				s[r][0] += ar * b0;                                      \
-				s[r][1] += ar * b1;                                      \
-			}                                                                \
-		}                                                                        \
-		for (int r = 0; r < mr; r++) {                                           \
-			memcpy(c + r * n, &s[r][0], sizeof s[r][0]);                     \
-			memcpy(c + r * n + LANES, &s[r][1], sizeof s[r][1]);             \
-		}                                                                        \
-	}
-
-AXPY_TILE(axpy_tile, v8, 8)
-AXPY_TILE(axpy_tile4, v4, 4)
-
-/* One row of C, columns [j0, n): eight lanes at a time, then one by one. */
-INLINE void axpy_row(struct amat A, size_t i, const double *b, size_t n, size_t k,
-                            size_t j0, double *c)
-{
-	size_t j = j0;
-
-	for (; j + 8 <= n; j += 8) {
-		v8 s = { 0 };
-
-		for (size_t p = 0; p < k; p++)
-			s += at(A, i, p) * load(b + p * n + j);
-		memcpy(c + j, &s, sizeof s);
-	}
-	for (; j < n; j++) {
-		double t = 0.0;
-
-		for (size_t p = 0; p < k; p++)
-			t += at(A, i, p) * b[p * n + j];
-		c[j] = t;
-	}
-}
-
-/* mr rows of C from row i: tiles across the columns, then the last columns a row at a
- * time. */
-INLINE void axpy_strip(size_t i, size_t n, size_t k, struct amat A, const double *b,
-                       double *c, bool wide, int mr)
-{
-	size_t j = 0;
-
-	if (wide)
-		for (; j + 16 <= n; j += 16)
-			axpy_tile(A, i, b + j, n, k, c + i * n + j, mr);
-	else
-		for (; j + 8 <= n; j += 8)
-			axpy_tile4(A, i, b + j, n, k, c + i * n + j, mr);
-	for (int r = 0; r < mr; r++)
-		axpy_row(A, i + (size_t)r, b, n, k, j, c + (i + (size_t)r) * n);
-}
-
-/* Rows [i0, i1) of C: strips of six rows, then one strip of the rows left. */
-MULTIVERSION
-static void axpy_rows(size_t i0, size_t i1, size_t n, size_t k, struct amat A, const double *b,
-                      double *c, bool wide)
-{
-	size_t i = i0;
-
-	for (; i + 6 <= i1; i += 6)
-		axpy_strip(i, n, k, A, b, c, wide, 6);
-	switch (i1 - i) {
-	case 5: axpy_strip(i, n, k, A, b, c, wide, 5); break;
-	case 4: axpy_strip(i, n, k, A, b, c, wide, 4); break;
-	case 3: axpy_strip(i, n, k, A, b, c, wide, 3); break;
-	case 2: axpy_strip(i, n, k, A, b, c, wide, 2); break;
-	case 1: axpy_strip(i, n, k, A, b, c, wide, 1); break;
-	default: break;
-	}
-}
-
-/* ---- A^T B^T: plain loops -------------------------------------------------------- */
-
-static void tt_rows(size_t i0, size_t i1, size_t m, size_t n, size_t k, const double *a,
-                    const double *b, double *c)
-{
-	for (size_t i = i0; i < i1; i++)
-		for (size_t j = 0; j < n; j++) {
-			double t = 0.0;
-
-			for (size_t p = 0; p < k; p++)
-				t += a[p * m + i] * b[j * k + p];
-			c[i * n + j] = t;
-		}
-}
-
-/* ---- Gradient descent -------------------------------------------------------------- */
-
-/* n parameters w with gradient g: w -= eta (g + decay w), or with velocity v (not NULL):
- * v = mu v - eta (g + decay w), w += v. */
-MULTIVERSION
-void nb__sgd_update(double *w, double *v, const double *g, size_t n, double eta, double mu,
-                    double decay)
-{
-	size_t i = 0;
-
-	if (!v) {
-		for (; i + 8 <= n; i += 8) {
-			v8 wi = load(w + i), d = eta * (load(g + i) + decay * wi);
-
-			wi -= d;
-			memcpy(w + i, &wi, sizeof wi);
-		}
-		for (; i < n; i++)
-			w[i] -= eta * (g[i] + decay * w[i]);
-		return;
-	}
-	for (; i + 8 <= n; i += 8) {
-		v8 wi = load(w + i), vi = mu * load(v + i) - eta * (load(g + i) + decay * wi);
-
-		wi += vi;
-		memcpy(v + i, &vi, sizeof vi);
-		memcpy(w + i, &wi, sizeof wi);
-	}
-	for (; i < n; i++) {
-		v[i] = mu * v[i] - eta * (g[i] + decay * w[i]);
-		w[i] += v[i];
-	}
-}
-
-/* ---- Dispatch ---------------------------------------------------------------------- */
-
-/* A B^T with a short k (a mini-batch, in dw = delta a^T) spends as much on summing the
- * lanes of its dot products as on multiplying: there, B^T is copied into a k x n buffer
- * and the axpy kernel runs instead, when C has enough rows to repay the copy. */
-static bool packs(bool ta, bool tb, size_t m, size_t n, size_t k)
-{
-	return !ta && tb && k <= 128 && n >= 16 && m >= 32;
-}
-
-size_t nb__gemm_work(bool ta, bool tb, size_t m, size_t n, size_t k)
-{
-	return packs(ta, tb, m, n, k) ? k * n : 0;
-}
-
-/* bt = b^T for b n x k, in blocks of 8 x 8 so that reads and writes both stay within a
- * few cache lines. */
-static void transpose_into(const double *b, size_t n, size_t k, double *bt)
-{
-	for (size_t j0 = 0; j0 < n; j0 += 8)
-		for (size_t p0 = 0; p0 < k; p0 += 8)
-			for (size_t j = j0; j < j0 + 8 && j < n; j++)
-				for (size_t p = p0; p < p0 + 8 && p < k; p++)
-					bt[p * n + j] = b[j * k + p];
-}
-
-/* Whether the processor has 32 vector registers of eight doubles (AVX-512): the large
- * tiles fit there; with 16 registers (AVX2, SSE, elsewhere) they spill to the stack, and
- * smaller tiles are several times faster. Tile sizes change no result: each element of
- * C is summed in the same order whatever the tile. */
-static bool wide_registers(void)
-{
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-	return __builtin_cpu_supports("avx512f");
-#else
-	return false;
-#endif
-}
-
-static void gemm_rows(bool ta, bool tb, size_t i0, size_t i1, size_t m, size_t n, size_t k,
-                      const double *a, const double *b, double *c, const double *bt)
-{
-	bool wide = wide_registers();
-
-	if (bt)
-		axpy_rows(i0, i1, n, k, (struct amat){ a, k, 1 }, bt, c, wide);
-	else if (!ta && tb)
-		dot_rows(i0, i1, n, k, a, b, c, wide);
-	else if (!tb)
-		axpy_rows(i0, i1, n, k, (struct amat){ a, ta ? 1 : k, ta ? m : 1 }, b, c, wide);
-	else
-		tt_rows(i0, i1, m, n, k, a, b, c);
-}
-
-void nb__gemm(bool ta, bool tb, size_t m, size_t n, size_t k, const double *a,
-              const double *b, double *c, double *work)
-{
-	int threads = nb__threads();
-	const double *bt = NULL;
-
-	if (packs(ta, tb, m, n, k)) {
-		transpose_into(b, n, k, work);
-		bt = work;
-	}
-
-	if (threads > 1 && (double)m * (double)n * (double)k >= PARALLEL_MIN_MACS && m >= 24) {
-#ifdef _OPENMP
-		/* Row blocks of 12, a multiple of both kernels' tile heights, so that every
-		 * thread's rows are tiled as one thread's would be. */
-		size_t blocks = (m + 11) / 12;
-
-#pragma omp parallel for schedule(static) num_threads(threads)
-		for (size_t blk = 0; blk < blocks; blk++) {
-			size_t i0 = blk * 12, i1 = i0 + 12 < m ? i0 + 12 : m;
-
-			gemm_rows(ta, tb, i0, i1, m, n, k, a, b, c, bt);
-		}
-		return;
-#endif
-	}
-	gemm_rows(ta, tb, 0, m, m, n, k, a, b, c, bt);
 }

@@ -16,9 +16,11 @@ static void matmul_forward(nb_tensor *y)
 	size_t batch = r ? y->dim[0] : 1, m = y->dim[r], n = y->dim[r + 1];
 	size_t k = ta ? a->dim[r] : a->dim[r + 1];
 
+	struct nb__work work = { y->tape->scratch, y->tape->scratch_n };
+
 	for (size_t i = 0; i < batch; i++)
-		nb__gemm(ta, tb, m, n, k, a->value + i * m * k, b->value + i * k * n,
-		         y->value + i * m * n, y->tape->scratch);
+		nb__gemm(nb__threads(), ta, tb, m, n, k, a->value + i * m * k,
+		         b->value + i * k * n, y->value + i * m * n, work);
 }
 
 /* With c = op(a) op(b) and dc = dL/dc:
@@ -80,7 +82,8 @@ nb_tensor *nb_matmul_t(nb_tape *t, nb_tensor *a, nb_tensor *b, int flags)
 		return nb__zeros(t, a->rank, dim);
 	if (!nb__reserve_scratch(t, nb__gemm_work(flags & NB_TRANS_A, flags & NB_TRANS_B, dim[r],
 	                                          dim[r + 1],
-	                                          a->dim[r + (flags & NB_TRANS_A ? 0 : 1)])))
+	                                          a->dim[r + (flags & NB_TRANS_A ? 0 : 1)],
+	                                          nb__threads())))
 		return NULL;
 	return nb__record(t, &nb__op_matmul, in, &attr, a->rank, dim);
 }

@@ -1,0 +1,142 @@
+/* tile_body.h -- the micro-kernel, written once for every instruction set. A file that
+ * includes it first defines:
+ *   TILE_FN, TILES          the names of the function and of its struct nb__tiles
+ *   TILE_NAME               its name for nb_set_kernels()
+ *   TARGET                  the attribute that compiles it for the instruction set
+ *   MR, NR, LANES           the tile's rows and columns, and the doubles in a vector
+ *   VEC, MASK_T             a vector of LANES doubles, and a mask of its lanes
+ *   ZERO(), BCAST(x), FMA(a, b, c) (a b + c), LOAD(p), STORE(p, v),
+ *   MASK(n)  (the first n lanes), MLOAD(p, m), MSTORE(p, m, v)
+ *   USABLE()                whether the processor has the instruction set
+ * The body is a function of constant rows, vectors and masking, inlined into one case
+ * of a switch per shape, so that the compiler keeps the MR x NR/LANES accumulators in
+ * registers. */
+#define NV (NR / LANES)
+
+#define INLINE_T static inline __attribute__((always_inline)) TARGET
+
+/* Loops over the tile's rows and vectors, unrolled so that its accumulators are
+ * registers, not an array in memory. */
+#define UNROLL _Pragma("GCC unroll 8")
+
+INLINE_T VEC tile_load(const double *p, bool masked, MASK_T m)
+{
+	return masked ? MLOAD(p, m) : LOAD(p);
+}
+
+INLINE_T void tile_store(double *p, VEC v, bool masked, MASK_T m)
+{
+	if (masked)
+		MSTORE(p, m, v);
+	else
+		STORE(p, v);
+}
+
+/* rows x (nv vectors) of C; the last vector is masked when masked. */
+INLINE_T void tile_body(size_t kc, const double *a, size_t ars, size_t acs, const double *b,
+                        size_t ldb, double *c, size_t ldc, const int rows, const int nv,
+                        const bool masked, MASK_T m, bool acc)
+{
+	VEC s[MR][NV];
+
+	UNROLL for (int r = 0; r < rows; r++)
+		UNROLL for (int v = 0; v < nv; v++)
+			s[r][v] = acc ? tile_load(c + r * ldc + v * LANES, masked && v == nv - 1, m)
+			              : ZERO();
+	for (size_t p = 0; p < kc; p++) {
+		const double *ap = a + p * acs, *bp = b + p * ldb;
+		VEC bv[NV];
+
+		UNROLL for (int v = 0; v < nv; v++)
+			bv[v] = tile_load(bp + v * LANES, masked && v == nv - 1, m);
+		UNROLL for (int r = 0; r < rows; r++) {
+			VEC ar = BCAST(ap[(size_t)r * ars]);
+
+			UNROLL for (int v = 0; v < nv; v++)
+				s[r][v] = FMA(ar, bv[v], s[r][v]);
+		}
+	}
+	UNROLL for (int r = 0; r < rows; r++)
+		UNROLL for (int v = 0; v < nv; v++)
+			tile_store(c + r * ldc + v * LANES, s[r][v], masked && v == nv - 1, m);
+}
+
+/* rows (a constant) x nr columns: full vectors, or the last one masked. */
+INLINE_T void tile_shape(size_t kc, const double *a, size_t ars, size_t acs, const double *b,
+                         size_t ldb, double *c, size_t ldc, const int rows, int nr, bool acc)
+{
+	int nv = (nr + LANES - 1) / LANES, tail = nr % LANES;
+	MASK_T m = MASK(tail);
+
+#define TILE_CASE(NVC, MASKED) tile_body(kc, a, ars, acs, b, ldb, c, ldc, rows, NVC, MASKED, m, acc)
+	switch (nv * 2 + (tail != 0)) {
+	case 2: TILE_CASE(1, false); break;
+	case 3: TILE_CASE(1, true); break;
+#if NV >= 2
+	case 4: TILE_CASE(2, false); break;
+	case 5: TILE_CASE(2, true); break;
+#endif
+#if NV >= 3
+	case 6: TILE_CASE(3, false); break;
+	case 7: TILE_CASE(3, true); break;
+#endif
+#if NV >= 4
+	case 8: TILE_CASE(4, false); break;
+	case 9: TILE_CASE(4, true); break;
+#endif
+#if NV > 4
+#error "tile_body.h: more than four vectors across a tile"
+#endif
+	default: break;
+	}
+#undef TILE_CASE
+}
+
+/* Packed operands (kernel.c), the case of large products, have constant strides: given
+ * as constants, they free registers and address arithmetic in the loop over k. */
+INLINE_T void tile_rows(size_t kc, const double *a, size_t ars, size_t acs, const double *b,
+                        size_t ldb, double *c, size_t ldc, const int rows, int nr, bool acc)
+{
+	if (ars == 1 && acs == MR && ldb == NR)
+		tile_shape(kc, a, 1, MR, b, NR, c, ldc, rows, nr, acc);
+	else
+		tile_shape(kc, a, ars, acs, b, ldb, c, ldc, rows, nr, acc);
+}
+
+TARGET static void TILE_FN(size_t kc, const double *a, size_t ars, size_t acs,
+                           const double *b, size_t ldb, double *c, size_t ldc, int mr,
+                           int nr, bool acc)
+{
+#define ROWS_CASE(R) case R: tile_rows(kc, a, ars, acs, b, ldb, c, ldc, R, nr, acc); break
+	switch (mr) {
+	ROWS_CASE(1);
+#if MR >= 2
+	ROWS_CASE(2);
+#endif
+#if MR >= 3
+	ROWS_CASE(3);
+#endif
+#if MR >= 4
+	ROWS_CASE(4);
+#endif
+#if MR >= 5
+	ROWS_CASE(5);
+#endif
+#if MR >= 6
+	ROWS_CASE(6);
+#endif
+#if MR >= 7
+	ROWS_CASE(7);
+#endif
+#if MR >= 8
+	ROWS_CASE(8);
+#endif
+#if MR > 8
+#error "tile_body.h: MR above 8"
+#endif
+	default: break;
+	}
+#undef ROWS_CASE
+}
+
+const struct nb__tiles TILES = { TILE_NAME, MR, NR, TILE_FN, USABLE };
