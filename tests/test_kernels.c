@@ -8,6 +8,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,6 +190,24 @@ START_TEST(test_kernel_names)
 }
 END_TEST
 
+/* The kernels read vectors from the start of values: a value starts on a cache line, so
+ * that none of those reads spans two. */
+START_TEST(test_values_start_on_a_cache_line)
+{
+	nb_tape *t = nb_tape_new();
+
+	for (size_t n = 1; n < 40; n += 3) {
+		nb_tensor *x = nb_variable(t, 1, (size_t[]){ n }, NULL);
+		nb_tensor *y = nb_scale(t, x, 2.0);
+
+		ck_assert_ptr_nonnull(y);
+		ck_assert_uint_eq((uintptr_t)nb_value(x) % 64, 0);
+		ck_assert_uint_eq((uintptr_t)nb_value(y) % 64, 0);
+	}
+	nb_tape_free(t);
+}
+END_TEST
+
 static Suite *kernels_suite(void)
 {
 	Suite *s = suite_create("kernels");
@@ -199,6 +218,7 @@ static Suite *kernels_suite(void)
 	tcase_add_test(tc, test_threads_change_no_bit);
 	tcase_add_test(tc, test_small_work_space_takes_fewer_threads);
 	tcase_add_test(tc, test_kernel_names);
+	tcase_add_test(tc, test_values_start_on_a_cache_line);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -92,6 +92,7 @@ struct nb_error {
 struct nb_chunk {
 	char *mem;
 	size_t size, used;
+	size_t first;  /* the offset of the first node: its aligned start */
 };
 
 struct nb_tape {

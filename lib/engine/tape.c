@@ -10,8 +10,9 @@
 #define CHUNK_MIN ((size_t)16 << 10)
 #define CHUNK_MAX ((size_t)4 << 20)
 
-/* Node blocks start on this boundary, as malloc's do, so that values are aligned. */
-#define NODE_ALIGN ((size_t)16)
+/* Node blocks, and so values, start on this boundary: a cache line, so that a vector of
+ * eight doubles read from a value's start never spans two. */
+#define NODE_ALIGN ((size_t)64)
 
 /* Under AddressSanitizer every node is followed by a poisoned gap, and a chunk's free
  * space is poisoned, so that a kernel writing past its node's values is caught as it
@@ -26,7 +27,7 @@
 #endif
 #ifdef NB_ASAN
 #include <sanitizer/asan_interface.h>
-#define REDZONE ((size_t)32)
+#define REDZONE NODE_ALIGN
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #else
@@ -129,7 +130,7 @@ static bool reserve_one(nb_tape *t)
  * caller names what the memory was for. */
 static bool add_chunk(nb_tape *t, size_t bytes)
 {
-	size_t have = 0, size;
+	size_t have = 0, size, first;
 	char *mem;
 
 	for (size_t c = 0; c < t->n_chunks; c++)
@@ -143,11 +144,16 @@ static bool add_chunk(nb_tape *t, size_t bytes)
 			return false;
 		t->chunk = chunk;
 	}
+	if (!nb__add_size(size, NODE_ALIGN, &size))
+		return false;
 	mem = nb__try_alloc(t, size);
 	if (!mem)
 		return false;
 	POISON(mem, size);
-	t->chunk[t->n_chunks++] = (struct nb_chunk){ .mem = mem, .size = size };
+	/* the allocator aligns less: the chunk's nodes start at its first aligned byte */
+	first = (size_t)(-(uintptr_t)mem & (NODE_ALIGN - 1));
+	t->chunk[t->n_chunks++] = (struct nb_chunk){ .mem = mem, .size = size, .used = first,
+	                                             .first = first };
 	return true;
 }
 
@@ -186,7 +192,7 @@ static void chunks_truncate(nb_tape *t, const nb_tensor *x)
 	k->used = (size_t)((const char *)x - k->mem);
 	POISON(k->mem + k->used, k->size - k->used);
 	for (size_t c = first + 1; c < t->n_chunks; c++) {
-		t->chunk[c].used = 0;
+		t->chunk[c].used = t->chunk[c].first;
 		POISON(t->chunk[c].mem, t->chunk[c].size);
 	}
 }
