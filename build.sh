@@ -7,6 +7,9 @@
 #   ./build.sh sanitize   the test suite built with AddressSanitizer and UBSan
 #   ./build.sh valgrind   the test suite under valgrind's memcheck, leaks included
 #   ./build.sh tsan       the threads test under ThreadSanitizer
+#   ./build.sh plain      the test suite built as plain C11 (-std=c11 -pedantic), with the
+#                         plain C matrix kernels only (configure --disable-simd)
+#   ./build.sh clang      the test suite built with clang
 #   ./build.sh distcheck  make distcheck: the release tarball builds and passes its tests
 #   ./build.sh install    install into a staging directory, build programs against both
 #                         libraries with pkg-config (C11 -pedantic and C++), run them,
@@ -21,7 +24,7 @@
 #                         once each
 #
 # Each build lives in its own directory (build/, build-sanitize/, build-valgrind/,
-# build-fuzz/). Missing packages are installed with apt-get when running as root;
+# build-plain/, build-clang/, build-fuzz/). Missing packages are installed with apt-get when running as root;
 # otherwise the script says which ones to install. Check is needed only by the modes that
 # run the test suite (configure without it builds everything but the tests).
 # Extra configure arguments: NABLA_CONFIGURE_FLAGS; MAKE_WARN replaces the warning flags
@@ -50,6 +53,9 @@ need_packages() {
 	fi
 	if [ "$mode" = install ] && ! command -v g++ >/dev/null 2>&1; then
 		missing="$missing g++"
+	fi
+	if [ "$mode" = clang ] && ! command -v clang >/dev/null 2>&1; then
+		missing="$missing clang"
 	fi
 	if [ "$mode" = fuzz ]; then
 		command -v clang >/dev/null 2>&1 || missing="$missing clang"
@@ -101,7 +107,7 @@ build_in() {
 check_in() {
 	dir=$1
 	shift
-	if ! make -s -C "$dir" -j"$jobs" check "$@"; then
+	if ! make -s -C "$dir" -j"$jobs" check ${MAKE_WARN:+WARN_CFLAGS="$MAKE_WARN"} "$@"; then
 		for log in "$dir"/tests/*.log; do
 			grep -q '^FAIL\|^ERROR' "${log%.log}.trs" 2>/dev/null && cat "$log"
 		done
@@ -195,6 +201,14 @@ tsan)
 	build_in build-tsan --disable-shared --disable-openmp CFLAGS="-g -O1 -fsanitize=thread" \
 		LDFLAGS="-fsanitize=thread"
 	TSAN_OPTIONS=halt_on_error=1 CK_FORK=no check_in build-tsan TESTS=tests/test_threads
+	;;
+plain)
+	build_in build-plain --disable-simd CFLAGS="-O2 -std=c11 -pedantic"
+	check_in build-plain
+	;;
+clang)
+	build_in build-clang CC=clang
+	check_in build-clang
 	;;
 distcheck)
 	build_in build

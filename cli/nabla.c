@@ -11,6 +11,8 @@
  * passed), 1 the check failed, 2 the command could not run (usage, expression, input or
  * output errors); errors go to stderr after "nabla: ".
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>

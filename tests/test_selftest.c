@@ -9,12 +9,13 @@
 #include "helpers.h"
 #include "userops.h"
 
-static const char *const builtin_ops[] = {
-#define NB_OP(name) #name,
+/* The number of built-in ops, counted from the list that defines them. */
+enum {
+#define NB_OP(name) BUILTIN_##name,
 #include "../lib/ops/ops.def"
 #undef NB_OP
+	N_BUILTIN
 };
-#define N_BUILTIN (sizeof builtin_ops / sizeof builtin_ops[0])
 
 static const size_t dim_3[] = { 3 };
 static const double x3[] = { 0.7, -1.3, 2.1 };

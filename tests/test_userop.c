@@ -2,6 +2,8 @@
  * hash-consed, differentiated (twice, since rules are made of ops) and checked like
  * nabla's own, and refused with a clear message when the definition or its inputs are
  * wrong. */
+#define _POSIX_C_SOURCE 200809L  /* fmemopen */
+
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
