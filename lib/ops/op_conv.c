@@ -4,7 +4,8 @@
  * column, and col2im, its adjoint, which adds columns back into an image. Each is the
  * other's backward rule, so a convolution's gradient is itself made of ops and has
  * derivatives of any order:
- *   conv2d(x, w)   = the windows of x (N, C*KH*KW, L) times w as (O, C*KH*KW), per image
+ *   conv2d(x, w)   = w as (O, C*KH*KW) times the windows of all images (C*KH*KW, N*L),
+ *                    one product for the batch, its result (O, N, L) permuted to N first
  *   max_pool2d(x)  = max_axis over each window, avg_pool2d(x) = mean_axis
  * with L = OH * OW window positions, OH = (H + 2 pad - KH) / stride + 1. */
 #include <stdint.h>
@@ -84,18 +85,21 @@ static inline void window_row(const struct geometry *g, double *row, double *col
 			*row += col[ow];
 }
 
-/* Copy (gather) or add (scatter) between the image and the columns of every window. */
-static void windows(const struct geometry *g, double *image, double *cols, bool gather)
+/* Copy (gather) or add (scatter) between the image and the columns of every window:
+ * per image (N, C, KH*KW, L), or wide, all images side by side (C*KH*KW, N*L). */
+static void windows(const struct geometry *g, double *image, double *cols, bool wide,
+                    bool gather)
 {
-	size_t kk = g->kh * g->kw, l = g->oh * g->ow;
+	size_t kk = g->kh * g->kw, l = g->oh * g->ow, step = wide ? g->n * l : l;
 
 	for (size_t n = 0; n < g->n; n++)
 		for (size_t c = 0; c < g->c; c++) {
 			double *img = image + (n * g->c + c) * g->h * g->w;
-			double *col = cols + (n * g->c + c) * kk * l;
+			double *col = wide ? cols + c * kk * step + n * l
+			                   : cols + (n * g->c + c) * kk * l;
 
 			for (size_t ki = 0; ki < g->kh; ki++)
-				for (size_t kj = 0; kj < g->kw; kj++, col += l) {
+				for (size_t kj = 0; kj < g->kw; kj++, col += step) {
 					size_t lo, hi;
 
 					inside(g, kj, &lo, &hi);  /* the same for every row */
@@ -114,7 +118,7 @@ static void im2col_forward(nb_tensor *y)
 {
 	struct geometry g = geometry(y->in[0], y->attr.win);
 
-	windows(&g, y->in[0]->value, y->value, true);
+	windows(&g, y->in[0]->value, y->value, y->attr.keepdim, true);
 }
 
 static void col2im_forward(nb_tensor *y)
@@ -122,7 +126,7 @@ static void col2im_forward(nb_tensor *y)
 	struct geometry g = geometry(y, y->attr.win);
 
 	memset(y->value, 0, y->size * sizeof *y->value);
-	windows(&g, y->value, y->in[0]->value, false);
+	windows(&g, y->value, y->in[0]->value, y->in[0]->rank == 2, false);
 }
 
 static nb_tensor *col2im(nb_tape *t, nb_tensor *cols, const nb_tensor *image,
@@ -139,7 +143,7 @@ static nb_tensor *im2col(nb_tape *t, nb_tensor *x, const uint32_t *win, bool fla
 /* dcols = im2col(dy), in the columns' own shape. */
 static void col2im_backward(nb_tape *t, nb_tensor *y, nb_tensor *dy)
 {
-	nb__grad_add(t, y->in[0], im2col(t, dy, y->attr.win, y->in[0]->rank == 3));
+	nb__grad_add(t, y->in[0], im2col(t, dy, y->attr.win, y->in[0]->rank == 2));
 }
 
 const struct nb_op nb__op_im2col = {
@@ -149,11 +153,12 @@ const struct nb_op nb__op_col2im = {
 	.name = "col2im", .arity = 1, .forward = col2im_forward, .backward = col2im_backward,
 };
 
-/* The columns of x (N, C, H, W): (N, C, KH*KW, OH*OW), or flat, the same values as
- * (N, C*KH*KW, OH*OW), the operand of a convolution's product (no reshape to copy). */
-static nb_tensor *im2col(nb_tape *t, nb_tensor *x, const uint32_t *win, bool flat)
+/* The columns of x (N, C, H, W): (N, C, KH*KW, OH*OW), or wide, those of all images side
+ * by side, (C*KH*KW, N*OH*OW): the operand of a convolution's product, which then
+ * multiplies the whole batch at once (attr.keepdim says which). */
+static nb_tensor *im2col(nb_tape *t, nb_tensor *x, const uint32_t *win, bool wide)
 {
-	struct nb_attr attr = { .keepdim = flat };
+	struct nb_attr attr = { .keepdim = wide };
 	struct geometry g;
 	size_t dim[4];
 
@@ -163,11 +168,11 @@ static nb_tensor *im2col(nb_tape *t, nb_tensor *x, const uint32_t *win, bool fla
 	dim[1] = g.c;
 	dim[2] = g.kh * g.kw;
 	dim[3] = g.oh * g.ow;
-	if (flat) {
-		dim[1] *= dim[2];
-		dim[2] = dim[3];
+	if (wide) {
+		dim[0] = g.c * dim[2];
+		dim[1] = g.n * dim[3];
 	}
-	return nb__record(t, &nb__op_im2col, &x, &attr, flat ? 3 : 4, dim);
+	return nb__record(t, &nb__op_im2col, &x, &attr, wide ? 2 : 4, dim);
 }
 
 /* The image of image's shape the columns cols add up to. */
@@ -211,9 +216,9 @@ static bool window_ok(nb_tape *t, const char *op, const nb_tensor *x, size_t kh,
 
 nb_tensor *nb_conv2d(nb_tape *t, nb_tensor *x, nb_tensor *w, size_t stride, size_t pad)
 {
-	nb_tensor *in[2] = { x, w }, *cols, *wb, *y;
+	nb_tensor *in[2] = { x, w }, *cols, *y;
 	char sx[NB_MSG_MAX], sw[NB_MSG_MAX];
-	size_t mark = t ? t->n : 0, n, o, ckk;
+	size_t mark = t ? t->n : 0, n, o, ckk, l;
 	uint32_t win[4];
 	struct geometry g;
 
@@ -236,10 +241,13 @@ nb_tensor *nb_conv2d(nb_tape *t, nb_tensor *x, nb_tensor *w, size_t stride, size
 	n = g.n;
 	o = w->dim[0];
 	ckk = g.c * g.kh * g.kw;
+	l = g.oh * g.ow;
+	/* one product for the whole batch, (O, C*KH*KW) (C*KH*KW, N*L): its gradients are one
+	 * product each too, where per image they would be N, and dw a sum of N */
 	cols = im2col(t, x, win, true);
-	wb = nb_broadcast_to(t, nb_reshape(t, w, 3, (size_t[]){ 1, o, ckk }), 3,
-	                     (size_t[]){ n, o, ckk });
-	y = nb_reshape(t, nb_matmul(t, wb, cols), 4, (size_t[]){ n, o, g.oh, g.ow });
+	y = nb_matmul(t, nb_reshape(t, w, 2, (size_t[]){ o, ckk }), cols);
+	y = nb_permute(t, nb_reshape(t, y, 3, (size_t[]){ o, n, l }), (const int[]){ 1, 0, 2 });
+	y = nb_reshape(t, y, 4, (size_t[]){ n, o, g.oh, g.ow });
 	return nb__undo(t, mark, y);
 }
 
