@@ -27,10 +27,9 @@
 #include <time.h>
 
 #include "nabla_nn.h"
+#include "bench.h"
 
-enum { REPEATS = 7 };
-
-static double now(void)
+double bench_now(void)
 {
 	struct timespec ts;
 
@@ -45,7 +44,7 @@ static int by_value(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static double median(double *v, size_t n)
+double bench_median(double *v, size_t n)
 {
 	qsort(v, n, sizeof *v, by_value);
 	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
@@ -61,13 +60,13 @@ static double uniform(void)
 	return (double)(rng_state >> 11) * 0x1.0p-53;
 }
 
-static void fill(double *x, size_t n)
+void bench_fill(double *x, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		x[i] = uniform();
 }
 
-static void die(const char *what, const char *msg)
+_Noreturn void bench_die(const char *what, const char *msg)
 {
 	fprintf(stderr, "bench: %s: %s\n", what, msg);
 	exit(1);
@@ -111,7 +110,7 @@ static void make_problem(struct problem *p)
 	p->y = calloc(n * out, sizeof *p->y);
 	p->xc = malloc(n * in * sizeof *p->xc);
 	p->yc = malloc(n * out * sizeof *p->yc);
-	fill(p->x, n * in);
+	bench_fill(p->x, n * in);
 	for (size_t e = 0; e < n; e++)
 		p->y[e * out + (size_t)(uniform() * (double)out)] = 1.0;
 	for (size_t s = 0; s < p->steps; s++) {  /* each batch transposed on its own */
@@ -142,7 +141,7 @@ static nb_net *make_net(const struct problem *p, struct counter *c)
 	nb_net *net;
 
 	if (nb_net_new(&cfg, &net, msg) != NB_OK)
-		die("net", msg);
+		bench_die("net", msg);
 	return net;
 }
 
@@ -155,17 +154,17 @@ static double autodiff_step(const struct problem *p)
 	double t[REPEATS];
 
 	for (int r = -1; r < REPEATS; r++) {  /* r = -1: warm-up */
-		double t0 = now();
+		double t0 = bench_now();
 
 		for (size_t s = 0; s < p->steps; s++)
 			if (nb_net_sgd_step(net, p->x + s * p->batch * in, p->y + s * p->batch * out,
 			                    p->batch, &opt, NULL) != NB_OK)
-				die("sgd_step", nb_net_message(net));
+				bench_die("sgd_step", nb_net_message(net));
 		if (r >= 0)
-			t[r] = (now() - t0) / (double)p->steps;
+			t[r] = (bench_now() - t0) / (double)p->steps;
 	}
 	nb_net_free(net);
-	return median(t, REPEATS);
+	return bench_median(t, REPEATS);
 }
 
 /* The same steps with gradients from nb_bp_reference (BP1-BP4 written out) and the same
@@ -183,12 +182,12 @@ static double closed_form_step(const struct problem *p)
 		db[l] = malloc(p->sizes[l + 1] * sizeof(double));
 	}
 	for (int r = -1; r < REPEATS; r++) {
-		double t0 = now();
+		double t0 = bench_now();
 
 		for (size_t s = 0; s < p->steps; s++) {
 			if (nb_bp_reference(&m, p->batch, p->xc + s * p->batch * in,
 			                    p->yc + s * p->batch * out, dw, db, NULL, NULL, msg))
-				die("bp_reference", msg);
+				bench_die("bp_reference", msg);
 			for (size_t l = 0; l < L; l++) {
 				double *w = nb_net_weights(net, l), *b = nb_net_biases(net, l);
 
@@ -199,14 +198,14 @@ static double closed_form_step(const struct problem *p)
 			}
 		}
 		if (r >= 0)
-			t[r] = (now() - t0) / (double)p->steps;
+			t[r] = (bench_now() - t0) / (double)p->steps;
 	}
 	for (size_t l = 0; l < L; l++) {
 		free(dw[l]);
 		free(db[l]);
 	}
 	nb_net_free(net);
-	return median(t, REPEATS);
+	return bench_median(t, REPEATS);
 }
 
 /* Floating-point operations of a step: forward w a, backward dw = delta a^T, and w^T delta
@@ -232,7 +231,7 @@ static void step_memory(const struct problem *p, const char *name)
 	before = c.bytes;
 	t = nb_net_tape(net, p->batch);
 	if (!t)
-		die("tape", nb_net_message(net));
+		bench_die("tape", nb_net_message(net));
 	printf("%s_tape_nodes: %zu\n", name, nb_tape_size(t));
 	printf("%s_tape_bytes: %zu\n", name, c.bytes - before);
 	printf("%s_tape_bytes_per_node: %.0f\n", name,
@@ -254,21 +253,21 @@ static double gemm_gflops(size_t n)
 	nb_tape *t = nb_tape_new();
 	double *a = malloc(n * n * sizeof *a), *b = malloc(n * n * sizeof *b), s[REPEATS];
 
-	fill(a, n * n);
-	fill(b, n * n);
+	bench_fill(a, n * n);
+	bench_fill(b, n * n);
 	nb_set_name(nb_matmul(t, nb_constant(t, 2, (size_t[]){ n, n }, a),
 	                      nb_constant(t, 2, (size_t[]){ n, n }, b)), "c");
 	for (int r = 0; r < REPEATS; r++) {
-		double t0 = now();
+		double t0 = bench_now();
 
 		nb_touch(nb_input(nb_tape_find(t, "c"), 0));
 		nb_tape_replay(t);
-		s[r] = 2.0 * (double)n * (double)n * (double)n / (now() - t0) * 1e-9;
+		s[r] = 2.0 * (double)n * (double)n * (double)n / (bench_now() - t0) * 1e-9;
 	}
 	free(a);
 	free(b);
 	nb_tape_free(t);
-	return median(s, REPEATS);
+	return bench_median(s, REPEATS);
 }
 
 /* Nanoseconds per node of a replayed chain y = tanh(c y) of scalars, its input changed
@@ -282,17 +281,17 @@ static double tape_ns_per_node(size_t n)
 	for (size_t i = 0; i < n; i++)
 		y = nb_tanh(t, nb_scale(t, y, 1.0 + 1e-9 * (double)i));
 	if (nb_tape_status(t))
-		die("chain", nb_tape_message(t));
+		bench_die("chain", nb_tape_message(t));
 	for (int r = -1; r < REPEATS; r++) {
-		double t0 = now();
+		double t0 = bench_now();
 
 		nb_touch(y0);
 		nb_tape_replay(t);
 		if (r >= 0)
-			s[r] = (now() - t0) / (double)nb_tape_size(t) * 1e9;
+			s[r] = (bench_now() - t0) / (double)nb_tape_size(t) * 1e9;
 	}
 	nb_tape_free(t);
-	return median(s, REPEATS);
+	return bench_median(s, REPEATS);
 }
 
 /* Seconds per step of Nielsen's network written as a define-by-run loop: each step
@@ -316,7 +315,7 @@ static double rerecord_step(const struct problem *p)
 	}
 	mark = nb_tape_mark(t);
 	for (int r = -1; r < REPEATS; r++) {
-		double t0 = now();
+		double t0 = bench_now();
 
 		for (size_t k = 0; k < p->steps; k++) {
 			nb_tensor *x, *y, *a1, *a2;
@@ -328,14 +327,14 @@ static double rerecord_step(const struct problem *p)
 			a2 = nb_sigmoid(t, nb_add(t, nb_matmul(t, w[1], a1), w[3]));
 			if (nb_backward(t, nb_quadratic_cost(t, a2, y), NULL) != NB_OK ||
 			    nb_sgd_update(w, NULL, NULL, 4, &o) != NB_OK)
-				die("rerecord", nb_tape_message(t));
+				bench_die("rerecord", nb_tape_message(t));
 		}
 		if (r >= 0)
-			s[r] = (now() - t0) / (double)p->steps;
+			s[r] = (bench_now() - t0) / (double)p->steps;
 	}
 	nb_tape_free(t);
 	nb_net_free(net);
-	return median(s, REPEATS);
+	return bench_median(s, REPEATS);
 }
 
 /* Nielsen's chapter-6 network (examples/mnist --net conv), trained through nb_net on
@@ -362,30 +361,30 @@ static double conv_step(size_t steps, double *allocs)
 	size_t before;
 
 	if (!images || !y)
-		die("conv", "out of memory");
-	fill(images, steps * B * 28 * 28);
+		bench_die("conv", "out of memory");
+	bench_fill(images, steps * B * 28 * 28);
 	for (size_t e = 0; e < steps * B; e++)
 		y[e * CLASSES + e % CLASSES] = 1.0;
 	if (nb_net_new(&cfg, &net, msg) != NB_OK)
-		die("conv", msg);
+		bench_die("conv", msg);
 	if (nb_net_sgd_step(net, images, y, B, &opt, NULL) != NB_OK)
-		die("conv", nb_net_message(net));
+		bench_die("conv", nb_net_message(net));
 	before = c.allocs;
 	for (int r = -1; r < REPEATS; r++) {
-		double t0 = now();
+		double t0 = bench_now();
 
 		for (size_t k = 0; k < steps; k++)
 			if (nb_net_sgd_step(net, images + k * B * 28 * 28, y + k * B * CLASSES, B, &opt,
 			                    NULL) != NB_OK)
-				die("conv", nb_net_message(net));
+				bench_die("conv", nb_net_message(net));
 		if (r >= 0)
-			s[r] = (now() - t0) / (double)steps;
+			s[r] = (bench_now() - t0) / (double)steps;
 	}
 	*allocs = (double)(c.allocs - before) / (double)(steps * (REPEATS + 1));
 	nb_net_free(net);
 	free(images);
 	free(y);
-	return median(s, REPEATS);
+	return bench_median(s, REPEATS);
 }
 
 static void network(const char *name, const size_t *sizes, size_t n_layers, size_t batch,
