@@ -16,8 +16,18 @@
  *                                dense 100 relu, softmax 10; batch 10, one thread
  *   conv_allocs_per_step         heap allocations of its steps after the first
  *   *_tape_bytes, *_tape_nodes   what the tape of a training step holds
+ *
+ * With OpenBLAS (configure found it), one thread of it (openblas_set_num_threads(1)):
+ *   nielsen_blas_trainer_us_per_step  the same SGD steps by blas_trainer.c, plain C with
+ *                                cblas_dgemm for every product (also wide_...)
+ *   nielsen_ratio_vs_blas_trainer     nabla's step over the reference's, the two timed in
+ *                                turns in one run (also wide_...)
+ *   blas_trainer_max_rel_diff    the largest relative difference of any parameter of both
+ *                                networks after 20 steps of both from the same start
  */
 #define _POSIX_C_SOURCE 200809L
+
+#include "config.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -26,8 +36,15 @@
 #include <string.h>
 #include <time.h>
 
+#ifdef HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
 #include "nabla_nn.h"
 #include "bench.h"
+#ifdef HAVE_OPENBLAS
+#include "blas_trainer.h"
+#endif
 
 double bench_now(void)
 {
@@ -245,6 +262,115 @@ static void step_memory(const struct problem *p, const char *name)
 	nb_net_free(net);
 }
 
+#ifdef HAVE_OPENBLAS
+/* ---- The hand-written reference: blas_trainer.c ----------------------------------------- */
+
+/* Steps after which the reference's parameters are compared with nabla's. */
+enum { SAME_STEPS = 20 };
+
+/* A reference trainer starting from net's parameters (nb_net_tensors(): w1, b1, w2, ...). */
+static blas_trainer *trainer_like(const struct problem *p, nb_net *net)
+{
+	size_t L = p->n_layers - 1;
+	nb_named_tensor nt[2 * BLAS_TRAINER_MAX_LAYERS];
+	blas_trainer *bt = blas_trainer_new(p->n_layers, p->sizes, p->batch);
+
+	if (!bt)
+		bench_die("blas_trainer", "out of memory");
+	if (nb_net_tensors(net, nt, 2 * L) != 2 * L)
+		bench_die("blas_trainer", "the network has other layers");
+	for (size_t l = 0; l < L; l++) {
+		const nb_named_tensor *w = &nt[2 * l], *b = &nt[2 * l + 1];
+
+		if (w->dim[0] != p->sizes[l + 1] || w->dim[1] != p->sizes[l] ||
+		    b->dim[0] != p->sizes[l + 1])
+			bench_die("blas_trainer", "the network's parameters have other shapes");
+		memcpy(blas_trainer_weights(bt, l), w->data, w->dim[0] * w->dim[1] * sizeof(double));
+		memcpy(blas_trainer_biases(bt, l), b->data, b->dim[0] * sizeof(double));
+	}
+	return bt;
+}
+
+/* |x - y| / max(|x|, |y|), 0 when both are 0. */
+static double rel_diff(double x, double y)
+{
+	double big = fmax(fabs(x), fabs(y));
+
+	return big > 0.0 ? fabs(x - y) / big : 0.0;
+}
+
+/* The largest relative difference between any parameter of net and the reference's. */
+static double max_rel_diff(const struct problem *p, nb_net *net, blas_trainer *bt)
+{
+	double d = 0.0;
+
+	for (size_t l = 0; l + 1 < p->n_layers; l++) {
+		const double *w = nb_net_weights(net, l), *b = nb_net_biases(net, l);
+		const double *rw = blas_trainer_weights(bt, l), *rb = blas_trainer_biases(bt, l);
+
+		for (size_t i = 0; i < p->sizes[l + 1] * p->sizes[l]; i++)
+			d = fmax(d, rel_diff(w[i], rw[i]));
+		for (size_t i = 0; i < p->sizes[l + 1]; i++)
+			d = fmax(d, rel_diff(b[i], rb[i]));
+	}
+	return d;
+}
+
+/* Train nabla's network and the reference from the same parameters on the same first
+ * SAME_STEPS mini-batches; the largest relative difference of their parameters. */
+static double trainer_difference(const struct problem *p)
+{
+	nb_net *net = make_net(p, NULL);
+	blas_trainer *bt = trainer_like(p, net);
+	nb_sgd opt = { .batch = p->batch, .eta = 0.1 };
+	size_t in = p->sizes[0], out = p->sizes[p->n_layers - 1];
+	double d;
+
+	for (size_t s = 0; s < SAME_STEPS && s < p->steps; s++) {
+		const double *x = p->x + s * p->batch * in, *y = p->y + s * p->batch * out;
+
+		if (nb_net_sgd_step(net, x, y, p->batch, &opt, NULL) != NB_OK)
+			bench_die("sgd_step", nb_net_message(net));
+		blas_trainer_step(bt, x, y, opt.eta);
+	}
+	d = max_rel_diff(p, net, bt);
+	blas_trainer_free(bt);
+	nb_net_free(net);
+	return d;
+}
+
+/* Seconds per step of nabla's network and of the reference, in turns: each repetition
+ * runs p->steps steps of one, then of the other; medians over REPEATS after a warm-up. */
+static void trainer_times(const struct problem *p, double *nabla_s, double *ref_s)
+{
+	nb_net *net = make_net(p, NULL);
+	blas_trainer *bt = trainer_like(p, net);
+	nb_sgd opt = { .batch = p->batch, .eta = 0.1 };
+	size_t in = p->sizes[0], out = p->sizes[p->n_layers - 1], b = p->batch;
+	double tn[REPEATS], tr[REPEATS];
+
+	for (int r = -1; r < REPEATS; r++) {
+		double t0 = bench_now(), t1;
+
+		for (size_t s = 0; s < p->steps; s++)
+			if (nb_net_sgd_step(net, p->x + s * b * in, p->y + s * b * out, b, &opt,
+			                    NULL) != NB_OK)
+				bench_die("sgd_step", nb_net_message(net));
+		t1 = bench_now();
+		for (size_t s = 0; s < p->steps; s++)
+			blas_trainer_step(bt, p->x + s * b * in, p->y + s * b * out, opt.eta);
+		if (r >= 0) {
+			tn[r] = (t1 - t0) / (double)p->steps;
+			tr[r] = (bench_now() - t1) / (double)p->steps;
+		}
+	}
+	*nabla_s = bench_median(tn, REPEATS);
+	*ref_s = bench_median(tr, REPEATS);
+	blas_trainer_free(bt);
+	nb_net_free(net);
+}
+#endif
+
 /* ---- Raw kernels and the tape itself ---------------------------------------------------- */
 
 /* GFLOP/s of an n x n matmul, replayed on a tape. */
@@ -387,11 +513,13 @@ static double conv_step(size_t steps, double *allocs)
 	return bench_median(s, REPEATS);
 }
 
-static void network(const char *name, const size_t *sizes, size_t n_layers, size_t batch,
-                    size_t steps)
+/* The figures of one fully connected network; returns how far the reference trainer's
+ * parameters end from nabla's (0 without a BLAS). */
+static double network(const char *name, const size_t *sizes, size_t n_layers, size_t batch,
+                      size_t steps)
 {
 	struct problem p = { .n_layers = n_layers, .sizes = sizes, .batch = batch, .steps = steps };
-	double ad, cf, ad2;
+	double ad, cf, ad2, diff = 0.0;
 
 	make_problem(&p);
 	ad = autodiff_step(&p);
@@ -404,16 +532,37 @@ static void network(const char *name, const size_t *sizes, size_t n_layers, size
 	printf("%s_gflops: %.2f\n", name, step_flops(&p) / ad * 1e-9);
 	printf("%s_ratio_vs_closed_form: %.3f\n", name, ad / cf);
 	printf("%s_gflops_2threads: %.2f\n", name, step_flops(&p) / ad2 * 1e-9);
+#ifdef HAVE_OPENBLAS
+	{
+		double nabla_s, ref_s;
+
+		trainer_times(&p, &nabla_s, &ref_s);
+		printf("%s_blas_trainer_us_per_step: %.2f\n", name, ref_s * 1e6);
+		printf("%s_ratio_vs_blas_trainer: %.3f\n", name, nabla_s / ref_s);
+		diff = trainer_difference(&p);
+	}
+#endif
 	if (n_layers == 3)
 		printf("rerecord_us_per_step: %.2f\n", rerecord_step(&p) * 1e6);
 	step_memory(&p, name);
 	free_problem(&p);
+	return diff;
 }
 
 int main(void)
 {
-	network("nielsen", (size_t[]){ 784, 30, 10 }, 3, 10, 800);
-	network("wide", (size_t[]){ 784, 256, 256, 10 }, 4, 64, 40);
+	double diff;
+
+#ifdef HAVE_OPENBLAS
+	openblas_set_num_threads(1);
+#endif
+	diff = network("nielsen", (size_t[]){ 784, 30, 10 }, 3, 10, 800);
+	diff = fmax(diff, network("wide", (size_t[]){ 784, 256, 256, 10 }, 4, 64, 40));
+#ifdef HAVE_OPENBLAS
+	printf("blas_trainer_max_rel_diff: %.3g\n", diff);
+#else
+	(void)diff;
+#endif
 	printf("gemm_gflops_1024: %.2f\n", gemm_gflops(1024));
 	printf("tape_ns_per_node: %.1f\n", tape_ns_per_node(100000));
 	{
