@@ -24,6 +24,8 @@
  *                                turns in one run (also wide_...)
  *   blas_trainer_max_rel_diff    the largest relative difference of any parameter of both
  *                                networks after 20 steps of both from the same start
+ *   gemm_ratio_vs_blas_1024      nabla's 1024 x 1024 product time over cblas_dgemm's
+ * and always, first, a line "cpu: ...": the processor, nabla's kernels and the BLAS.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -556,6 +558,7 @@ int main(void)
 #ifdef HAVE_OPENBLAS
 	openblas_set_num_threads(1);
 #endif
+	gemm_print_setup();
 	diff = network("nielsen", (size_t[]){ 784, 30, 10 }, 3, 10, 800);
 	diff = fmax(diff, network("wide", (size_t[]){ 784, 256, 256, 10 }, 4, 64, 40));
 #ifdef HAVE_OPENBLAS
@@ -564,6 +567,14 @@ int main(void)
 	(void)diff;
 #endif
 	printf("gemm_gflops_1024: %.2f\n", gemm_gflops(1024));
+#ifdef HAVE_OPENBLAS
+	{
+		double ns, bs;
+
+		gemm_compare(false, false, 1024, 1024, 1024, &ns, &bs);
+		printf("gemm_ratio_vs_blas_1024: %.3f\n", ns / bs);
+	}
+#endif
 	printf("tape_ns_per_node: %.1f\n", tape_ns_per_node(100000));
 	{
 		double allocs, us = conv_step(20, &allocs) * 1e6;

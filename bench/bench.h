@@ -1,11 +1,20 @@
-/* bench.h -- what the parts of bench share: the clock, medians and random data. */
+/* bench.h -- what the parts of bench share: the clock, medians, random data, and the
+ * matrix products timed against the BLAS's (gemm.c). */
 #ifndef BENCH_H
 #define BENCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include "nabla.h"
 
 /* Repetitions of each timing; a figure is their median. */
 enum { REPEATS = 7 };
+
+/* nb_kernels() (nabla.h) comes with the kernels' rewrite. It is declared here too, as a
+ * weak symbol, so that bench builds and runs against a nabla without it: it is then NULL,
+ * and bench says the kernels are unknown. */
+const char *nb_kernels(void) __attribute__((weak));
 
 /* Seconds on a monotonic clock. */
 double bench_now(void);
@@ -15,5 +24,14 @@ double bench_median(double *v, size_t n);
 void bench_fill(double *x, size_t n);
 /* Print "bench: what: msg" on stderr and exit with status 1. */
 _Noreturn void bench_die(const char *what, const char *msg);
+
+/* The processor, nabla's kernels and the BLAS, for the first line of a run:
+ * "cpu: ...; nabla kernels: ...; blas: ...". */
+void gemm_print_setup(void);
+
+/* Seconds per product op(A) op(B) of m x k by k x n, by nabla (a replayed tape) and by
+ * the BLAS (NAN without one), medians of turns taken one after the other. */
+void gemm_compare(bool ta, bool tb, size_t m, size_t n, size_t k, double *nabla_s,
+                  double *blas_s);
 
 #endif

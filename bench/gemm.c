@@ -1,0 +1,192 @@
+/* gemm.c -- nabla's matrix products against the BLAS's, one thread each, timed in turns on
+ * the same operands. nabla's product is timed through the public API, a tape holding two
+ * leaves and one nb_matmul_t replayed after a leaf is touched, so its figure includes
+ * what a user pays for a product; the BLAS's is a cblas_dgemm call. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+#include "bench.h"
+
+/* Each turn runs products for about this long, so that short ones are timed over many. */
+#define TURN_SECONDS 0.02
+
+/* Products of nabla and of the BLAS differ by rounding only: a larger difference means
+ * the two were not given the same shape. */
+#define SAME_PRODUCT_TOL 1e-12
+
+/* ---- The processor, the kernels and the BLAS ------------------------------------------ */
+
+/* The "model name" of /proc/cpuinfo into buf, or "unknown". */
+static void cpu_model(char *buf, size_t size)
+{
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[512];
+
+	snprintf(buf, size, "unknown");
+	while (f && fgets(line, sizeof line, f)) {
+		char *colon = strchr(line, ':');
+
+		if (strncmp(line, "model name", 10) != 0 || !colon)
+			continue;
+		colon += strspn(colon + 1, " \t") + 1;
+		colon[strcspn(colon, "\n")] = '\0';
+		snprintf(buf, size, "%s", colon);
+		break;
+	}
+	if (f)
+		fclose(f);
+}
+
+static const char *kernels_in_use(void)
+{
+	return nb_kernels ? nb_kernels() : "unknown (this nabla has no nb_kernels)";
+}
+
+void gemm_print_setup(void)
+{
+	char cpu[256];
+
+	cpu_model(cpu, sizeof cpu);
+	printf("cpu: %s; nabla kernels: %s; ", cpu, kernels_in_use());
+#ifdef HAVE_OPENBLAS
+	{
+		/* openblas_get_config() starts with "OpenBLAS" itself */
+		const char *config = openblas_get_config();
+
+		if (strncmp(config, "OpenBLAS ", 9) == 0)
+			config += 9;
+		printf("blas: OpenBLAS %s core %s\n", config, openblas_get_corename());
+	}
+#else
+	printf("blas: none\n");
+#endif
+	fflush(stdout);
+}
+
+/* ---- Timing a product ------------------------------------------------------------------ */
+
+/* One shape's operands, stored as the transposes say, and its two ways of multiplying. */
+struct product {
+	bool ta, tb;
+	size_t m, n, k;
+	double *a, *b, *c;      /* a: m x k (k x m when ta), b: k x n (n x k when tb), c: m x n */
+	nb_tape *tape;
+	nb_tensor *x, *y;       /* the leaves, and y = op(x) op(second leaf) */
+};
+
+static void product_new(struct product *p, bool ta, bool tb, size_t m, size_t n, size_t k)
+{
+	size_t adim[2] = { ta ? k : m, ta ? m : k }, bdim[2] = { tb ? n : k, tb ? k : n };
+
+	*p = (struct product){ .ta = ta, .tb = tb, .m = m, .n = n, .k = k };
+	p->a = malloc(m * k * sizeof *p->a);
+	p->b = malloc(k * n * sizeof *p->b);
+	p->c = calloc(m * n, sizeof *p->c);
+	p->tape = nb_tape_new();
+	if (!p->a || !p->b || !p->c || !p->tape)
+		bench_die("gemm", "out of memory");
+	bench_fill(p->a, m * k);
+	bench_fill(p->b, k * n);
+	p->x = nb_constant(p->tape, 2, adim, p->a);
+	p->y = nb_matmul_t(p->tape, p->x, nb_constant(p->tape, 2, bdim, p->b),
+	                   (ta ? NB_TRANS_A : 0) | (tb ? NB_TRANS_B : 0));
+	if (!p->y)
+		bench_die("gemm", nb_tape_message(p->tape));
+}
+
+static void product_free(struct product *p)
+{
+	free(p->a);
+	free(p->b);
+	free(p->c);
+	nb_tape_free(p->tape);
+}
+
+/* Seconds per product of `times` products by nabla: touch a leaf, replay the tape. */
+static double nabla_turn(struct product *p, size_t times)
+{
+	double t0 = bench_now();
+
+	for (size_t i = 0; i < times; i++) {
+		nb_touch(p->x);
+		if (nb_tape_replay(p->tape) != NB_OK)
+			bench_die("gemm", nb_tape_message(p->tape));
+	}
+	return (bench_now() - t0) / (double)times;
+}
+
+#ifdef HAVE_OPENBLAS
+/* The same by cblas_dgemm, into p->c. */
+static double blas_turn(struct product *p, size_t times)
+{
+	int m = (int)p->m, n = (int)p->n, k = (int)p->k;
+	double t0 = bench_now();
+
+	for (size_t i = 0; i < times; i++)
+		cblas_dgemm(CblasRowMajor, p->ta ? CblasTrans : CblasNoTrans,
+		            p->tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0, p->a, p->ta ? m : k,
+		            p->b, p->tb ? k : n, 0.0, p->c, n);
+	return (bench_now() - t0) / (double)times;
+}
+
+/* The largest difference between nabla's product and the BLAS's, over the largest
+ * element. */
+static double product_difference(struct product *p)
+{
+	const double *y = nb_value(p->y);
+	double diff = 0.0, big = 0.0;
+
+	for (size_t i = 0; i < p->m * p->n; i++) {
+		diff = fmax(diff, fabs(y[i] - p->c[i]));
+		big = fmax(big, fabs(p->c[i]));
+	}
+	return big > 0.0 ? diff / big : diff;
+}
+#endif
+
+/* How many products make a turn of about TURN_SECONDS, from one that took s. */
+static size_t turn_size(double s)
+{
+	return s >= TURN_SECONDS ? 1 : (size_t)(TURN_SECONDS / s) + 1;
+}
+
+void gemm_compare(bool ta, bool tb, size_t m, size_t n, size_t k, double *nabla_s,
+                  double *blas_s)
+{
+	struct product p;
+	double nabla_t[REPEATS], blas_t[REPEATS];
+	size_t times_n, times_b = 0;
+
+	product_new(&p, ta, tb, m, n, k);
+	times_n = turn_size(nabla_turn(&p, 1));  /* the first product also warms up */
+#ifdef HAVE_OPENBLAS
+	blas_turn(&p, 1);
+	times_b = turn_size(blas_turn(&p, 1));
+#endif
+	for (int r = 0; r < REPEATS; r++) {
+		nabla_t[r] = nabla_turn(&p, times_n);
+#ifdef HAVE_OPENBLAS
+		blas_t[r] = blas_turn(&p, times_b);
+#else
+		blas_t[r] = NAN;
+#endif
+	}
+	*nabla_s = bench_median(nabla_t, REPEATS);
+	*blas_s = times_b ? bench_median(blas_t, REPEATS) : NAN;
+#ifdef HAVE_OPENBLAS
+	if (product_difference(&p) > SAME_PRODUCT_TOL)
+		printf("warning: gemm %zu %zu %zu %d %d: nabla's product and the BLAS's differ by "
+		       "%.3g of the largest element\n", m, n, k, ta, tb, product_difference(&p));
+#endif
+	product_free(&p);
+}
