@@ -25,6 +25,10 @@
  *   blas_trainer_max_rel_diff    the largest relative difference of any parameter of both
  *                                networks after 20 steps of both from the same start
  *   gemm_ratio_vs_blas_1024      nabla's 1024 x 1024 product time over cblas_dgemm's
+ *   gemm_ratio_vs_blas_1024_ISA  the same with nabla's avx512, avx2 or plain kernels
+ *                                (nb_set_kernels) against OpenBLAS's SkylakeX, Haswell or
+ *                                Prescott core: bench --gemm-only ISA, run by bench with
+ *                                OPENBLAS_CORETYPE set, for each set the processor has
  * and always, first, a line "cpu: ...": the processor, nabla's kernels and the BLAS.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -551,13 +555,11 @@ static double network(const char *name, const size_t *sizes, size_t n_layers, si
 	return diff;
 }
 
-int main(void)
+/* The figures of `make bench`. */
+static void bench_all(void)
 {
 	double diff;
 
-#ifdef HAVE_OPENBLAS
-	openblas_set_num_threads(1);
-#endif
 	gemm_print_setup();
 	diff = network("nielsen", (size_t[]){ 784, 30, 10 }, 3, 10, 800);
 	diff = fmax(diff, network("wide", (size_t[]){ 784, 256, 256, 10 }, 4, 64, 40));
@@ -573,6 +575,7 @@ int main(void)
 
 		gemm_compare(false, false, 1024, 1024, 1024, &ns, &bs);
 		printf("gemm_ratio_vs_blas_1024: %.3f\n", ns / bs);
+		gemm_ratios_per_isa("/proc/self/exe");
 	}
 #endif
 	printf("tape_ns_per_node: %.1f\n", tape_ns_per_node(100000));
@@ -582,5 +585,21 @@ int main(void)
 		printf("conv_us_per_step: %.1f\n", us);
 		printf("conv_allocs_per_step: %g\n", allocs);
 	}
-	return 0;
+}
+
+/* bench: every figure; bench --gemm-only ISA: gemm_ratio_vs_blas_1024_ISA, which bench
+ * runs itself for each instruction set. */
+int main(int argc, char **argv)
+{
+#ifdef HAVE_OPENBLAS
+	openblas_set_num_threads(1);
+#endif
+	if (argc == 1) {
+		bench_all();
+		return 0;
+	}
+	if (argc == 3 && strcmp(argv[1], "--gemm-only") == 0)
+		return gemm_only(argv[2]);
+	fprintf(stderr, "usage: bench\n");
+	return 2;
 }

@@ -11,9 +11,11 @@
 /* Repetitions of each timing; a figure is their median. */
 enum { REPEATS = 7 };
 
-/* nb_kernels() (nabla.h) comes with the kernels' rewrite. It is declared here too, as a
- * weak symbol, so that bench builds and runs against a nabla without it: it is then NULL,
- * and bench says the kernels are unknown. */
+/* nb_set_kernels() and nb_kernels() (nabla.h) come with the kernels' rewrite. They are
+ * declared here too, as weak symbols, so that bench builds and runs against a nabla
+ * without them: they are then NULL, and bench says the kernels are unknown and cannot
+ * force them. */
+int nb_set_kernels(const char *name) __attribute__((weak));
 const char *nb_kernels(void) __attribute__((weak));
 
 /* Seconds on a monotonic clock. */
@@ -33,5 +35,14 @@ void gemm_print_setup(void);
  * the BLAS (NAN without one), medians of turns taken one after the other. */
 void gemm_compare(bool ta, bool tb, size_t m, size_t n, size_t k, double *nabla_s,
                   double *blas_s);
+
+/* gemm_ratio_vs_blas_1024_<isa> for each instruction set this processor has, from a run
+ * of bench's executable self (/proc/self/exe) per set, self --gemm-only ISA with
+ * OPENBLAS_CORETYPE set so that OpenBLAS loads that core; its lines are relayed. */
+void gemm_ratios_per_isa(const char *self);
+
+/* What bench --gemm-only ISA does: force nabla's kernels to isa, check OpenBLAS's core,
+ * and print gemm_ratio_vs_blas_1024_<isa>. Returns the exit status. */
+int gemm_only(const char *isa);
 
 #endif

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #ifdef HAVE_OPENBLAS
 #include <cblas.h>
@@ -189,4 +192,118 @@ void gemm_compare(bool ta, bool tb, size_t m, size_t n, size_t k, double *nabla_
 		       "%.3g of the largest element\n", m, n, k, ta, tb, product_difference(&p));
 #endif
 	product_free(&p);
+}
+
+static double gflops(size_t m, size_t n, size_t k, double seconds)
+{
+	return 2.0 * (double)m * (double)n * (double)k / seconds * 1e-9;
+}
+
+/* ---- One run per instruction set ------------------------------------------------------ */
+
+/* Each of nabla's kernel sets and the OpenBLAS core built for the same instructions:
+ * plain x86-64 has SSE2, which Prescott's kernels use (with SSE3). */
+static const struct isa {
+	const char *name, *core;
+} isas[] = {
+	{ "avx512", "SkylakeX" },
+	{ "avx2", "Haswell" },
+	{ "plain", "Prescott" },
+};
+
+static bool cpu_has(const char *name)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (strcmp(name, "avx512") == 0)
+		return __builtin_cpu_supports("avx512f");
+	if (strcmp(name, "avx2") == 0)
+		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	return true;
+#else
+	return strcmp(name, "plain") == 0;
+#endif
+}
+
+/* Run "self --gemm-only isa" with OPENBLAS_CORETYPE=core and print what it prints. */
+static void run_child(const char *self, const struct isa *s)
+{
+	int fd[2], status;
+	char line[512];
+	pid_t pid;
+	FILE *out;
+
+	fflush(stdout);
+	if (pipe(fd) != 0)
+		bench_die("gemm", "cannot make a pipe");
+	pid = fork();
+	if (pid < 0)
+		bench_die("gemm", "cannot fork");
+	if (pid == 0) {
+		close(fd[0]);
+		dup2(fd[1], STDOUT_FILENO);
+		close(fd[1]);
+		setenv("OPENBLAS_CORETYPE", s->core, 1);
+		execl(self, self, "--gemm-only", s->name, (char *)NULL);
+		_exit(127);
+	}
+	close(fd[1]);
+	out = fdopen(fd[0], "r");
+	while (out && fgets(line, sizeof line, out))
+		fputs(line, stdout);
+	if (out)
+		fclose(out);
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		printf("gemm_ratio_vs_blas_1024_%s: n/a (bench --gemm-only %s failed)\n", s->name,
+		       s->name);
+	fflush(stdout);
+}
+
+void gemm_ratios_per_isa(const char *self)
+{
+	for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++)
+		if (cpu_has(isas[i].name))
+			run_child(self, &isas[i]);
+}
+
+int gemm_only(const char *name)
+{
+	const struct isa *s = NULL;
+	double ns, bs;
+
+	for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++)
+		if (strcmp(isas[i].name, name) == 0)
+			s = &isas[i];
+	if (!s) {
+		fprintf(stderr, "bench: --gemm-only takes avx512, avx2 or plain, not %s\n", name);
+		return 2;
+	}
+#ifdef HAVE_OPENBLAS
+	openblas_set_num_threads(1);
+	if (strcasecmp(openblas_get_corename(), s->core) != 0) {
+		const char *asked = getenv("OPENBLAS_CORETYPE");
+
+		printf("warning: gemm_ratio_vs_blas_1024_%s: OpenBLAS runs core %s, not %s "
+		       "(OPENBLAS_CORETYPE=%s)\n", s->name, openblas_get_corename(), s->core,
+		       asked ? asked : "unset");
+	}
+#endif
+	if (!nb_set_kernels || nb_set_kernels(s->name) != 0) {
+		printf("gemm_ratio_vs_blas_1024_%s: n/a (%s)\n", s->name,
+		       nb_set_kernels ? "nb_set_kernels() refused: this build or processor lacks "
+		                        "them" : "this nabla has no nb_set_kernels()");
+		return 0;
+	}
+	if (strcmp(kernels_in_use(), s->name) != 0)
+		printf("warning: gemm_ratio_vs_blas_1024_%s: nabla runs the %s kernels\n", s->name,
+		       kernels_in_use());
+	gemm_compare(false, false, 1024, 1024, 1024, &ns, &bs);
+#ifdef HAVE_OPENBLAS
+	printf("gemm_ratio_vs_blas_1024_%s: %.3f (nabla %s %.2f GFLOP/s, OpenBLAS %s %.2f "
+	       "GFLOP/s)\n", s->name, ns / bs, kernels_in_use(), gflops(1024, 1024, 1024, ns),
+	       openblas_get_corename(), gflops(1024, 1024, 1024, bs));
+#else
+	printf("gemm_ratio_vs_blas_1024_%s: n/a (no BLAS; nabla %.2f GFLOP/s)\n", s->name,
+	       gflops(1024, 1024, 1024, ns));
+#endif
+	return 0;
 }
