@@ -30,6 +30,8 @@
  *                                Prescott core: bench --gemm-only ISA, run by bench with
  *                                OPENBLAS_CORETYPE set, for each set the processor has
  * and always, first, a line "cpu: ...": the processor, nabla's kernels and the BLAS.
+ * `make bench-gemm` (bench --gemm): nabla's products against the BLAS's, square ones and
+ * those of the benchmark's training steps, one line per shape.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -587,8 +589,8 @@ static void bench_all(void)
 	}
 }
 
-/* bench: every figure; bench --gemm-only ISA: gemm_ratio_vs_blas_1024_ISA, which bench
- * runs itself for each instruction set. */
+/* bench: every figure; bench --gemm: the products of make bench-gemm; bench --gemm-only
+ * ISA: gemm_ratio_vs_blas_1024_ISA, which bench runs itself for each instruction set. */
 int main(int argc, char **argv)
 {
 #ifdef HAVE_OPENBLAS
@@ -598,8 +600,13 @@ int main(int argc, char **argv)
 		bench_all();
 		return 0;
 	}
+	if (argc == 2 && strcmp(argv[1], "--gemm") == 0) {
+		gemm_print_setup();
+		gemm_shapes();
+		return 0;
+	}
 	if (argc == 3 && strcmp(argv[1], "--gemm-only") == 0)
 		return gemm_only(argv[2]);
-	fprintf(stderr, "usage: bench\n");
+	fprintf(stderr, "usage: bench [--gemm]\n");
 	return 2;
 }

@@ -45,4 +45,7 @@ void gemm_ratios_per_isa(const char *self);
  * and print gemm_ratio_vs_blas_1024_<isa>. Returns the exit status. */
 int gemm_only(const char *isa);
 
+/* make bench-gemm: one line per shape, square and those of the benchmark's networks. */
+void gemm_shapes(void);
+
 #endif

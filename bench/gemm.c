@@ -307,3 +307,62 @@ int gemm_only(const char *name)
 #endif
 	return 0;
 }
+
+/* ---- make bench-gemm ------------------------------------------------------------------ */
+
+/* The products of a training step (lib/nn/layer.c records z = w a + b as
+ * nb_matmul_t(w, a), with NB_TRANS_B when a holds one example per row; op_matmul.c's rule
+ * gives dw = delta a^T and da = w^T delta): m n k ta tb, and what each is. The conv
+ * network's are per image, ten to a step (nb_conv2d: w as O x CKK times the windows,
+ * CKK x L). */
+static const struct shape {
+	size_t m, n, k;
+	bool ta, tb;
+	const char *what;
+} shapes[] = {
+	{ 64, 64, 64, 0, 0, "square" },
+	{ 128, 128, 128, 0, 0, "square" },
+	{ 256, 256, 256, 0, 0, "square" },
+	{ 512, 512, 512, 0, 0, "square" },
+	{ 1024, 1024, 1024, 0, 0, "square" },
+	{ 2048, 2048, 2048, 0, 0, "square" },
+	/* [784, 30, 10], batch 10 */
+	{ 30, 10, 784, 0, 1, "nielsen z1 = w1 x^T" },
+	{ 10, 10, 30, 0, 0, "nielsen z2 = w2 a1" },
+	{ 10, 30, 10, 0, 1, "nielsen dw2 = d2 a1^T" },
+	{ 30, 10, 10, 1, 0, "nielsen da1 = w2^T d2" },
+	{ 30, 784, 10, 0, 0, "nielsen dw1 = d1 x" },
+	/* [784, 256, 256, 10], batch 64 */
+	{ 256, 64, 784, 0, 1, "wide z1 = w1 x^T" },
+	{ 256, 64, 256, 0, 0, "wide z2 = w2 a1" },
+	{ 10, 64, 256, 0, 0, "wide z3 = w3 a2" },
+	{ 10, 256, 64, 0, 1, "wide dw3 = d3 a2^T" },
+	{ 256, 64, 10, 1, 0, "wide da2 = w3^T d3" },
+	{ 256, 256, 64, 0, 1, "wide dw2 = d2 a1^T" },
+	{ 256, 64, 256, 1, 0, "wide da1 = w2^T d2" },
+	{ 256, 784, 64, 0, 0, "wide dw1 = d1 x" },
+	/* mnist --net conv, batch 10: conv 5x5, 20 maps on 1x28x28; 40 maps on 20x12x12 */
+	{ 20, 576, 25, 0, 0, "conv1 z = w cols, per image" },
+	{ 20, 25, 576, 0, 1, "conv1 dw = dz cols^T, per image" },
+	{ 40, 64, 500, 0, 0, "conv2 z = w cols, per image" },
+	{ 40, 500, 64, 0, 1, "conv2 dw = dz cols^T, per image" },
+	{ 500, 64, 40, 1, 0, "conv2 dcols = w^T dz, per image" },
+};
+
+void gemm_shapes(void)
+{
+	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+		const struct shape *s = &shapes[i];
+		double ns, bs;
+
+		gemm_compare(s->ta, s->tb, s->m, s->n, s->k, &ns, &bs);
+		printf("gemm %zu %zu %zu %d %d: nabla %.2f GFLOP/s, ", s->m, s->n, s->k, s->ta,
+		       s->tb, gflops(s->m, s->n, s->k, ns));
+		if (isnan(bs))
+			printf("blas n/a, ratio n/a (%s)\n", s->what);
+		else
+			printf("blas %.2f GFLOP/s, ratio %.3f (%s)\n", gflops(s->m, s->n, s->k, bs),
+			       ns / bs, s->what);
+		fflush(stdout);
+	}
+}
