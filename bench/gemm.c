@@ -171,7 +171,7 @@ void gemm_compare(bool ta, bool tb, size_t m, size_t n, size_t k, double *nabla_
 	size_t times_n, times_b = 0;
 
 	product_new(&p, ta, tb, m, n, k);
-	times_n = turn_size(nabla_turn(&p, 1));  /* the first product also warms up */
+	times_n = turn_size(nabla_turn(&p, 1));  /* warm: recording computed one already */
 #ifdef HAVE_OPENBLAS
 	blas_turn(&p, 1);
 	times_b = turn_size(blas_turn(&p, 1));
