@@ -16,8 +16,26 @@
  *                                dense 100 relu, softmax 10; batch 10, one thread
  *   conv_allocs_per_step         heap allocations of its steps after the first
  *   *_tape_bytes, *_tape_nodes   what the tape of a training step holds
+ *
+ * With OpenBLAS (configure found it), one thread of it (openblas_set_num_threads(1)):
+ *   nielsen_blas_trainer_us_per_step  the same SGD steps by blas_trainer.c, plain C with
+ *                                cblas_dgemm for every product (also wide_...)
+ *   nielsen_ratio_vs_blas_trainer     nabla's step over the reference's, the two timed in
+ *                                turns in one run (also wide_...)
+ *   blas_trainer_max_rel_diff    the largest relative difference of any parameter of both
+ *                                networks after 20 steps of both from the same start
+ *   gemm_ratio_vs_blas_1024      nabla's 1024 x 1024 product time over cblas_dgemm's
+ *   gemm_ratio_vs_blas_1024_ISA  the same with nabla's avx512, avx2 or plain kernels
+ *                                (nb_set_kernels) against OpenBLAS's SkylakeX, Haswell or
+ *                                Prescott core: bench --gemm-only ISA, run by bench with
+ *                                OPENBLAS_CORETYPE set, for each set the processor has
+ * and always, first, a line "cpu: ...": the processor, nabla's kernels and the BLAS.
+ * `make bench-gemm` (bench --gemm): nabla's products against the BLAS's, square ones and
+ * those of the benchmark's training steps, one line per shape.
  */
 #define _POSIX_C_SOURCE 200809L
+
+#include "config.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -26,11 +44,17 @@
 #include <string.h>
 #include <time.h>
 
+#ifdef HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
 #include "nabla_nn.h"
+#include "bench.h"
+#ifdef HAVE_OPENBLAS
+#include "blas_trainer.h"
+#endif
 
-enum { REPEATS = 7 };
-
-static double now(void)
+double bench_now(void)
 {
 	struct timespec ts;
 
@@ -45,7 +69,7 @@ static int by_value(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static double median(double *v, size_t n)
+double bench_median(double *v, size_t n)
 {
 	qsort(v, n, sizeof *v, by_value);
 	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
@@ -61,13 +85,13 @@ static double uniform(void)
 	return (double)(rng_state >> 11) * 0x1.0p-53;
 }
 
-static void fill(double *x, size_t n)
+void bench_fill(double *x, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		x[i] = uniform();
 }
 
-static void die(const char *what, const char *msg)
+_Noreturn void bench_die(const char *what, const char *msg)
 {
 	fprintf(stderr, "bench: %s: %s\n", what, msg);
 	exit(1);
@@ -111,7 +135,7 @@ static void make_problem(struct problem *p)
 	p->y = calloc(n * out, sizeof *p->y);
 	p->xc = malloc(n * in * sizeof *p->xc);
 	p->yc = malloc(n * out * sizeof *p->yc);
-	fill(p->x, n * in);
+	bench_fill(p->x, n * in);
 	for (size_t e = 0; e < n; e++)
 		p->y[e * out + (size_t)(uniform() * (double)out)] = 1.0;
 	for (size_t s = 0; s < p->steps; s++) {  /* each batch transposed on its own */
@@ -142,7 +166,7 @@ static nb_net *make_net(const struct problem *p, struct counter *c)
 	nb_net *net;
 
 	if (nb_net_new(&cfg, &net, msg) != NB_OK)
-		die("net", msg);
+		bench_die("net", msg);
 	return net;
 }
 
@@ -155,17 +179,17 @@ static double autodiff_step(const struct problem *p)
 	double t[REPEATS];
 
 	for (int r = -1; r < REPEATS; r++) {  /* r = -1: warm-up */
-		double t0 = now();
+		double t0 = bench_now();
 
 		for (size_t s = 0; s < p->steps; s++)
 			if (nb_net_sgd_step(net, p->x + s * p->batch * in, p->y + s * p->batch * out,
 			                    p->batch, &opt, NULL) != NB_OK)
-				die("sgd_step", nb_net_message(net));
+				bench_die("sgd_step", nb_net_message(net));
 		if (r >= 0)
-			t[r] = (now() - t0) / (double)p->steps;
+			t[r] = (bench_now() - t0) / (double)p->steps;
 	}
 	nb_net_free(net);
-	return median(t, REPEATS);
+	return bench_median(t, REPEATS);
 }
 
 /* The same steps with gradients from nb_bp_reference (BP1-BP4 written out) and the same
@@ -183,12 +207,12 @@ static double closed_form_step(const struct problem *p)
 		db[l] = malloc(p->sizes[l + 1] * sizeof(double));
 	}
 	for (int r = -1; r < REPEATS; r++) {
-		double t0 = now();
+		double t0 = bench_now();
 
 		for (size_t s = 0; s < p->steps; s++) {
 			if (nb_bp_reference(&m, p->batch, p->xc + s * p->batch * in,
 			                    p->yc + s * p->batch * out, dw, db, NULL, NULL, msg))
-				die("bp_reference", msg);
+				bench_die("bp_reference", msg);
 			for (size_t l = 0; l < L; l++) {
 				double *w = nb_net_weights(net, l), *b = nb_net_biases(net, l);
 
@@ -199,14 +223,14 @@ static double closed_form_step(const struct problem *p)
 			}
 		}
 		if (r >= 0)
-			t[r] = (now() - t0) / (double)p->steps;
+			t[r] = (bench_now() - t0) / (double)p->steps;
 	}
 	for (size_t l = 0; l < L; l++) {
 		free(dw[l]);
 		free(db[l]);
 	}
 	nb_net_free(net);
-	return median(t, REPEATS);
+	return bench_median(t, REPEATS);
 }
 
 /* Floating-point operations of a step: forward w a, backward dw = delta a^T, and w^T delta
@@ -232,7 +256,7 @@ static void step_memory(const struct problem *p, const char *name)
 	before = c.bytes;
 	t = nb_net_tape(net, p->batch);
 	if (!t)
-		die("tape", nb_net_message(net));
+		bench_die("tape", nb_net_message(net));
 	printf("%s_tape_nodes: %zu\n", name, nb_tape_size(t));
 	printf("%s_tape_bytes: %zu\n", name, c.bytes - before);
 	printf("%s_tape_bytes_per_node: %.0f\n", name,
@@ -246,6 +270,115 @@ static void step_memory(const struct problem *p, const char *name)
 	nb_net_free(net);
 }
 
+#ifdef HAVE_OPENBLAS
+/* ---- The hand-written reference: blas_trainer.c ----------------------------------------- */
+
+/* Steps after which the reference's parameters are compared with nabla's. */
+enum { SAME_STEPS = 20 };
+
+/* A reference trainer starting from net's parameters (nb_net_tensors(): w1, b1, w2, ...). */
+static blas_trainer *trainer_like(const struct problem *p, nb_net *net)
+{
+	size_t L = p->n_layers - 1;
+	nb_named_tensor nt[2 * BLAS_TRAINER_MAX_LAYERS];
+	blas_trainer *bt = blas_trainer_new(p->n_layers, p->sizes, p->batch);
+
+	if (!bt)
+		bench_die("blas_trainer", "out of memory");
+	if (nb_net_tensors(net, nt, 2 * L) != 2 * L)
+		bench_die("blas_trainer", "the network has other layers");
+	for (size_t l = 0; l < L; l++) {
+		const nb_named_tensor *w = &nt[2 * l], *b = &nt[2 * l + 1];
+
+		if (w->dim[0] != p->sizes[l + 1] || w->dim[1] != p->sizes[l] ||
+		    b->dim[0] != p->sizes[l + 1])
+			bench_die("blas_trainer", "the network's parameters have other shapes");
+		memcpy(blas_trainer_weights(bt, l), w->data, w->dim[0] * w->dim[1] * sizeof(double));
+		memcpy(blas_trainer_biases(bt, l), b->data, b->dim[0] * sizeof(double));
+	}
+	return bt;
+}
+
+/* |x - y| / max(|x|, |y|), 0 when both are 0. */
+static double rel_diff(double x, double y)
+{
+	double big = fmax(fabs(x), fabs(y));
+
+	return big > 0.0 ? fabs(x - y) / big : 0.0;
+}
+
+/* The largest relative difference between any parameter of net and the reference's. */
+static double max_rel_diff(const struct problem *p, nb_net *net, blas_trainer *bt)
+{
+	double d = 0.0;
+
+	for (size_t l = 0; l + 1 < p->n_layers; l++) {
+		const double *w = nb_net_weights(net, l), *b = nb_net_biases(net, l);
+		const double *rw = blas_trainer_weights(bt, l), *rb = blas_trainer_biases(bt, l);
+
+		for (size_t i = 0; i < p->sizes[l + 1] * p->sizes[l]; i++)
+			d = fmax(d, rel_diff(w[i], rw[i]));
+		for (size_t i = 0; i < p->sizes[l + 1]; i++)
+			d = fmax(d, rel_diff(b[i], rb[i]));
+	}
+	return d;
+}
+
+/* Train nabla's network and the reference from the same parameters on the same first
+ * SAME_STEPS mini-batches; the largest relative difference of their parameters. */
+static double trainer_difference(const struct problem *p)
+{
+	nb_net *net = make_net(p, NULL);
+	blas_trainer *bt = trainer_like(p, net);
+	nb_sgd opt = { .batch = p->batch, .eta = 0.1 };
+	size_t in = p->sizes[0], out = p->sizes[p->n_layers - 1];
+	double d;
+
+	for (size_t s = 0; s < SAME_STEPS && s < p->steps; s++) {
+		const double *x = p->x + s * p->batch * in, *y = p->y + s * p->batch * out;
+
+		if (nb_net_sgd_step(net, x, y, p->batch, &opt, NULL) != NB_OK)
+			bench_die("sgd_step", nb_net_message(net));
+		blas_trainer_step(bt, x, y, opt.eta);
+	}
+	d = max_rel_diff(p, net, bt);
+	blas_trainer_free(bt);
+	nb_net_free(net);
+	return d;
+}
+
+/* Seconds per step of nabla's network and of the reference, in turns: each repetition
+ * runs p->steps steps of one, then of the other; medians over REPEATS after a warm-up. */
+static void trainer_times(const struct problem *p, double *nabla_s, double *ref_s)
+{
+	nb_net *net = make_net(p, NULL);
+	blas_trainer *bt = trainer_like(p, net);
+	nb_sgd opt = { .batch = p->batch, .eta = 0.1 };
+	size_t in = p->sizes[0], out = p->sizes[p->n_layers - 1], b = p->batch;
+	double tn[REPEATS], tr[REPEATS];
+
+	for (int r = -1; r < REPEATS; r++) {
+		double t0 = bench_now(), t1;
+
+		for (size_t s = 0; s < p->steps; s++)
+			if (nb_net_sgd_step(net, p->x + s * b * in, p->y + s * b * out, b, &opt,
+			                    NULL) != NB_OK)
+				bench_die("sgd_step", nb_net_message(net));
+		t1 = bench_now();
+		for (size_t s = 0; s < p->steps; s++)
+			blas_trainer_step(bt, p->x + s * b * in, p->y + s * b * out, opt.eta);
+		if (r >= 0) {
+			tn[r] = (t1 - t0) / (double)p->steps;
+			tr[r] = (bench_now() - t1) / (double)p->steps;
+		}
+	}
+	*nabla_s = bench_median(tn, REPEATS);
+	*ref_s = bench_median(tr, REPEATS);
+	blas_trainer_free(bt);
+	nb_net_free(net);
+}
+#endif
+
 /* ---- Raw kernels and the tape itself ---------------------------------------------------- */
 
 /* GFLOP/s of an n x n matmul, replayed on a tape. */
@@ -254,21 +387,21 @@ static double gemm_gflops(size_t n)
 	nb_tape *t = nb_tape_new();
 	double *a = malloc(n * n * sizeof *a), *b = malloc(n * n * sizeof *b), s[REPEATS];
 
-	fill(a, n * n);
-	fill(b, n * n);
+	bench_fill(a, n * n);
+	bench_fill(b, n * n);
 	nb_set_name(nb_matmul(t, nb_constant(t, 2, (size_t[]){ n, n }, a),
 	                      nb_constant(t, 2, (size_t[]){ n, n }, b)), "c");
 	for (int r = 0; r < REPEATS; r++) {
-		double t0 = now();
+		double t0 = bench_now();
 
 		nb_touch(nb_input(nb_tape_find(t, "c"), 0));
 		nb_tape_replay(t);
-		s[r] = 2.0 * (double)n * (double)n * (double)n / (now() - t0) * 1e-9;
+		s[r] = 2.0 * (double)n * (double)n * (double)n / (bench_now() - t0) * 1e-9;
 	}
 	free(a);
 	free(b);
 	nb_tape_free(t);
-	return median(s, REPEATS);
+	return bench_median(s, REPEATS);
 }
 
 /* Nanoseconds per node of a replayed chain y = tanh(c y) of scalars, its input changed
@@ -282,17 +415,17 @@ static double tape_ns_per_node(size_t n)
 	for (size_t i = 0; i < n; i++)
 		y = nb_tanh(t, nb_scale(t, y, 1.0 + 1e-9 * (double)i));
 	if (nb_tape_status(t))
-		die("chain", nb_tape_message(t));
+		bench_die("chain", nb_tape_message(t));
 	for (int r = -1; r < REPEATS; r++) {
-		double t0 = now();
+		double t0 = bench_now();
 
 		nb_touch(y0);
 		nb_tape_replay(t);
 		if (r >= 0)
-			s[r] = (now() - t0) / (double)nb_tape_size(t) * 1e9;
+			s[r] = (bench_now() - t0) / (double)nb_tape_size(t) * 1e9;
 	}
 	nb_tape_free(t);
-	return median(s, REPEATS);
+	return bench_median(s, REPEATS);
 }
 
 /* Seconds per step of Nielsen's network written as a define-by-run loop: each step
@@ -316,7 +449,7 @@ static double rerecord_step(const struct problem *p)
 	}
 	mark = nb_tape_mark(t);
 	for (int r = -1; r < REPEATS; r++) {
-		double t0 = now();
+		double t0 = bench_now();
 
 		for (size_t k = 0; k < p->steps; k++) {
 			nb_tensor *x, *y, *a1, *a2;
@@ -328,14 +461,14 @@ static double rerecord_step(const struct problem *p)
 			a2 = nb_sigmoid(t, nb_add(t, nb_matmul(t, w[1], a1), w[3]));
 			if (nb_backward(t, nb_quadratic_cost(t, a2, y), NULL) != NB_OK ||
 			    nb_sgd_update(w, NULL, NULL, 4, &o) != NB_OK)
-				die("rerecord", nb_tape_message(t));
+				bench_die("rerecord", nb_tape_message(t));
 		}
 		if (r >= 0)
-			s[r] = (now() - t0) / (double)p->steps;
+			s[r] = (bench_now() - t0) / (double)p->steps;
 	}
 	nb_tape_free(t);
 	nb_net_free(net);
-	return median(s, REPEATS);
+	return bench_median(s, REPEATS);
 }
 
 /* Nielsen's chapter-6 network (examples/mnist --net conv), trained through nb_net on
@@ -362,37 +495,39 @@ static double conv_step(size_t steps, double *allocs)
 	size_t before;
 
 	if (!images || !y)
-		die("conv", "out of memory");
-	fill(images, steps * B * 28 * 28);
+		bench_die("conv", "out of memory");
+	bench_fill(images, steps * B * 28 * 28);
 	for (size_t e = 0; e < steps * B; e++)
 		y[e * CLASSES + e % CLASSES] = 1.0;
 	if (nb_net_new(&cfg, &net, msg) != NB_OK)
-		die("conv", msg);
+		bench_die("conv", msg);
 	if (nb_net_sgd_step(net, images, y, B, &opt, NULL) != NB_OK)
-		die("conv", nb_net_message(net));
+		bench_die("conv", nb_net_message(net));
 	before = c.allocs;
 	for (int r = -1; r < REPEATS; r++) {
-		double t0 = now();
+		double t0 = bench_now();
 
 		for (size_t k = 0; k < steps; k++)
 			if (nb_net_sgd_step(net, images + k * B * 28 * 28, y + k * B * CLASSES, B, &opt,
 			                    NULL) != NB_OK)
-				die("conv", nb_net_message(net));
+				bench_die("conv", nb_net_message(net));
 		if (r >= 0)
-			s[r] = (now() - t0) / (double)steps;
+			s[r] = (bench_now() - t0) / (double)steps;
 	}
 	*allocs = (double)(c.allocs - before) / (double)(steps * (REPEATS + 1));
 	nb_net_free(net);
 	free(images);
 	free(y);
-	return median(s, REPEATS);
+	return bench_median(s, REPEATS);
 }
 
-static void network(const char *name, const size_t *sizes, size_t n_layers, size_t batch,
-                    size_t steps)
+/* The figures of one fully connected network; returns how far the reference trainer's
+ * parameters end from nabla's (0 without a BLAS). */
+static double network(const char *name, const size_t *sizes, size_t n_layers, size_t batch,
+                      size_t steps)
 {
 	struct problem p = { .n_layers = n_layers, .sizes = sizes, .batch = batch, .steps = steps };
-	double ad, cf, ad2;
+	double ad, cf, ad2, diff = 0.0;
 
 	make_problem(&p);
 	ad = autodiff_step(&p);
@@ -405,17 +540,46 @@ static void network(const char *name, const size_t *sizes, size_t n_layers, size
 	printf("%s_gflops: %.2f\n", name, step_flops(&p) / ad * 1e-9);
 	printf("%s_ratio_vs_closed_form: %.3f\n", name, ad / cf);
 	printf("%s_gflops_2threads: %.2f\n", name, step_flops(&p) / ad2 * 1e-9);
+#ifdef HAVE_OPENBLAS
+	{
+		double nabla_s, ref_s;
+
+		trainer_times(&p, &nabla_s, &ref_s);
+		printf("%s_blas_trainer_us_per_step: %.2f\n", name, ref_s * 1e6);
+		printf("%s_ratio_vs_blas_trainer: %.3f\n", name, nabla_s / ref_s);
+		diff = trainer_difference(&p);
+	}
+#endif
 	if (n_layers == 3)
 		printf("rerecord_us_per_step: %.2f\n", rerecord_step(&p) * 1e6);
 	step_memory(&p, name);
 	free_problem(&p);
+	return diff;
 }
 
-int main(void)
+/* The figures of `make bench`. */
+static void bench_all(void)
 {
-	network("nielsen", (size_t[]){ 784, 30, 10 }, 3, 10, 800);
-	network("wide", (size_t[]){ 784, 256, 256, 10 }, 4, 64, 40);
+	double diff;
+
+	gemm_print_setup();
+	diff = network("nielsen", (size_t[]){ 784, 30, 10 }, 3, 10, 800);
+	diff = fmax(diff, network("wide", (size_t[]){ 784, 256, 256, 10 }, 4, 64, 40));
+#ifdef HAVE_OPENBLAS
+	printf("blas_trainer_max_rel_diff: %.3g\n", diff);
+#else
+	(void)diff;
+#endif
 	printf("gemm_gflops_1024: %.2f\n", gemm_gflops(1024));
+#ifdef HAVE_OPENBLAS
+	{
+		double ns, bs;
+
+		gemm_compare(false, false, 1024, 1024, 1024, &ns, &bs);
+		printf("gemm_ratio_vs_blas_1024: %.3f\n", ns / bs);
+		gemm_ratios_per_isa("/proc/self/exe");
+	}
+#endif
 	printf("tape_ns_per_node: %.1f\n", tape_ns_per_node(100000));
 	{
 		double allocs, us = conv_step(20, &allocs) * 1e6;
@@ -423,5 +587,26 @@ int main(void)
 		printf("conv_us_per_step: %.1f\n", us);
 		printf("conv_allocs_per_step: %g\n", allocs);
 	}
-	return 0;
+}
+
+/* bench: every figure; bench --gemm: the products of make bench-gemm; bench --gemm-only
+ * ISA: gemm_ratio_vs_blas_1024_ISA, which bench runs itself for each instruction set. */
+int main(int argc, char **argv)
+{
+#ifdef HAVE_OPENBLAS
+	openblas_set_num_threads(1);
+#endif
+	if (argc == 1) {
+		bench_all();
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[1], "--gemm") == 0) {
+		gemm_print_setup();
+		gemm_shapes();
+		return 0;
+	}
+	if (argc == 3 && strcmp(argv[1], "--gemm-only") == 0)
+		return gemm_only(argv[2]);
+	fprintf(stderr, "usage: bench [--gemm]\n");
+	return 2;
 }

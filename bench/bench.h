@@ -1,0 +1,51 @@
+/* bench.h -- what the parts of bench share: the clock, medians, random data, and the
+ * matrix products timed against the BLAS's (gemm.c). */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "nabla.h"
+
+/* Repetitions of each timing; a figure is their median. */
+enum { REPEATS = 7 };
+
+/* nb_set_kernels() and nb_kernels() (nabla.h) come with the kernels' rewrite. They are
+ * declared here too, as weak symbols, so that bench builds and runs against a nabla
+ * without them: they are then NULL, and bench says the kernels are unknown and cannot
+ * force them. */
+int nb_set_kernels(const char *name) __attribute__((weak));
+const char *nb_kernels(void) __attribute__((weak));
+
+/* Seconds on a monotonic clock. */
+double bench_now(void);
+/* The median of the n values v (sorted in place). */
+double bench_median(double *v, size_t n);
+/* n uniform values in [0, 1) from bench's one fixed sequence. */
+void bench_fill(double *x, size_t n);
+/* Print "bench: what: msg" on stderr and exit with status 1. */
+_Noreturn void bench_die(const char *what, const char *msg);
+
+/* The processor, nabla's kernels and the BLAS, for the first line of a run:
+ * "cpu: ...; nabla kernels: ...; blas: ...". */
+void gemm_print_setup(void);
+
+/* Seconds per product op(A) op(B) of m x k by k x n, by nabla (a replayed tape) and by
+ * the BLAS (NAN without one), medians of turns taken one after the other. */
+void gemm_compare(bool ta, bool tb, size_t m, size_t n, size_t k, double *nabla_s,
+                  double *blas_s);
+
+/* gemm_ratio_vs_blas_1024_<isa> for each instruction set this processor has, from a run
+ * of bench's executable self (/proc/self/exe) per set, self --gemm-only ISA with
+ * OPENBLAS_CORETYPE set so that OpenBLAS loads that core; its lines are relayed. */
+void gemm_ratios_per_isa(const char *self);
+
+/* What bench --gemm-only ISA does: force nabla's kernels to isa, check OpenBLAS's core,
+ * and print gemm_ratio_vs_blas_1024_<isa>. Returns the exit status. */
+int gemm_only(const char *isa);
+
+/* make bench-gemm: one line per shape, square and those of the benchmark's networks. */
+void gemm_shapes(void);
+
+#endif
