@@ -11,13 +11,6 @@
 /* Repetitions of each timing; a figure is their median. */
 enum { REPEATS = 7 };
 
-/* nb_set_kernels() and nb_kernels() (nabla.h) come with the kernels' rewrite. They are
- * declared here too, as weak symbols, so that bench builds and runs against a nabla
- * without them: they are then NULL, and bench says the kernels are unknown and cannot
- * force them. */
-int nb_set_kernels(const char *name) __attribute__((weak));
-const char *nb_kernels(void) __attribute__((weak));
-
 /* Seconds on a monotonic clock. */
 double bench_now(void);
 /* The median of the n values v (sorted in place). */

@@ -50,17 +50,12 @@ static void cpu_model(char *buf, size_t size)
 		fclose(f);
 }
 
-static const char *kernels_in_use(void)
-{
-	return nb_kernels ? nb_kernels() : "unknown (this nabla has no nb_kernels)";
-}
-
 void gemm_print_setup(void)
 {
 	char cpu[256];
 
 	cpu_model(cpu, sizeof cpu);
-	printf("cpu: %s; nabla kernels: %s; ", cpu, kernels_in_use());
+	printf("cpu: %s; nabla kernels: %s; ", cpu, nb_kernels());
 #ifdef HAVE_OPENBLAS
 	{
 		/* openblas_get_config() starts with "OpenBLAS" itself */
@@ -287,19 +282,18 @@ int gemm_only(const char *name)
 		       asked ? asked : "unset");
 	}
 #endif
-	if (!nb_set_kernels || nb_set_kernels(s->name) != 0) {
-		printf("gemm_ratio_vs_blas_1024_%s: n/a (%s)\n", s->name,
-		       nb_set_kernels ? "nb_set_kernels() refused: this build or processor lacks "
-		                        "them" : "this nabla has no nb_set_kernels()");
+	if (nb_set_kernels(s->name) != 0) {
+		printf("gemm_ratio_vs_blas_1024_%s: n/a (this build or processor lacks them)\n",
+		       s->name);
 		return 0;
 	}
-	if (strcmp(kernels_in_use(), s->name) != 0)
+	if (strcmp(nb_kernels(), s->name) != 0)
 		printf("warning: gemm_ratio_vs_blas_1024_%s: nabla runs the %s kernels\n", s->name,
-		       kernels_in_use());
+		       nb_kernels());
 	gemm_compare(false, false, 1024, 1024, 1024, &ns, &bs);
 #ifdef HAVE_OPENBLAS
 	printf("gemm_ratio_vs_blas_1024_%s: %.3f (nabla %s %.2f GFLOP/s, OpenBLAS %s %.2f "
-	       "GFLOP/s)\n", s->name, ns / bs, kernels_in_use(), gflops(1024, 1024, 1024, ns),
+	       "GFLOP/s)\n", s->name, ns / bs, nb_kernels(), gflops(1024, 1024, 1024, ns),
 	       openblas_get_corename(), gflops(1024, 1024, 1024, bs));
 #else
 	printf("gemm_ratio_vs_blas_1024_%s: n/a (no BLAS; nabla %.2f GFLOP/s)\n", s->name,
