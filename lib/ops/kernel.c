@@ -340,20 +340,33 @@ void nb__gemm(int threads, bool ta, bool tb, size_t m, size_t n, size_t k, const
 /* ---- Gradient descent -------------------------------------------------------------- */
 
 /* n parameters w with gradient g: w -= eta (g + decay w), or with velocity v (not NULL):
- * v = mu v - eta (g + decay w), w += v. Bound by memory: plain loops, which compilers
- * vectorize. */
-void nb__sgd_update(double *w, double *v, const double *g, size_t n, double eta, double mu,
-                    double decay)
+ * v = mu v - eta (g + decay w), w += v. Four at a time, in statements the compiler
+ * turns into vector instructions of any width (at -O2 it does not vectorize a loop with
+ * a remainder); the same arithmetic for each element, whatever its place. */
+#define SGD4(stmt)                           \
+	for (; i + 4 <= n; i += 4) {         \
+		stmt(i);                     \
+		stmt(i + 1);                 \
+		stmt(i + 2);                 \
+		stmt(i + 3);                 \
+	}                                    \
+	for (; i < n; i++)                   \
+		stmt(i)
+
+void nb__sgd_update(double *restrict w, double *restrict v, const double *restrict g, size_t n,
+                    double eta, double mu, double decay)
 {
+	size_t i = 0;
+
+#define PLAIN(j) w[j] -= eta * (g[j] + decay * w[j])
+#define MOMENTUM(j) (v[j] = mu * v[j] - eta * (g[j] + decay * w[j]), w[j] += v[j])
 	if (!v) {
-		for (size_t i = 0; i < n; i++)
-			w[i] -= eta * (g[i] + decay * w[i]);
+		SGD4(PLAIN);
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		v[i] = mu * v[i] - eta * (g[i] + decay * w[i]);
-		w[i] += v[i];
-	}
+	SGD4(MOMENTUM);
+#undef PLAIN
+#undef MOMENTUM
 }
 
 /* ---- Threads ----------------------------------------------------------------------- */

@@ -28,9 +28,10 @@ void nb__gemm(int threads, bool ta, bool tb, size_t m, size_t n, size_t k, const
 size_t nb__gemm_work(bool ta, bool tb, size_t m, size_t n, size_t k, int threads);
 
 /* One step of gradient descent on n parameters w with gradient g: w -= eta (g + decay w);
- * with a velocity v (not NULL): v = mu v - eta (g + decay w), w += v. */
-void nb__sgd_update(double *w, double *v, const double *g, size_t n, double eta, double mu,
-                    double decay);
+ * with a velocity v (not NULL): v = mu v - eta (g + decay w), w += v. The three arrays
+ * do not overlap. */
+void nb__sgd_update(double *restrict w, double *restrict v, const double *restrict g, size_t n,
+                    double eta, double mu, double decay);
 
 /* Threads the kernels may use. */
 int nb__threads(void);
