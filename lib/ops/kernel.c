@@ -165,12 +165,12 @@ static void pack_b(bool tb, const double *b, size_t n, size_t k, size_t p0, size
 		if (!tb)
 			for (size_t p = 0; p < kc; p++)
 				memcpy(dst + p * NR, b + (p0 + p) * n + j0 + j, nr * sizeof *dst);
-		else
-			for (size_t jj = 0; jj < nr; jj++) {
-				const double *src = b + (j0 + j + jj) * k + p0;
+		else  /* nr rows of B read side by side, each row of the strip written whole */
+			for (size_t p = 0; p < kc; p++) {
+				const double *src = b + (j0 + j) * k + p0 + p;
 
-				for (size_t p = 0; p < kc; p++)
-					dst[p * NR + jj] = src[p];
+				for (size_t jj = 0; jj < nr; jj++)
+					dst[p * NR + jj] = src[jj * k];
 			}
 	}
 }
