@@ -111,15 +111,16 @@ static size_t round_up(size_t x, size_t to)
 
 /* B is packed when it is transposed (the micro-kernel reads rows of op(B)), or when it
  * is too large for the second-level cache and enough rows of A reuse it; A is packed
- * when B is and enough strips of B reuse it. Small products (a mini-batch's) read both
- * in place: a pass to pack them would cost as much as the product. */
+ * when B is and enough strips of B reuse it (at n = 64, packing the weights of a layer
+ * for a mini-batch of 64 costs more than it saves). Small products (a mini-batch's) read
+ * both in place: a pass to pack them would cost as much as the product. */
 static struct blocking blocking(bool ta, bool tb, size_t m, size_t n, size_t k)
 {
 	struct blocking bl;
 
 	(void)ta;
 	bl.pack_b = tb || ((double)k * (double)n > 32768.0 && m >= 24);
-	bl.pack_a = bl.pack_b && m >= 24 && n >= 4 * NR_MAX;
+	bl.pack_a = bl.pack_b && m >= 24 && n >= 256;
 	bl.kc = bl.pack_b ? min_size(k, KC) : k;
 	bl.nc = bl.pack_b ? min_size(n, NC) : n;
 	return bl;
