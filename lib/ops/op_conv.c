@@ -47,15 +47,24 @@ static void inside(const struct geometry *g, size_t kj, size_t *lo, size_t *hi)
 }
 
 /* n values of an image row to a column's, or added back: the image and the columns are
- * different tensors, so the loops can be vectorised. */
+ * different tensors, so the loops can be vectorised; the sum four at a time, which GCC
+ * vectorizes at -O2 (where it leaves a loop with a remainder alone). */
 static inline void copy_run(double *restrict row, double *restrict col, size_t n, bool gather)
 {
-	if (gather)
-		for (size_t i = 0; i < n; i++)
-			col[i] = row[i];
-	else
-		for (size_t i = 0; i < n; i++)
-			row[i] += col[i];
+	size_t i = 0;
+
+	if (gather) {
+		memcpy(col, row, n * sizeof *col);
+		return;
+	}
+	for (; i + 4 <= n; i += 4) {
+		row[i] += col[i];
+		row[i + 1] += col[i + 1];
+		row[i + 2] += col[i + 2];
+		row[i + 3] += col[i + 3];
+	}
+	for (; i < n; i++)
+		row[i] += col[i];
 }
 
 /* One row of one window offset kj, whose positions [lo, hi) fall inside the image:
@@ -75,7 +84,7 @@ static inline void window_row(const struct geometry *g, double *row, double *col
 		return;
 	}
 	row += lo * g->s + kj - g->p;
-	if (g->s == 1)  /* rows are short (8 to 24 values): no call to memcpy */
+	if (g->s == 1)
 		copy_run(row, col + lo, hi - lo, gather);
 	else if (gather)
 		for (size_t ow = lo; ow < hi; ow++, row += g->s)
