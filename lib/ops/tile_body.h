@@ -15,9 +15,16 @@
 
 #define INLINE_T static inline __attribute__((always_inline)) TARGET
 
-/* Loops over the tile's rows and vectors, unrolled so that its accumulators are
- * registers, not an array in memory. */
-#define UNROLL _Pragma("GCC unroll 8")
+/* A statement for each row r < 8 and vector v < 4 of a tile, r and v constants. The
+ * statements test r < rows and v < nv, constants where the body is used: what is left
+ * is straight-line code, with no loop for a compiler to keep rolled and its
+ * accumulators in memory (clang kept some whatever the unrolling pragmas said). */
+#define EACH_ROW(S) S(0) S(1) S(2) S(3) S(4) S(5) S(6) S(7)
+#define EACH_VEC(S, r) S(r, 0) S(r, 1) S(r, 2) S(r, 3)
+
+#if MR > 8 || NV > 4
+#error "tile_body.h: a tile of more than 8 rows or 4 vectors"
+#endif
 
 INLINE_T VEC tile_load(const double *p, bool masked, MASK_T m)
 {
@@ -37,28 +44,44 @@ INLINE_T void tile_body(size_t kc, const double *a, size_t ars, size_t acs, cons
                         size_t ldb, double *c, size_t ldc, const int rows, const int nv,
                         const bool masked, MASK_T m, bool acc)
 {
-	VEC s[MR][NV];
+	VEC s[8][4], bv[4];
 
-	UNROLL for (int r = 0; r < rows; r++)
-		UNROLL for (int v = 0; v < nv; v++)
-			s[r][v] = acc ? tile_load(c + r * ldc + v * LANES, masked && v == nv - 1, m)
-			              : ZERO();
+#define LAST(v) (masked && (v) == nv - 1)
+#define INIT(r, v)                                                                      \
+	if ((r) < rows && (v) < nv)                                                     \
+		s[r][v] = acc ? tile_load(c + (r) * ldc + (v) * LANES, LAST(v), m) : ZERO();
+#define INIT_ROW(r) EACH_VEC(INIT, r)
+	EACH_ROW(INIT_ROW)
 	for (size_t p = 0; p < kc; p++) {
 		const double *ap = a + p * acs, *bp = b + p * ldb;
-		VEC bv[NV];
 
-		UNROLL for (int v = 0; v < nv; v++)
-			bv[v] = tile_load(bp + v * LANES, masked && v == nv - 1, m);
-		UNROLL for (int r = 0; r < rows; r++) {
-			VEC ar = BCAST(ap[(size_t)r * ars]);
-
-			UNROLL for (int v = 0; v < nv; v++)
-				s[r][v] = FMA(ar, bv[v], s[r][v]);
-		}
+#define LOAD_B(r, v)                                                                    \
+	if ((v) < nv)                                                                   \
+		bv[v] = tile_load(bp + (v) * LANES, LAST(v), m);
+		EACH_VEC(LOAD_B, 0)
+#define MULADD(r, v)                                                                    \
+	if ((v) < nv)                                                                   \
+		s[r][v] = FMA(ar, bv[v], s[r][v]);
+#define MULADD_ROW(r)                                                                   \
+	if ((r) < rows) {                                                               \
+		VEC ar = BCAST(ap[(size_t)(r) * ars]);                                  \
+		EACH_VEC(MULADD, r)                                                     \
 	}
-	UNROLL for (int r = 0; r < rows; r++)
-		UNROLL for (int v = 0; v < nv; v++)
-			tile_store(c + r * ldc + v * LANES, s[r][v], masked && v == nv - 1, m);
+		EACH_ROW(MULADD_ROW)
+	}
+#define STORE_C(r, v)                                                                   \
+	if ((r) < rows && (v) < nv)                                                     \
+		tile_store(c + (r) * ldc + (v) * LANES, s[r][v], LAST(v), m);
+#define STORE_ROW(r) EACH_VEC(STORE_C, r)
+	EACH_ROW(STORE_ROW)
+#undef LAST
+#undef INIT
+#undef INIT_ROW
+#undef LOAD_B
+#undef MULADD
+#undef MULADD_ROW
+#undef STORE_C
+#undef STORE_ROW
 }
 
 /* rows (a constant) x nr columns: full vectors, or the last one masked. */
@@ -103,11 +126,47 @@ INLINE_T void tile_rows(size_t kc, const double *a, size_t ars, size_t acs, cons
 		tile_shape(kc, a, ars, acs, b, ldb, c, ldc, rows, nr, acc);
 }
 
+/* One function per number of rows, kept out of line: inlined into one switch, the copies
+ * would be merged by a compiler that sinks common code (clang does) into one with the
+ * number of rows a variable, and the accumulators in memory. */
+#define ROWS_FN(R)                                                                      \
+	__attribute__((noinline)) TARGET static void tile_##R(                          \
+		size_t kc, const double *a, size_t ars, size_t acs, const double *b,     \
+		size_t ldb, double *c, size_t ldc, int nr, bool acc)                     \
+	{                                                                                \
+		tile_rows(kc, a, ars, acs, b, ldb, c, ldc, R, nr, acc);                  \
+	}
+ROWS_FN(1)
+#if MR >= 2
+ROWS_FN(2)
+#endif
+#if MR >= 3
+ROWS_FN(3)
+#endif
+#if MR >= 4
+ROWS_FN(4)
+#endif
+#if MR >= 5
+ROWS_FN(5)
+#endif
+#if MR >= 6
+ROWS_FN(6)
+#endif
+#if MR >= 7
+ROWS_FN(7)
+#endif
+#if MR >= 8
+ROWS_FN(8)
+#endif
+#if MR > 8
+#error "tile_body.h: MR above 8"
+#endif
+
 TARGET static void TILE_FN(size_t kc, const double *a, size_t ars, size_t acs,
                            const double *b, size_t ldb, double *c, size_t ldc, int mr,
                            int nr, bool acc)
 {
-#define ROWS_CASE(R) case R: tile_rows(kc, a, ars, acs, b, ldb, c, ldc, R, nr, acc); break
+#define ROWS_CASE(R) case R: tile_##R(kc, a, ars, acs, b, ldb, c, ldc, nr, acc); break
 	switch (mr) {
 	ROWS_CASE(1);
 #if MR >= 2
@@ -130,9 +189,6 @@ TARGET static void TILE_FN(size_t kc, const double *a, size_t ars, size_t acs,
 #endif
 #if MR >= 8
 	ROWS_CASE(8);
-#endif
-#if MR > 8
-#error "tile_body.h: MR above 8"
 #endif
 	default: break;
 	}
