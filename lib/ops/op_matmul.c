@@ -7,7 +7,7 @@
 #include "kernel.h"
 #include "nabla_int.h"
 
-/* The kernel reads transposed operands in place (lib/kernel.c). */
+/* The kernel takes transposed operands as they are stored (kernel.c). */
 static void matmul_forward(nb_tensor *y)
 {
 	const nb_tensor *a = y->in[0], *b = y->in[1];
