@@ -15,7 +15,9 @@ enum { REPEATS = 7 };
 double bench_now(void);
 /* The median of the n values v (sorted in place). */
 double bench_median(double *v, size_t n);
-/* n uniform values in [0, 1) from bench's one fixed sequence. */
+/* The next value, uniform in [0, 1), of bench's one fixed sequence. */
+double bench_uniform(void);
+/* n uniform values in [0, 1) from that sequence. */
 void bench_fill(double *x, size_t n);
 /* Print "bench: what: msg" on stderr and exit with status 1. */
 _Noreturn void bench_die(const char *what, const char *msg);
