@@ -17,6 +17,8 @@ void problem_make(struct problem *p)
 	p->y = calloc(n * out, sizeof *p->y);
 	p->xc = malloc(n * in * sizeof *p->xc);
 	p->yc = malloc(n * out * sizeof *p->yc);
+	if (!p->x || !p->y || !p->xc || !p->yc)
+		bench_die("problem", "out of memory");
 	bench_fill(p->x, n * in);
 	for (size_t e = 0; e < n; e++)
 		p->y[e * out + (size_t)(bench_uniform() * (double)out)] = 1.0;
