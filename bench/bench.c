@@ -32,6 +32,8 @@
  * and always, first, a line "cpu: ...": the processor, nabla's kernels and the BLAS.
  * `make bench-gemm` (bench --gemm): nabla's products against the BLAS's, square ones and
  * those of the benchmark's training steps, one line per shape.
+ * `make bench-sweep` (bench --sweep): nabla's SGD step against blas_trainer.c's for
+ * [784, h, 10], h in {30, 100, 300, 1000}, batch in {1, 10, 100, 1000} (sweep.c).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -459,8 +461,9 @@ static void bench_all(void)
 	}
 }
 
-/* bench: every figure; bench --gemm: the products of make bench-gemm; bench --gemm-only
- * ISA: gemm_ratio_vs_blas_1024_ISA, which bench runs itself for each instruction set. */
+/* bench: every figure; bench --gemm: the products of make bench-gemm; bench --sweep: the
+ * networks of make bench-sweep; bench --gemm-only ISA: gemm_ratio_vs_blas_1024_ISA, which
+ * bench runs itself for each instruction set. */
 int main(int argc, char **argv)
 {
 #ifdef HAVE_OPENBLAS
@@ -475,8 +478,12 @@ int main(int argc, char **argv)
 		gemm_shapes();
 		return 0;
 	}
+	if (argc == 2 && strcmp(argv[1], "--sweep") == 0) {
+		sweep_networks();
+		return 0;
+	}
 	if (argc == 3 && strcmp(argv[1], "--gemm-only") == 0)
 		return gemm_only(argv[2]);
-	fprintf(stderr, "usage: bench [--gemm]\n");
+	fprintf(stderr, "usage: bench [--gemm | --sweep]\n");
 	return 2;
 }

@@ -1,5 +1,5 @@
-/* bench.h -- what the parts of bench share: the clock, medians, random data, and the
- * matrix products timed against the BLAS's (gemm.c). */
+/* bench.h -- what the parts of bench share: the clock, medians, random data, the matrix
+ * products timed against the BLAS's (gemm.c) and the sweep of networks (sweep.c). */
 #ifndef BENCH_H
 #define BENCH_H
 
@@ -42,5 +42,10 @@ int gemm_only(const char *isa);
 
 /* make bench-gemm: one line per shape, square and those of the benchmark's networks. */
 void gemm_shapes(void);
+
+/* make bench-sweep (sweep.c): nabla's SGD steps over the reference trainer's for networks
+ * [784, h, 10] of several widths h and batch sizes, one line per configuration; without
+ * OpenBLAS, one line saying that the sweep needs it. */
+void sweep_networks(void);
 
 #endif
