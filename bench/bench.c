@@ -32,6 +32,8 @@
  * and always, first, a line "cpu: ...": the processor, nabla's kernels and the BLAS.
  * `make bench-gemm` (bench --gemm): nabla's products against the BLAS's, square ones and
  * those of the benchmark's training steps, one line per shape.
+ * `make bench-sweep` (bench --sweep): nabla's SGD step against blas_trainer.c's for
+ * [784, h, 10], h in {30, 100, 300, 1000}, batch in {1, 10, 100, 1000} (sweep.c).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -50,9 +52,7 @@
 
 #include "nabla_nn.h"
 #include "bench.h"
-#ifdef HAVE_OPENBLAS
-#include "blas_trainer.h"
-#endif
+#include "problem.h"
 
 double bench_now(void)
 {
@@ -77,7 +77,7 @@ double bench_median(double *v, size_t n)
 
 static uint64_t rng_state = 88172645463325252u;
 
-static double uniform(void)
+double bench_uniform(void)
 {
 	rng_state ^= rng_state << 13;
 	rng_state ^= rng_state >> 7;
@@ -88,7 +88,7 @@ static double uniform(void)
 void bench_fill(double *x, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		x[i] = uniform();
+		x[i] = bench_uniform();
 }
 
 _Noreturn void bench_die(const char *what, const char *msg)
@@ -120,60 +120,10 @@ static void *counting(void *ud, void *ptr, size_t osize, size_t nsize)
 
 /* ---- Training steps: autodiff and closed form ------------------------------------------ */
 
-struct problem {
-	size_t n_layers, batch, steps;
-	const size_t *sizes;
-	double *x, *y;          /* steps batches, rows: batch x sizes[0], batch x sizes[L] */
-	double *xc, *yc;        /* the same in columns, as nb_bp_reference takes them */
-};
-
-static void make_problem(struct problem *p)
-{
-	size_t in = p->sizes[0], out = p->sizes[p->n_layers - 1], n = p->batch * p->steps;
-
-	p->x = malloc(n * in * sizeof *p->x);
-	p->y = calloc(n * out, sizeof *p->y);
-	p->xc = malloc(n * in * sizeof *p->xc);
-	p->yc = malloc(n * out * sizeof *p->yc);
-	bench_fill(p->x, n * in);
-	for (size_t e = 0; e < n; e++)
-		p->y[e * out + (size_t)(uniform() * (double)out)] = 1.0;
-	for (size_t s = 0; s < p->steps; s++) {  /* each batch transposed on its own */
-		size_t b = p->batch, off = s * b;
-
-		for (size_t e = 0; e < b; e++) {
-			for (size_t i = 0; i < in; i++)
-				p->xc[off * in + i * b + e] = p->x[(off + e) * in + i];
-			for (size_t k = 0; k < out; k++)
-				p->yc[off * out + k * b + e] = p->y[(off + e) * out + k];
-		}
-	}
-}
-
-static void free_problem(struct problem *p)
-{
-	free(p->x);
-	free(p->y);
-	free(p->xc);
-	free(p->yc);
-}
-
-static nb_net *make_net(const struct problem *p, struct counter *c)
-{
-	nb_net_config cfg = { .n_layers = p->n_layers, .sizes = p->sizes, .seed = 1,
-	                      .init = NB_INIT_SCALED, .alloc = c ? counting : NULL, .alloc_ud = c };
-	char msg[NB_MSG_MAX];
-	nb_net *net;
-
-	if (nb_net_new(&cfg, &net, msg) != NB_OK)
-		bench_die("net", msg);
-	return net;
-}
-
 /* Seconds per step of the autodiff network, median over REPEATS passes of p->steps. */
 static double autodiff_step(const struct problem *p)
 {
-	nb_net *net = make_net(p, NULL);
+	nb_net *net = problem_net(p, NULL, NULL);
 	nb_sgd opt = { .batch = p->batch, .eta = 0.1 };
 	size_t in = p->sizes[0], out = p->sizes[p->n_layers - 1];
 	double t[REPEATS];
@@ -196,7 +146,7 @@ static double autodiff_step(const struct problem *p)
  * update, on the same parameters. */
 static double closed_form_step(const struct problem *p)
 {
-	nb_net *net = make_net(p, NULL);
+	nb_net *net = problem_net(p, NULL, NULL);
 	nb_mlp m = nb_net_mlp(net);
 	size_t L = p->n_layers - 1, in = p->sizes[0], out = p->sizes[L];
 	double *dw[8], *db[8], t[REPEATS];
@@ -233,22 +183,11 @@ static double closed_form_step(const struct problem *p)
 	return bench_median(t, REPEATS);
 }
 
-/* Floating-point operations of a step: forward w a, backward dw = delta a^T, and w^T delta
- * for every layer but the first (nobody needs the gradient of the input). */
-static double step_flops(const struct problem *p)
-{
-	double f = 0.0;
-
-	for (size_t l = 0; l + 1 < p->n_layers; l++)
-		f += 2.0 * (double)(p->sizes[l] * p->sizes[l + 1] * p->batch) * (l ? 3.0 : 2.0);
-	return f;
-}
-
 /* Allocations of steps after the first, and the memory of the step's tape. */
 static void step_memory(const struct problem *p, const char *name)
 {
 	struct counter c = { 0 };
-	nb_net *net = make_net(p, &c);
+	nb_net *net = problem_net(p, counting, &c);
 	nb_sgd opt = { .batch = p->batch, .eta = 0.1 };
 	size_t before, allocs;
 	nb_tape *t;
@@ -276,60 +215,12 @@ static void step_memory(const struct problem *p, const char *name)
 /* Steps after which the reference's parameters are compared with nabla's. */
 enum { SAME_STEPS = 20 };
 
-/* A reference trainer starting from net's parameters (nb_net_tensors(): w1, b1, w2, ...). */
-static blas_trainer *trainer_like(const struct problem *p, nb_net *net)
-{
-	size_t L = p->n_layers - 1;
-	nb_named_tensor nt[2 * BLAS_TRAINER_MAX_LAYERS];
-	blas_trainer *bt = blas_trainer_new(p->n_layers, p->sizes, p->batch);
-
-	if (!bt)
-		bench_die("blas_trainer", "out of memory");
-	if (nb_net_tensors(net, nt, 2 * L) != 2 * L)
-		bench_die("blas_trainer", "the network has other layers");
-	for (size_t l = 0; l < L; l++) {
-		const nb_named_tensor *w = &nt[2 * l], *b = &nt[2 * l + 1];
-
-		if (w->dim[0] != p->sizes[l + 1] || w->dim[1] != p->sizes[l] ||
-		    b->dim[0] != p->sizes[l + 1])
-			bench_die("blas_trainer", "the network's parameters have other shapes");
-		memcpy(blas_trainer_weights(bt, l), w->data, w->dim[0] * w->dim[1] * sizeof(double));
-		memcpy(blas_trainer_biases(bt, l), b->data, b->dim[0] * sizeof(double));
-	}
-	return bt;
-}
-
-/* |x - y| / max(|x|, |y|), 0 when both are 0. */
-static double rel_diff(double x, double y)
-{
-	double big = fmax(fabs(x), fabs(y));
-
-	return big > 0.0 ? fabs(x - y) / big : 0.0;
-}
-
-/* The largest relative difference between any parameter of net and the reference's. */
-static double max_rel_diff(const struct problem *p, nb_net *net, blas_trainer *bt)
-{
-	double d = 0.0;
-
-	for (size_t l = 0; l + 1 < p->n_layers; l++) {
-		const double *w = nb_net_weights(net, l), *b = nb_net_biases(net, l);
-		const double *rw = blas_trainer_weights(bt, l), *rb = blas_trainer_biases(bt, l);
-
-		for (size_t i = 0; i < p->sizes[l + 1] * p->sizes[l]; i++)
-			d = fmax(d, rel_diff(w[i], rw[i]));
-		for (size_t i = 0; i < p->sizes[l + 1]; i++)
-			d = fmax(d, rel_diff(b[i], rb[i]));
-	}
-	return d;
-}
-
 /* Train nabla's network and the reference from the same parameters on the same first
  * SAME_STEPS mini-batches; the largest relative difference of their parameters. */
 static double trainer_difference(const struct problem *p)
 {
-	nb_net *net = make_net(p, NULL);
-	blas_trainer *bt = trainer_like(p, net);
+	nb_net *net = problem_net(p, NULL, NULL);
+	blas_trainer *bt = problem_trainer(p, net);
 	nb_sgd opt = { .batch = p->batch, .eta = 0.1 };
 	size_t in = p->sizes[0], out = p->sizes[p->n_layers - 1];
 	double d;
@@ -341,39 +232,20 @@ static double trainer_difference(const struct problem *p)
 			bench_die("sgd_step", nb_net_message(net));
 		blas_trainer_step(bt, x, y, opt.eta);
 	}
-	d = max_rel_diff(p, net, bt);
+	d = problem_max_rel_diff(p, net, bt);
 	blas_trainer_free(bt);
 	nb_net_free(net);
 	return d;
 }
 
-/* Seconds per step of nabla's network and of the reference, in turns: each repetition
- * runs p->steps steps of one, then of the other; medians over REPEATS after a warm-up. */
+/* Seconds per step of nabla's network and of the reference, from the same parameters,
+ * timed in turns. */
 static void trainer_times(const struct problem *p, double *nabla_s, double *ref_s)
 {
-	nb_net *net = make_net(p, NULL);
-	blas_trainer *bt = trainer_like(p, net);
-	nb_sgd opt = { .batch = p->batch, .eta = 0.1 };
-	size_t in = p->sizes[0], out = p->sizes[p->n_layers - 1], b = p->batch;
-	double tn[REPEATS], tr[REPEATS];
+	nb_net *net = problem_net(p, NULL, NULL);
+	blas_trainer *bt = problem_trainer(p, net);
 
-	for (int r = -1; r < REPEATS; r++) {
-		double t0 = bench_now(), t1;
-
-		for (size_t s = 0; s < p->steps; s++)
-			if (nb_net_sgd_step(net, p->x + s * b * in, p->y + s * b * out, b, &opt,
-			                    NULL) != NB_OK)
-				bench_die("sgd_step", nb_net_message(net));
-		t1 = bench_now();
-		for (size_t s = 0; s < p->steps; s++)
-			blas_trainer_step(bt, p->x + s * b * in, p->y + s * b * out, opt.eta);
-		if (r >= 0) {
-			tn[r] = (t1 - t0) / (double)p->steps;
-			tr[r] = (bench_now() - t1) / (double)p->steps;
-		}
-	}
-	*nabla_s = bench_median(tn, REPEATS);
-	*ref_s = bench_median(tr, REPEATS);
+	problem_trainer_times(p, net, bt, nabla_s, ref_s);
 	blas_trainer_free(bt);
 	nb_net_free(net);
 }
@@ -433,7 +305,7 @@ static double tape_ns_per_node(size_t n)
  * for the next mini-batch, and updates the parameters (views of the network's arrays). */
 static double rerecord_step(const struct problem *p)
 {
-	nb_net *net = make_net(p, NULL);
+	nb_net *net = problem_net(p, NULL, NULL);
 	nb_tape *t = nb_tape_new();
 	size_t in = p->sizes[0], out = p->sizes[2], b = p->batch;
 	nb_tensor *w[4];
@@ -529,7 +401,7 @@ static double network(const char *name, const size_t *sizes, size_t n_layers, si
 	struct problem p = { .n_layers = n_layers, .sizes = sizes, .batch = batch, .steps = steps };
 	double ad, cf, ad2, diff = 0.0;
 
-	make_problem(&p);
+	problem_make(&p);
 	ad = autodiff_step(&p);
 	cf = closed_form_step(&p);
 	nb_set_threads(2);
@@ -537,9 +409,9 @@ static double network(const char *name, const size_t *sizes, size_t n_layers, si
 	nb_set_threads(1);
 	printf("%s_us_per_step: %.2f\n", name, ad * 1e6);
 	printf("%s_closed_form_us_per_step: %.2f\n", name, cf * 1e6);
-	printf("%s_gflops: %.2f\n", name, step_flops(&p) / ad * 1e-9);
+	printf("%s_gflops: %.2f\n", name, problem_step_flops(&p) / ad * 1e-9);
 	printf("%s_ratio_vs_closed_form: %.3f\n", name, ad / cf);
-	printf("%s_gflops_2threads: %.2f\n", name, step_flops(&p) / ad2 * 1e-9);
+	printf("%s_gflops_2threads: %.2f\n", name, problem_step_flops(&p) / ad2 * 1e-9);
 #ifdef HAVE_OPENBLAS
 	{
 		double nabla_s, ref_s;
@@ -553,7 +425,7 @@ static double network(const char *name, const size_t *sizes, size_t n_layers, si
 	if (n_layers == 3)
 		printf("rerecord_us_per_step: %.2f\n", rerecord_step(&p) * 1e6);
 	step_memory(&p, name);
-	free_problem(&p);
+	problem_free(&p);
 	return diff;
 }
 
@@ -589,8 +461,9 @@ static void bench_all(void)
 	}
 }
 
-/* bench: every figure; bench --gemm: the products of make bench-gemm; bench --gemm-only
- * ISA: gemm_ratio_vs_blas_1024_ISA, which bench runs itself for each instruction set. */
+/* bench: every figure; bench --gemm: the products of make bench-gemm; bench --sweep: the
+ * networks of make bench-sweep; bench --gemm-only ISA: gemm_ratio_vs_blas_1024_ISA, which
+ * bench runs itself for each instruction set. */
 int main(int argc, char **argv)
 {
 #ifdef HAVE_OPENBLAS
@@ -605,8 +478,12 @@ int main(int argc, char **argv)
 		gemm_shapes();
 		return 0;
 	}
+	if (argc == 2 && strcmp(argv[1], "--sweep") == 0) {
+		sweep_networks();
+		return 0;
+	}
 	if (argc == 3 && strcmp(argv[1], "--gemm-only") == 0)
 		return gemm_only(argv[2]);
-	fprintf(stderr, "usage: bench [--gemm]\n");
+	fprintf(stderr, "usage: bench [--gemm | --sweep]\n");
 	return 2;
 }

@@ -1,5 +1,5 @@
-/* bench.h -- what the parts of bench share: the clock, medians, random data, and the
- * matrix products timed against the BLAS's (gemm.c). */
+/* bench.h -- what the parts of bench share: the clock, medians, random data, the matrix
+ * products timed against the BLAS's (gemm.c) and the sweep of networks (sweep.c). */
 #ifndef BENCH_H
 #define BENCH_H
 
@@ -15,7 +15,9 @@ enum { REPEATS = 7 };
 double bench_now(void);
 /* The median of the n values v (sorted in place). */
 double bench_median(double *v, size_t n);
-/* n uniform values in [0, 1) from bench's one fixed sequence. */
+/* The next value, uniform in [0, 1), of bench's one fixed sequence. */
+double bench_uniform(void);
+/* n uniform values in [0, 1) from that sequence. */
 void bench_fill(double *x, size_t n);
 /* Print "bench: what: msg" on stderr and exit with status 1. */
 _Noreturn void bench_die(const char *what, const char *msg);
@@ -40,5 +42,10 @@ int gemm_only(const char *isa);
 
 /* make bench-gemm: one line per shape, square and those of the benchmark's networks. */
 void gemm_shapes(void);
+
+/* make bench-sweep (sweep.c): nabla's SGD steps over the reference trainer's for networks
+ * [784, h, 10] of several widths h and batch sizes, one line per configuration; without
+ * OpenBLAS, one line saying that the sweep needs it. */
+void sweep_networks(void);
 
 #endif
