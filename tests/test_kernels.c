@@ -26,6 +26,7 @@ static const size_t shapes[][3] = {
 	{ 1, 1, 1 },    { 2, 3, 0 },     { 6, 8, 5 },     { 7, 9, 13 },    { 5, 17, 31 },
 	{ 12, 10, 784 }, { 30, 10, 30 },  { 13, 33, 100 }, { 24, 64, 600 }, { 25, 65, 300 },
 	{ 97, 70, 260 }, { 24, 2050, 17 }, { 30, 7, 1200 }, { 50, 100, 257 }, { 100, 260, 260 },
+	{ 48, 200, 180 },
 };
 
 /* Element (i, p) of op(A) for A stored m x k (k x m when ta), and (p, j) of op(B). */
@@ -125,7 +126,8 @@ END_TEST
 /* Threads share rows and columns of C, never the terms of one element. */
 START_TEST(test_threads_change_no_bit)
 {
-	static const size_t big[][3] = { { 200, 130, 90 }, { 30, 784, 100 }, { 97, 2100, 11 } };
+	static const size_t big[][3] = { { 200, 130, 90 }, { 30, 784, 100 }, { 97, 2100, 11 },
+		                         { 200, 300, 200 } };
 	test_rng r;
 
 	rng_seed(&r, 12);
