@@ -158,27 +158,34 @@ size_t nb__gemm_work(bool ta, bool tb, size_t m, size_t n, size_t k, int threads
 
 /* op(B)'s rows [p0, p0 + kc), columns [j0, j0 + nc), as strips of NR columns, each kc x NR
  * with its rows contiguous (the last strip is narrower, and the micro-kernel reads only
- * its columns). */
+ * its columns). B in place is read a row at a time across every strip, each line of it
+ * once; B transposed, NR of its rows at a time, side by side. */
 static void pack_b(bool tb, const double *b, size_t n, size_t k, size_t p0, size_t kc,
                    size_t j0, size_t nc, size_t NR, double *dst)
 {
+	if (!tb) {
+		for (size_t p = 0; p < kc; p++) {
+			const double *src = b + (p0 + p) * n + j0;
+			double *row = dst + p * NR;
+
+			for (size_t j = 0; j < nc; j += NR, row += kc * NR) {
+				size_t nr = min_size(NR, nc - j);
+
+				for (size_t jj = 0; jj < nr; jj++)
+					row[jj] = src[j + jj];
+			}
+		}
+		return;
+	}
 	for (size_t j = 0; j < nc; j += NR, dst += kc * NR) {
 		size_t nr = min_size(NR, nc - j);
 
-		if (!tb)  /* a loop, not memcpy: a call per row of a few doubles costs more */
-			for (size_t p = 0; p < kc; p++) {
-				const double *src = b + (p0 + p) * n + j0 + j;
+		for (size_t p = 0; p < kc; p++) {
+			const double *src = b + (j0 + j) * k + p0 + p;
 
-				for (size_t jj = 0; jj < nr; jj++)
-					dst[p * NR + jj] = src[jj];
-			}
-		else  /* nr rows of B read side by side, each row of the strip written whole */
-			for (size_t p = 0; p < kc; p++) {
-				const double *src = b + (j0 + j) * k + p0 + p;
-
-				for (size_t jj = 0; jj < nr; jj++)
-					dst[p * NR + jj] = src[jj * k];
-			}
+			for (size_t jj = 0; jj < nr; jj++)
+				dst[p * NR + jj] = src[jj * k];
+		}
 	}
 }
 
