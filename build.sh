@@ -6,7 +6,7 @@
 #   ./build.sh check      build, then run the whole test suite (make check)
 #   ./build.sh sanitize   the test suite built with AddressSanitizer and UBSan
 #   ./build.sh valgrind   the test suite under valgrind's memcheck, leaks included
-#   ./build.sh tsan       the threads test under ThreadSanitizer
+#   ./build.sh tsan       the threads and internals tests under ThreadSanitizer
 #   ./build.sh distcheck  make distcheck: the release tarball builds and passes its tests
 #   ./build.sh install    install into a staging directory, build programs against both
 #                         libraries with pkg-config (C11 -pedantic and C++), run them,
@@ -191,10 +191,12 @@ valgrind)
 	CK_FORK=no check_in build-valgrind LOG_COMPILER="$vg"
 	;;
 tsan)
-	# Without OpenMP: libgomp is not instrumented, and this test is about tapes.
+	# Without OpenMP: libgomp is not instrumented. test_threads: tapes and networks on
+	# several threads at once; test_internal: the kernels' thread pool on its own
 	build_in build-tsan --disable-shared --disable-openmp CFLAGS="-g -O1 -fsanitize=thread" \
 		LDFLAGS="-fsanitize=thread"
-	TSAN_OPTIONS=halt_on_error=1 CK_FORK=no check_in build-tsan TESTS=tests/test_threads
+	TSAN_OPTIONS=halt_on_error=1 CK_FORK=no check_in build-tsan \
+		TESTS="tests/test_threads tests/test_internal"
 	;;
 distcheck)
 	build_in build
