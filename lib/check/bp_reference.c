@@ -358,9 +358,9 @@ static void product(struct dims d, size_t k, const double *w, const double *a_in
                     bool in_rows, double *z, double *scratch)
 {
 	if (d.rows)
-		nb__gemm(false, true, d.n, d.m, k, a_in, w, z, scratch);
+		nb__gemm(1, false, true, d.n, d.m, k, a_in, w, z, scratch);
 	else
-		nb__gemm(false, in_rows, d.m, d.n, k, w, a_in, z, scratch);
+		nb__gemm(1, false, in_rows, d.m, d.n, k, w, a_in, z, scratch);
 }
 
 /* One layer of the forward pass: z = w a_in + b into out, then, after a copy into z_out
@@ -548,9 +548,9 @@ static void backprop_layer(struct dims d, size_t m_next, const double *w,
                            const double *delta_next, const double *a, int act, double *delta)
 {
 	if (d.rows)
-		nb__gemm(false, false, d.n, d.m, m_next, delta_next, w, delta, NULL);
+		nb__gemm(1, false, false, d.n, d.m, m_next, delta_next, w, delta, NULL);
 	else
-		nb__gemm(true, false, d.m, d.n, m_next, w, delta_next, delta, NULL);
+		nb__gemm(1, true, false, d.m, d.n, m_next, w, delta_next, delta, NULL);
 	for (size_t i = 0; i < d.m * d.n; i++)
 		delta[i] *= derivative(act, a[i]);
 }
@@ -574,9 +574,9 @@ static void layer_gradients(struct dims d, size_t k, const double *delta,
 		db[j] = s;
 	}
 	if (d.rows)
-		nb__gemm(true, false, d.m, k, d.n, delta, a_prev, dw, scratch);
+		nb__gemm(1, true, false, d.m, k, d.n, delta, a_prev, dw, scratch);
 	else
-		nb__gemm(false, !prev_rows, d.m, k, d.n, delta, a_prev, dw, scratch);
+		nb__gemm(1, false, !prev_rows, d.m, k, d.n, delta, a_prev, dw, scratch);
 	if (lambda != 0.0) {
 		double decay = lambda / (double)d.n;
 

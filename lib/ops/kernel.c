@@ -9,12 +9,9 @@
  * loader picks the best one the processor has (function multiversioning). */
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "kernel.h"
 #include "nabla.h"
+#include "pool.h"
 
 /* Eight and four doubles; aligned(8) lets a pointer to one read unaligned memory. */
 typedef double v8 __attribute__((vector_size(64), aligned(8)));
@@ -37,44 +34,6 @@ typedef double v4 __attribute__((vector_size(32), aligned(8)));
 /* Products smaller than this many multiply-adds stay on one thread: below it, waking a
  * second one costs more than it saves. */
 #define PARALLEL_MIN_MACS 2000000.0
-
-static int max_threads = 1;
-
-/* The most threads the kernels take: the processors OpenMP may run on, and no more than
- * its thread limit (OMP_THREAD_LIMIT). More threads than processors would only wait on
- * each other, and a count the runtime cannot start makes libgomp exit the process. */
-static int thread_cap(void)
-{
-#ifdef _OPENMP
-	int procs = omp_get_num_procs(), limit = omp_get_thread_limit();
-	int cap = procs < limit ? procs : limit;
-
-	return cap < 1 ? 1 : cap;
-#else
-	return 1;
-#endif
-}
-
-void nb_set_threads(int n)
-{
-	int cap = thread_cap();
-
-	max_threads = n < 1 ? 1 : n > cap ? cap : n;
-}
-
-int nb_get_threads(void)
-{
-	return nb__threads();
-}
-
-int nb__threads(void)
-{
-#ifdef _OPENMP
-	return max_threads;
-#else
-	return 1;
-#endif
-}
 
 /* Eight doubles from p (a macro: a function returning a vector would have an ABI that
  * depends on the instruction set). */
@@ -385,10 +344,27 @@ static void gemm_rows(bool ta, bool tb, size_t i0, size_t i1, size_t m, size_t n
 		tt_rows(i0, i1, m, n, k, a, b, c);
 }
 
-void nb__gemm(bool ta, bool tb, size_t m, size_t n, size_t k, const double *a,
+/* The arguments of one product, for gemm_block(). */
+struct gemm_job {
+	bool ta, tb;
+	size_t m, n, k;
+	const double *a, *b, *bt;
+	double *c;
+};
+
+/* Row block blk of the product: rows [12 blk, 12 blk + 12) of C, a task of
+ * nb__parallel_for(). */
+static void gemm_block(void *arg, size_t blk)
+{
+	const struct gemm_job *g = arg;
+	size_t i0 = blk * 12, i1 = i0 + 12 < g->m ? i0 + 12 : g->m;
+
+	gemm_rows(g->ta, g->tb, i0, i1, g->m, g->n, g->k, g->a, g->b, g->c, g->bt);
+}
+
+void nb__gemm(int threads, bool ta, bool tb, size_t m, size_t n, size_t k, const double *a,
               const double *b, double *c, double *work)
 {
-	int threads = nb__threads();
 	const double *bt = NULL;
 
 	if (packs(ta, tb, m, n, k)) {
@@ -397,19 +373,12 @@ void nb__gemm(bool ta, bool tb, size_t m, size_t n, size_t k, const double *a,
 	}
 
 	if (threads > 1 && (double)m * (double)n * (double)k >= PARALLEL_MIN_MACS && m >= 24) {
-#ifdef _OPENMP
 		/* Row blocks of 12, a multiple of both kernels' tile heights, so that every
 		 * thread's rows are tiled as one thread's would be. */
-		size_t blocks = (m + 11) / 12;
+		struct gemm_job g = { ta, tb, m, n, k, a, b, bt, c };
 
-#pragma omp parallel for schedule(static) num_threads(threads)
-		for (size_t blk = 0; blk < blocks; blk++) {
-			size_t i0 = blk * 12, i1 = i0 + 12 < m ? i0 + 12 : m;
-
-			gemm_rows(ta, tb, i0, i1, m, n, k, a, b, c, bt);
-		}
+		nb__parallel_for(threads, (m + 11) / 12, gemm_block, &g);
 		return;
-#endif
 	}
 	gemm_rows(ta, tb, 0, m, m, n, k, a, b, c, bt);
 }

@@ -7,7 +7,7 @@
 #include "kernel.h"
 #include "nabla_int.h"
 
-/* The kernel reads transposed operands in place (lib/kernel.c). */
+/* The kernel reads transposed operands in place (lib/ops/kernel.c), on the tape's threads. */
 static void matmul_forward(nb_tensor *y)
 {
 	const nb_tensor *a = y->in[0], *b = y->in[1];
@@ -17,8 +17,8 @@ static void matmul_forward(nb_tensor *y)
 	size_t k = ta ? a->dim[r] : a->dim[r + 1];
 
 	for (size_t i = 0; i < batch; i++)
-		nb__gemm(ta, tb, m, n, k, a->value + i * m * k, b->value + i * k * n,
-		         y->value + i * m * n, y->tape->scratch);
+		nb__gemm(y->tape->threads, ta, tb, m, n, k, a->value + i * m * k,
+		         b->value + i * k * n, y->value + i * m * n, y->tape->scratch);
 }
 
 /* With c = op(a) op(b) and dc = dL/dc:
