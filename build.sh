@@ -187,13 +187,13 @@ sanitize)
 valgrind)
 	build_in build-valgrind --disable-shared CFLAGS="-g -O1"
 	vg="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all"
-	vg="$vg --show-leak-kinds=all --suppressions=$(pwd)/tests/valgrind.supp"
+	vg="$vg --show-leak-kinds=all"
 	CK_FORK=no check_in build-valgrind LOG_COMPILER="$vg"
 	;;
 tsan)
-	# Without OpenMP: libgomp is not instrumented. test_threads: tapes and networks on
-	# several threads at once; test_internal: the kernels' thread pool on its own
-	build_in build-tsan --disable-shared --disable-openmp CFLAGS="-g -O1 -fsanitize=thread" \
+	# test_threads: tapes and networks on several threads at once; test_internal: the
+	# kernels' thread pool on its own
+	build_in build-tsan --disable-shared CFLAGS="-g -O1 -fsanitize=thread" \
 		LDFLAGS="-fsanitize=thread"
 	TSAN_OPTIONS=halt_on_error=1 CK_FORK=no check_in build-tsan \
 		TESTS="tests/test_threads tests/test_internal"
