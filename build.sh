@@ -6,7 +6,7 @@
 #   ./build.sh check      build, then run the whole test suite (make check)
 #   ./build.sh sanitize   the test suite built with AddressSanitizer and UBSan
 #   ./build.sh valgrind   the test suite under valgrind's memcheck, leaks included
-#   ./build.sh tsan       the threads test under ThreadSanitizer
+#   ./build.sh tsan       the threads and internals tests under ThreadSanitizer
 #   ./build.sh plain      the test suite built as plain C11 (-std=c11 -pedantic), with the
 #                         plain C matrix kernels only (configure --disable-simd)
 #   ./build.sh clang      the test suite built with clang
@@ -193,14 +193,16 @@ sanitize)
 valgrind)
 	build_in build-valgrind --disable-shared CFLAGS="-g -O1"
 	vg="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all"
-	vg="$vg --show-leak-kinds=all --suppressions=$(pwd)/tests/valgrind.supp"
+	vg="$vg --show-leak-kinds=all"
 	CK_FORK=no check_in build-valgrind LOG_COMPILER="$vg"
 	;;
 tsan)
-	# Without OpenMP: libgomp is not instrumented, and this test is about tapes.
-	build_in build-tsan --disable-shared --disable-openmp CFLAGS="-g -O1 -fsanitize=thread" \
+	# test_threads: tapes and networks on several threads at once; test_internal: the
+	# kernels' thread pool on its own
+	build_in build-tsan --disable-shared CFLAGS="-g -O1 -fsanitize=thread" \
 		LDFLAGS="-fsanitize=thread"
-	TSAN_OPTIONS=halt_on_error=1 CK_FORK=no check_in build-tsan TESTS=tests/test_threads
+	TSAN_OPTIONS=halt_on_error=1 CK_FORK=no check_in build-tsan \
+		TESTS="tests/test_threads tests/test_internal"
 	;;
 plain)
 	build_in build-plain --disable-simd CFLAGS="-O2 -std=c11 -pedantic"

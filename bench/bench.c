@@ -5,7 +5,7 @@
  *   nielsen_ratio_vs_closed_form that time over a closed-form BP1-BP4 step (same kernels)
  *   wide_gflops                  [784, 256, 256, 10], batch 64, one thread
  *   wide_ratio_vs_closed_form
- *   wide_gflops_2threads         the same with two threads (nb_set_threads)
+ *   wide_gflops_2threads         the same with two threads (nb_net_set_threads)
  *   gemm_gflops_1024             a square 1024 x 1024 double matmul, one thread
  *   rerecord_us_per_step         the Nielsen step recorded afresh each time: rewind, record
  *                                the forward pass and its gradients, SGD update
@@ -120,14 +120,16 @@ static void *counting(void *ud, void *ptr, size_t osize, size_t nsize)
 
 /* ---- Training steps: autodiff and closed form ------------------------------------------ */
 
-/* Seconds per step of the autodiff network, median over REPEATS passes of p->steps. */
-static double autodiff_step(const struct problem *p)
+/* Seconds per step of the autodiff network on the given number of threads, median over
+ * REPEATS passes of p->steps. */
+static double autodiff_step(const struct problem *p, int threads)
 {
 	nb_net *net = problem_net(p, NULL, NULL);
 	nb_sgd opt = { .batch = p->batch, .eta = 0.1 };
 	size_t in = p->sizes[0], out = p->sizes[p->n_layers - 1];
 	double t[REPEATS];
 
+	nb_net_set_threads(net, threads);
 	for (int r = -1; r < REPEATS; r++) {  /* r = -1: warm-up */
 		double t0 = bench_now();
 
@@ -402,11 +404,9 @@ static double network(const char *name, const size_t *sizes, size_t n_layers, si
 	double ad, cf, ad2, diff = 0.0;
 
 	problem_make(&p);
-	ad = autodiff_step(&p);
+	ad = autodiff_step(&p, 1);
 	cf = closed_form_step(&p);
-	nb_set_threads(2);
-	ad2 = autodiff_step(&p);
-	nb_set_threads(1);
+	ad2 = autodiff_step(&p, 2);
 	printf("%s_us_per_step: %.2f\n", name, ad * 1e6);
 	printf("%s_closed_form_us_per_step: %.2f\n", name, cf * 1e6);
 	printf("%s_gflops: %.2f\n", name, problem_step_flops(&p) / ad * 1e-9);

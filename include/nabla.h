@@ -10,8 +10,10 @@
  *
  * Threads: tapes, networks and data sets are independent. Different threads may use
  * different ones at the same time; one tape (or network) must not be used by two threads
- * at once; reading a value counts as using its tape, since it may recompute it.
- * nb_set_threads() is process-wide: call it before starting threads.
+ * at once; reading a value counts as using its tape, since it may recompute it. The
+ * matrix kernels' thread count belongs to a tape (nb_tape_set_threads(), default 1); their
+ * extra threads come from a pool the process shares, and no tape waits while another
+ * uses it.
  *
  * Errors are sticky: the first failure (bad shape, NULL argument, out of memory, ...) is
  * recorded on the tape with a message naming the op and the shapes; every later op on that
@@ -137,6 +139,18 @@ void nb_tape_clear_error(nb_tape *t);
  * element, its shape and the pass ("log: produced NaN at element 0 of node 1, shape (2),
  * in the forward pass"). Off by default: it reads every value once more. */
 void nb_tape_check_finite(nb_tape *t, int on);
+
+/** Let the matrix kernels of this tape's ops use up to n threads, the calling one among
+ * them (default 1; below 1 means 1; capped at the processors online). Allowed on a locked
+ * tape: it changes no value. Results are identical for any count. Only products of about
+ * two million multiply-adds or more are shared out, with threads of a pool the process
+ * keeps (started on first use, asleep between products). A product never waits for
+ * another tape's: while the pool works on one, the others run on their calling threads
+ * alone. Returns the count granted; for a NULL tape, 1, doing nothing. */
+int nb_tape_set_threads(nb_tape *t, int n);
+
+/** The count nb_tape_set_threads() granted the tape: 1 until it is called, and for NULL. */
+int nb_tape_threads(const nb_tape *t);
 
 /** Number of nodes on the tape (leaves included). Hash-consing shows here: recording an op
  * that is already on the tape with the same inputs and attributes adds no node. */
@@ -472,18 +486,6 @@ struct nb_op_def {
  * NB_ENULL (a NULL op, input, name or forward), NB_EINVAL (an arity out of range or other
  * than n), NB_ETAPE, or the shape rule's status with its message ("myop: ..."). */
 nb_tensor *nb_apply(nb_tape *t, const nb_op_def *op, nb_tensor *const *in, int n);
-
-/** Let the matrix kernels use up to n threads (default 1; values below 1 mean 1). n is
- * clamped to the number of processors OpenMP may run on (omp_get_num_procs()), or to
- * OMP_THREAD_LIMIT when that is lower: more threads would only wait on each other, and a
- * count the runtime cannot start would end the process. Has an effect only when nabla was
- * built with OpenMP (./configure --enable-openmp, the default where the compiler supports
- * it). Results are identical for any number of threads. */
-void nb_set_threads(int n);
-
-/** The number of threads the matrix kernels may use: what nb_set_threads() granted after
- * clamping, 1 before any call and always 1 without OpenMP. */
-int nb_get_threads(void);
 
 /** Use the matrix kernels named: "avx512", "avx2", "plain", or "auto", the best this
  * processor runs (the default). Returns 0, or -1 when the name is unknown, or this build

@@ -249,6 +249,14 @@ size_t nb_net_outputs(const nb_net *net);
  * network of layers that is not a fully connected one of sizes. */
 nb_mlp nb_net_mlp(const nb_net *net);
 
+/** Let the matrix products of the network's training, prediction and evaluation use up to
+ * n threads: nb_tape_set_threads(), with what it grants, for every tape the network has
+ * recorded or records later, nb_net_tape()'s included (default 1). Results are identical
+ * for any count, and the count is not saved with the network. Returns the count granted
+ * (below 1 means 1; at most the processors online); for a NULL net, 1, doing nothing;
+ * NB_ENOMEM, recorded on net, leaves the count as it was and returns it. */
+int nb_net_set_threads(nb_net *net, int n);
+
 /** One SGD step on the mini-batch of n examples x (n x sizes[0], row-major) with targets y
  * (n x sizes[L]): record (once per batch size) and replay the tape, then update the
  * parameters. *cost (may be NULL) receives the mini-batch's cost before the update.

@@ -31,6 +31,8 @@
  *     grads, state, options): test_lifetime, test_grads
  *   nb_jvp, nb_hvp, nb_jacobian, nb_hessian (every argument): test_derive
  *     (test_jvp_errors, test_hvp_errors, test_jacobian_and_hessian_errors)
+ *   nb_tape_set_threads, nb_tape_threads, nb_net_set_threads: test_threads
+ *     (test_tape_thread_count_is_clamped, test_net_thread_count_reaches_its_tapes)
  *
  * and below: the views and bytes of a NULL tape, the updates' state entries, the tape of two-operand ops, the dims of leaves and of reshape, broadcast_to
  * and reduce_to, names, the remaining queries, backward's tape, the allocator's ud,

@@ -105,6 +105,7 @@ struct nb_tape {
 	struct nb_hashcons hc;
 	bool in_backward;                /* a sweep is recording */
 	bool check_finite;               /* nb_tape_check_finite() */
+	int threads;                     /* the matrix kernels' (nb_tape_set_threads), >= 1 */
 	uint64_t clock;                  /* ticks at every value written: computed or set */
 	uint64_t epoch;                  /* ticks at every leaf change: nb_set, nb_touch */
 	uint64_t walk;                   /* stamps of demand-driven walks */

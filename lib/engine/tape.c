@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "nabla_int.h"
+#include "pool.h"
 
 /* The first chunk, and the most a new chunk adds when the tape grows (chunks double in
  * between; a node larger than that gets a chunk of its own size). */
@@ -48,6 +49,7 @@ nb_tape *nb_tape_new_alloc(nb_alloc_fn alloc, void *ud)
 	memset(t, 0, sizeof *t);
 	t->alloc = alloc;
 	t->ud = ud;
+	t->threads = 1;
 	return t;
 }
 
@@ -297,6 +299,25 @@ int nb_tape_unlock(nb_tape *t, const void *key)
 int nb_tape_locked(const nb_tape *t)
 {
 	return t && t->lock;
+}
+
+/* ---- Threads ------------------------------------------------------------------------ */
+
+/* Not a change nb__writable() guards: the count changes no value (nabla.h). More threads
+ * than processors would only wait on each other. */
+int nb_tape_set_threads(nb_tape *t, int n)
+{
+	int cap = nb__processors();
+
+	if (!t)
+		return 1;
+	t->threads = n < 1 ? 1 : n > cap ? cap : n;
+	return t->threads;
+}
+
+int nb_tape_threads(const nb_tape *t)
+{
+	return t ? t->threads : 1;
 }
 
 /* ---- Recording ---------------------------------------------------------------------- */

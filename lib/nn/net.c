@@ -63,6 +63,7 @@ struct nb_net {
 	struct nb_graph graph[NB_NET_GRAPHS];
 	size_t next_victim;      /* the slot a new graph replaces when all are used */
 	struct nb_graph *shown;  /* graphs of nb_net_tape(), kept until nb_net_free() */
+	int threads;             /* each tape's nb_tape_set_threads() */
 	char (*tensor_name)[NB_NAME_MAX]; /* 2L names for nb_net_tensors(): w1, b1, ... */
 	struct nn_error err;
 };
@@ -348,6 +349,7 @@ int nb_net_new(const nb_net_config *cfg, nb_net **out, char msg[NB_MSG_MAX])
 	memset(net, 0, sizeof *net);
 	net->cfg = *cfg;
 	net->cfg.alloc = alloc;
+	net->threads = 1;
 	status = copy_layers(net, cfg);
 	if (status != NB_OK)
 		status = nn__msg_fail(msg, NB_ENOMEM, "net: out of memory");
@@ -521,6 +523,7 @@ static int record(nb_net *net, struct nb_graph *g, size_t batch, bool train)
 	g->batch = batch;
 	g->train = train;
 	g->tape = nb_tape_new_alloc(net->cfg.alloc, net->cfg.alloc_ud);
+	nb_tape_set_threads(g->tape, net->threads);
 	g->xdata = mem(net, batch * net->features * sizeof *g->xdata);
 	g->ydata = mem(net, batch * net->outputs * sizeof *g->ydata);
 	g->param = mem(net, 2 * net->L * sizeof *g->param);
@@ -597,6 +600,31 @@ nb_tape *nb_net_tape(nb_net *net, size_t batch)
 	g->next = net->shown;
 	net->shown = g;
 	return g->tape;
+}
+
+/* ---- Threads ------------------------------------------------------------------------ */
+
+/* Every tape the network has gets the count, and record() gives it to those it makes.
+ * What a tape is granted is for nabla to say, so an empty tape made for the question
+ * says it: the network may have no tape yet. */
+int nb_net_set_threads(nb_net *net, int n)
+{
+	nb_tape *probe;
+
+	if (!net)
+		return 1;
+	probe = nb_tape_new_alloc(net->cfg.alloc, net->cfg.alloc_ud);
+	if (!probe) {
+		net_fail(net, NB_ENOMEM, "set_threads: out of memory");
+		return net->threads;
+	}
+	net->threads = nb_tape_set_threads(probe, n);
+	nb_tape_free(probe);
+	for (size_t i = 0; i < NB_NET_GRAPHS; i++)
+		nb_tape_set_threads(net->graph[i].tape, net->threads);
+	for (struct nb_graph *g = net->shown; g; g = g->next)
+		nb_tape_set_threads(g->tape, net->threads);
+	return net->threads;
 }
 
 /* ---- Feeding data ------------------------------------------------------------------- */

@@ -15,15 +15,13 @@
  * threads and the tile, each element of C is one chain of multiply-adds over k in order
  * (tile.h): results depend only on the instruction set (FMA or not), never on the
  * number of threads or the shape of the blocks. */
-#define _POSIX_C_SOURCE 200809L
-
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "kernel.h"
 #include "nabla.h"
+#include "pool.h"
 #include "tile.h"
 
 /* Terms of k per block, so that a strip of B (KC x NR) fits the first-level cache and a
@@ -289,14 +287,6 @@ static void gemm_task(void *arg, size_t slot)
 	}
 }
 
-/* Runs task(arg, slot) for slot in [0, n) on up to threads threads. */
-static void run_tasks(int threads, size_t n, void (*task)(void *, size_t), void *arg)
-{
-	(void)threads;
-	for (size_t i = 0; i < n; i++)
-		task(arg, i);
-}
-
 /* The current panel and block of k, on `slots` threads: row blocks, and when they are
  * too few to share, chunks of columns too (whole strips of B). */
 static void gemm_panel(struct gemm *g, int slots)
@@ -311,7 +301,7 @@ static void gemm_panel(struct gemm *g, int slots)
 	g->chunk = (strips + g->col_chunks - 1) / g->col_chunks * NR;
 	g->col_chunks = (g->nc + g->chunk - 1) / g->chunk;
 	atomic_store(&g->next, 0);
-	run_tasks(slots, (size_t)slots, gemm_task, g);
+	nb__parallel_for(slots, (size_t)slots, gemm_task, g);
 }
 
 void nb__gemm(int threads, bool ta, bool tb, size_t m, size_t n, size_t k, const double *a,
@@ -386,23 +376,3 @@ void nb__sgd_update(double *restrict w, double *restrict v, const double *restri
 #undef MOMENTUM
 }
 
-/* ---- Threads ----------------------------------------------------------------------- */
-
-static int max_threads = 1;
-
-void nb_set_threads(int n)
-{
-	long procs = sysconf(_SC_NPROCESSORS_ONLN);
-
-	max_threads = n < 1 ? 1 : procs > 0 && n > procs ? (int)procs : n;
-}
-
-int nb_get_threads(void)
-{
-	return nb__threads();
-}
-
-int nb__threads(void)
-{
-	return max_threads;
-}

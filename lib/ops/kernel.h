@@ -33,7 +33,4 @@ size_t nb__gemm_work(bool ta, bool tb, size_t m, size_t n, size_t k, int threads
 void nb__sgd_update(double *restrict w, double *restrict v, const double *restrict g, size_t n,
                     double eta, double mu, double decay);
 
-/* Threads the kernels may use. */
-int nb__threads(void);
-
 #endif

@@ -7,7 +7,8 @@
 #include "kernel.h"
 #include "nabla_int.h"
 
-/* The kernel takes transposed operands as they are stored (kernel.c). */
+/* The kernel takes transposed operands as they are stored (kernel.c), on the tape's
+ * threads. */
 static void matmul_forward(nb_tensor *y)
 {
 	const nb_tensor *a = y->in[0], *b = y->in[1];
@@ -19,7 +20,7 @@ static void matmul_forward(nb_tensor *y)
 	struct nb__work work = { y->tape->scratch, y->tape->scratch_n };
 
 	for (size_t i = 0; i < batch; i++)
-		nb__gemm(nb__threads(), ta, tb, m, n, k, a->value + i * m * k,
+		nb__gemm(y->tape->threads, ta, tb, m, n, k, a->value + i * m * k,
 		         b->value + i * k * n, y->value + i * m * n, work);
 }
 
@@ -83,7 +84,7 @@ nb_tensor *nb_matmul_t(nb_tape *t, nb_tensor *a, nb_tensor *b, int flags)
 	if (!nb__reserve_scratch(t, nb__gemm_work(flags & NB_TRANS_A, flags & NB_TRANS_B, dim[r],
 	                                          dim[r + 1],
 	                                          a->dim[r + (flags & NB_TRANS_A ? 0 : 1)],
-	                                          nb__threads())))
+	                                          t->threads)))
 		return NULL;
 	return nb__record(t, &nb__op_matmul, in, &attr, a->rank, dim);
 }
