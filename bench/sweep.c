@@ -61,7 +61,6 @@ void sweep_networks(void)
 	double worst = 0.0, diff = 0.0;
 	size_t worst_h = 0, worst_batch = 0;
 
-	nb_set_threads(1);
 	gemm_print_setup();
 	for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++)
 		for (size_t j = 0; j < sizeof batches / sizeof batches[0]; j++) {
