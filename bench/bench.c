@@ -6,6 +6,7 @@
  *   wide_gflops                  [784, 256, 256, 10], batch 64, one thread
  *   wide_ratio_vs_closed_form
  *   wide_gflops_2threads         the same with two threads (nb_net_set_threads)
+ *   wide_speedup_2threads        the step's time on one thread over its time on two
  *   gemm_gflops_1024             a square 1024 x 1024 double matmul, one thread
  *   rerecord_us_per_step         the Nielsen step recorded afresh each time: rewind, record
  *                                the forward pass and its gradients, SGD update
@@ -412,6 +413,7 @@ static double network(const char *name, const size_t *sizes, size_t n_layers, si
 	printf("%s_gflops: %.2f\n", name, problem_step_flops(&p) / ad * 1e-9);
 	printf("%s_ratio_vs_closed_form: %.3f\n", name, ad / cf);
 	printf("%s_gflops_2threads: %.2f\n", name, problem_step_flops(&p) / ad2 * 1e-9);
+	printf("%s_speedup_2threads: %.2f\n", name, ad / ad2);
 #ifdef HAVE_OPENBLAS
 	{
 		double nabla_s, ref_s;
