@@ -8,9 +8,9 @@
  *   ZERO(), BCAST(x), FMA(a, b, c) (a b + c), LOAD(p), STORE(p, v),
  *   MASK(n)  (the first n lanes), MLOAD(p, m), MSTORE(p, m, v)
  *   USABLE()                whether the processor has the instruction set
- * The body is a function of constant rows, vectors and masking, inlined into one case
- * of a switch per shape, so that the compiler keeps the MR x NR/LANES accumulators in
- * registers. */
+ * The body is a function of constant rows, vectors and masking: one out-of-line function
+ * per number of rows, with a case per number of vectors inside, so that the compiler
+ * keeps the MR x NR/LANES accumulators in registers. */
 #define NV (NR / LANES)
 
 #define INLINE_T static inline __attribute__((always_inline)) TARGET
@@ -107,9 +107,6 @@ INLINE_T void tile_shape(size_t kc, const double *a, size_t ars, size_t acs, con
 	case 8: TILE_CASE(4, false); break;
 	case 9: TILE_CASE(4, true); break;
 #endif
-#if NV > 4
-#error "tile_body.h: more than four vectors across a tile"
-#endif
 	default: break;
 	}
 #undef TILE_CASE
@@ -157,9 +154,6 @@ ROWS_FN(7)
 #endif
 #if MR >= 8
 ROWS_FN(8)
-#endif
-#if MR > 8
-#error "tile_body.h: MR above 8"
 #endif
 
 TARGET static void TILE_FN(size_t kc, const double *a, size_t ars, size_t acs,
