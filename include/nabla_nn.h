@@ -264,6 +264,38 @@ int nb_net_set_threads(nb_net *net, int n);
 int nb_net_sgd_step(nb_net *net, const double *x, const double *y, size_t n,
                     const nb_sgd *opt, double *cost);
 
+/** The number of parameters, weights and biases of every layer: the length of
+ * nb_net_grad(). 0 for NULL. */
+size_t nb_net_param_count(const nb_net *net);
+
+/** The network's flat gradient: nb_net_param_count() doubles holding dC/dw1, dC/db1,
+ * dC/dw2, ... in the order and shapes of nb_net_tensors(), each row-major, one after the
+ * other; valid until nb_net_free(). nb_net_gradient() writes it and
+ * nb_net_apply_gradient() reads it, and between the two a program may change it: sum it
+ * over the processes of a data-parallel run (nabla_mpi.h), clip it, or write a gradient of
+ * its own. Made (zero) by the first call that needs it; NULL on error (NB_ENOMEM, recorded
+ * on net) or for a NULL net. */
+double *nb_net_grad(nb_net *net);
+
+/** The first half of nb_net_sgd_step(): the gradient of the cost of the mini-batch of n
+ * examples x, y (as nb_net_sgd_step() takes them) with respect to every parameter, times
+ * scale (finite), written into nb_net_grad(); the parameters do not move. *cost (may be
+ * NULL) gets the mini-batch's cost. scale lets a process weigh its share of a larger
+ * batch: a process holding n of the B examples of a mini-batch passes n / B, and the sum
+ * over the processes is the gradient of the whole mini-batch. Returns NB_OK, NB_ENULL,
+ * NB_EINVAL (n is 0, scale not finite), NB_ENOMEM or a tape's error (recorded on net).
+ * After the first call of a batch size, a call allocates nothing. */
+int nb_net_gradient(nb_net *net, const double *x, const double *y, size_t n, double scale,
+                    double *cost);
+
+/** The second half of nb_net_sgd_step(): move the parameters by the gradient in
+ * nb_net_grad() as opt says (opt->batch is not read), with the same optimizer state, so
+ * that nb_net_gradient() with scale 1 followed by nb_net_apply_gradient() is
+ * nb_net_sgd_step(), bit for bit. Returns NB_OK, NB_ENULL, NB_EINVAL for bad options,
+ * or NB_ENOMEM (the flat gradient or the optimizer's state, made at their first use),
+ * recorded on net; on error no parameter has moved. */
+int nb_net_apply_gradient(nb_net *net, const nb_sgd *opt);
+
 /** Called during an epoch after each mini-batch with the examples done so far. */
 typedef void (*nb_progress_fn)(void *ud, size_t done, size_t total);
 

@@ -6,6 +6,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -532,18 +533,303 @@ START_TEST(test_bad_data)
 }
 END_TEST
 
+/* ---- The two halves of a step: nb_net_gradient() and nb_net_apply_gradient() ---------- */
+
+/* A fully connected network (S453) or a small convolutional one of 1 x 6 x 6 images. */
+static nb_net *flat_net(bool conv, nb_alloc_fn alloc, void *ud)
+{
+	static const nb_layer CONV[] = { NB_CONV2D(2, 3, NB_RELU, NB_INIT_HE), NB_MAX_POOL(2),
+	                                 NB_DENSE(3, NB_SIGMOID, NB_INIT_SCALED) };
+	nb_net_config cfg = { .n_layers = 3, .sizes = S453, .seed = 7, .alloc = alloc,
+	                      .alloc_ud = ud };
+	char msg[NB_MSG_MAX];
+	nb_net *net = NULL;
+
+	if (conv) {
+		cfg.layers = CONV;
+		cfg.layer_count = 3;
+		cfg.input[0] = 1;
+		cfg.input[1] = cfg.input[2] = 6;
+	}
+	ck_assert_msg(nb_net_new(&cfg, &net, msg) == NB_OK, "%s", msg);
+	return net;
+}
+
+/* The bytes of a tensor's data. */
+static size_t tensor_bytes(const nb_named_tensor *t)
+{
+	size_t size = sizeof(double);
+
+	for (int d = 0; d < t->rank; d++)
+		size *= t->dim[d];
+	return size;
+}
+
+/* Every parameter of a and b, bit for bit. */
+static void assert_same_params(nb_net *a, nb_net *b)
+{
+	nb_named_tensor ta[8], tb[8];
+	size_t n = nb_net_tensors(a, ta, 8);
+
+	ck_assert_uint_eq(nb_net_tensors(b, tb, 8), n);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_msg(memcmp(ta[i].data, tb[i].data, tensor_bytes(&ta[i])) == 0,
+		              "%s differs", ta[i].name);
+}
+
+static const nb_sgd FLAT_OPTS[3] = {
+	{ .batch = 6, .eta = 0.5 },
+	{ .batch = 6, .eta = 0.2, .momentum = 0.7, .weight_decay = 0.01 },
+	{ .batch = 6, .eta = 0.01, .method = NB_METHOD_ADAM },
+};
+
+/* _i: the optimizer (FLAT_OPTS[i / 2]) and the network (conv when i is odd). Five steps of
+ * nb_net_sgd_step() and five of gradient-then-apply move the parameters alike, to the bit,
+ * with the same costs. */
+START_TEST(test_gradient_then_apply_is_a_step)
+{
+	const nb_sgd *opt = &FLAT_OPTS[_i / 2];
+	bool conv = _i % 2;
+	nb_net *a = flat_net(conv, NULL, NULL), *b = flat_net(conv, NULL, NULL);
+	size_t in = nb_net_inputs(a), out = nb_net_outputs(a);
+	double x[6 * 36], y[6 * 4];
+	test_rng r;
+
+	rng_seed(&r, 21);
+	for (int k = 0; k < 5; k++) {
+		double ca, cb;
+
+		random_batch(&r, x, y, 6, in, out);
+		ck_assert_int_eq(nb_net_sgd_step(a, x, y, 6, opt, &ca), NB_OK);
+		ck_assert_int_eq(nb_net_gradient(b, x, y, 6, 1.0, &cb), NB_OK);
+		ck_assert_int_eq(nb_net_apply_gradient(b, opt), NB_OK);
+		ck_assert(ca == cb);
+	}
+	assert_same_params(a, b);
+	nb_net_free(a);
+	nb_net_free(b);
+}
+END_TEST
+
+/* The gradients of a batch's parts, each weighed by its share of the batch, sum to the
+ * batch's gradient (to rounding); the gradient moves no parameter; the buffer is laid out
+ * as nb_net_tensors() lists the parameters. */
+START_TEST(test_gradient_shares_sum_to_the_batch)
+{
+	nb_net *net = flat_net(_i, NULL, NULL);
+	size_t in = nb_net_inputs(net), out = nb_net_outputs(net), n = nb_net_param_count(net);
+	double x[6 * 36], y[6 * 4], *whole = malloc(n * sizeof *whole), *sum = malloc(n * sizeof *sum);
+	double *before = malloc(n * sizeof *before), *g = nb_net_grad(net), big = 0.0;
+	nb_named_tensor t[8];
+	size_t count = nb_net_tensors(net, t, 8), off = 0;
+	test_rng r;
+
+	ck_assert_ptr_nonnull(g);
+	for (size_t i = 0; i < count; i++) {  /* the parameters, flat, to see they stay */
+		memcpy(before + off, t[i].data, tensor_bytes(&t[i]));
+		off += tensor_bytes(&t[i]) / sizeof(double);
+	}
+	ck_assert_uint_eq(off, n);
+	rng_seed(&r, 5);
+	random_batch(&r, x, y, 6, in, out);
+	ck_assert_int_eq(nb_net_gradient(net, x, y, 6, 1.0, NULL), NB_OK);
+	memcpy(whole, g, n * sizeof *whole);
+	ck_assert_int_eq(nb_net_gradient(net, x, y, 2, 2.0 / 6.0, NULL), NB_OK);
+	memcpy(sum, g, n * sizeof *sum);
+	ck_assert_int_eq(nb_net_gradient(net, x + 2 * in, y + 2 * out, 4, 4.0 / 6.0, NULL), NB_OK);
+	for (size_t k = 0; k < n; k++)
+		sum[k] += g[k];
+	ck_assert_double_le(max_rel_diff(sum, whole, n, 1e-12), 1e-13);
+	for (size_t k = 0; k < n; k++)  /* a gradient, not zeros compared with zeros */
+		big = fmax(big, fabs(whole[k]));
+	ck_assert_double_gt(big, 1e-3);
+	off = 0;
+	for (size_t i = 0; i < count; i++) {
+		ck_assert_mem_eq(t[i].data, before + off, tensor_bytes(&t[i]));
+		off += tensor_bytes(&t[i]) / sizeof(double);
+	}
+	free(whole);
+	free(sum);
+	free(before);
+	nb_net_free(net);
+}
+END_TEST
+
+/* The layout: dC/dw1 comes first. A change of one weight by h moves the cost by about
+ * h dC/dw (central difference), and the same for the first bias (after all of w1). */
+START_TEST(test_gradient_is_where_the_tensors_are)
+{
+	nb_net *net = flat_net(false, NULL, NULL);
+	double x[6 * 4], y[6 * 3], *g = nb_net_grad(net), c0, c1, h = 1e-6;
+	double *w = nb_net_weights(net, 0), *b = nb_net_biases(net, 0);
+	double dw, db;
+	test_rng r;
+
+	rng_seed(&r, 8);
+	random_batch(&r, x, y, 6, 4, 3);
+	ck_assert_int_eq(nb_net_gradient(net, x, y, 6, 1.0, NULL), NB_OK);
+	dw = g[3];
+	db = g[5 * 4 + 1];
+	w[3] += h;
+	ck_assert_int_eq(nb_net_gradient(net, x, y, 6, 1.0, &c1), NB_OK);
+	w[3] -= 2 * h;
+	ck_assert_int_eq(nb_net_gradient(net, x, y, 6, 1.0, &c0), NB_OK);
+	w[3] += h;
+	ck_assert_double_le(fabs((c1 - c0) / (2 * h) - dw), 1e-7 * (1 + fabs(dw)));
+	b[1] += h;
+	ck_assert_int_eq(nb_net_gradient(net, x, y, 6, 1.0, &c1), NB_OK);
+	b[1] -= 2 * h;
+	ck_assert_int_eq(nb_net_gradient(net, x, y, 6, 1.0, &c0), NB_OK);
+	b[1] += h;
+	ck_assert_double_le(fabs((c1 - c0) / (2 * h) - db), 1e-7 * (1 + fabs(db)));
+	ck_assert_uint_eq(nb_net_param_count(net), 5 * 4 + 5 + 3 * 5 + 3);
+	nb_net_free(net);
+}
+END_TEST
+
+/* Parameters written through nb_net_weights() and nb_net_biases() after a step are what
+ * the next gradient reads: every node computed from them, the transposes of the backward
+ * pass included, is recomputed. */
+START_TEST(test_written_parameters_are_read)
+{
+	nb_net *a = flat_net(_i, NULL, NULL), *b = flat_net(_i, NULL, NULL);
+	size_t in = nb_net_inputs(a), out = nb_net_outputs(a), n = nb_net_param_count(a);
+	double x[6 * 36], y[6 * 4], *ga = malloc(n * sizeof *ga);
+	nb_named_tensor tb[8];
+	test_rng r;
+
+	rng_seed(&r, 12);
+	random_batch(&r, x, y, 6, in, out);
+	ck_assert_int_eq(nb_net_sgd_step(a, x, y, 6, &FLAT_OPTS[0], NULL), NB_OK);
+	ck_assert_int_eq(nb_net_gradient(a, x, y, 6, 1.0, NULL), NB_OK);
+	nb_net_tensors(b, tb, 8);  /* b's parameters into a, through a's pointers */
+	for (size_t l = 0; l < nb_net_param_layers(a); l++) {
+		memcpy(nb_net_weights(a, l), tb[2 * l].data, tensor_bytes(&tb[2 * l]));
+		memcpy(nb_net_biases(a, l), tb[2 * l + 1].data, tensor_bytes(&tb[2 * l + 1]));
+	}
+	ck_assert_int_eq(nb_net_gradient(a, x, y, 6, 1.0, NULL), NB_OK);
+	memcpy(ga, nb_net_grad(a), n * sizeof *ga);
+	ck_assert_int_eq(nb_net_gradient(b, x, y, 6, 1.0, NULL), NB_OK);
+	ck_assert_mem_eq(ga, nb_net_grad(b), n * sizeof *ga);
+	free(ga);
+	nb_net_free(a);
+	nb_net_free(b);
+}
+END_TEST
+
+START_TEST(test_gradient_allocates_nothing_after_the_first)
+{
+	count_alloc c = { 0 };
+	nb_net *net = flat_net(_i, count_alloc_fn, &c);
+	double x[6 * 36], y[6 * 4];
+	size_t allocs;
+	test_rng r;
+
+	rng_seed(&r, 9);
+	random_batch(&r, x, y, 6, nb_net_inputs(net), nb_net_outputs(net));
+	ck_assert_int_eq(nb_net_gradient(net, x, y, 6, 0.5, NULL), NB_OK);
+	ck_assert_int_eq(nb_net_apply_gradient(net, &FLAT_OPTS[1]), NB_OK);
+	allocs = c.allocs;
+	for (int k = 0; k < 5; k++) {
+		ck_assert_int_eq(nb_net_gradient(net, x, y, 6, 0.5, NULL), NB_OK);
+		ck_assert_int_eq(nb_net_apply_gradient(net, &FLAT_OPTS[1]), NB_OK);
+	}
+	ck_assert_uint_eq(c.allocs, allocs);
+	nb_net_free(net);
+	ck_assert_uint_eq(c.bytes_in_use, 0);
+}
+END_TEST
+
+/* Allocation k fails, for every k until gradient-then-apply succeeds: NB_ENOMEM with a
+ * message, nothing leaked, and no parameter moved by a failed apply. */
+START_TEST(test_gradient_allocation_failures)
+{
+	double x[6 * 4], y[6 * 3];
+	test_rng r;
+	size_t k;
+
+	rng_seed(&r, 10);
+	random_batch(&r, x, y, 6, 4, 3);
+	for (k = 1;; k++) {
+		count_alloc c = { 0 };
+		nb_net *net = flat_net(false, count_alloc_fn, &c);
+		double w0;
+		int st;
+
+		c.fail_at = c.allocs + k;
+		w0 = nb_net_weights(net, 0)[0];
+		st = nb_net_gradient(net, x, y, 6, 1.0, NULL);
+		if (st == NB_OK)
+			st = nb_net_apply_gradient(net, &FLAT_OPTS[1]);
+		if (c.fail_at != 0) {  /* no allocation failed */
+			ck_assert_int_eq(st, NB_OK);
+			nb_net_free(net);
+			ck_assert_uint_eq(c.bytes_in_use, 0);
+			break;
+		}
+		ck_assert_int_eq(st, NB_ENOMEM);
+		ck_assert_ptr_nonnull(strstr(nb_net_message(net), "out of memory"));
+		ck_assert(nb_net_weights(net, 0)[0] == w0);
+		nb_net_free(net);
+		ck_assert_uint_eq(c.bytes_in_use, 0);
+	}
+	ck_assert_uint_gt(k, 3);
+}
+END_TEST
+
+START_TEST(test_gradient_bad_input)
+{
+	nb_net *net = flat_net(false, NULL, NULL);
+	double x[4] = { 0 }, y[3] = { 0 };
+
+	ck_assert_int_eq(nb_net_gradient(NULL, x, y, 1, 1.0, NULL), NB_ENULL);
+	ck_assert_int_eq(nb_net_apply_gradient(NULL, &FLAT_OPTS[0]), NB_ENULL);
+	ck_assert_ptr_null(nb_net_grad(NULL));
+	ck_assert_uint_eq(nb_net_param_count(NULL), 0);
+	ck_assert_int_eq(nb_net_gradient(net, NULL, y, 1, 1.0, NULL), NB_ENULL);
+	ck_assert_str_eq(nb_net_message(net), "gradient: x is NULL");
+	nb_net_clear_error(net);
+	ck_assert_int_eq(nb_net_gradient(net, x, NULL, 1, 1.0, NULL), NB_ENULL);
+	ck_assert_str_eq(nb_net_message(net), "gradient: y is NULL");
+	nb_net_clear_error(net);
+	ck_assert_int_eq(nb_net_gradient(net, x, y, 0, 1.0, NULL), NB_EINVAL);
+	ck_assert_str_eq(nb_net_message(net), "gradient: no examples (n is 0)");
+	nb_net_clear_error(net);
+	ck_assert_int_eq(nb_net_gradient(net, x, y, 1, NAN, NULL), NB_EINVAL);
+	ck_assert_str_eq(nb_net_message(net), "gradient: scale must be finite, not nan");
+	nb_net_clear_error(net);
+	ck_assert_int_eq(nb_net_apply_gradient(net, NULL), NB_ENULL);
+	ck_assert_str_eq(nb_net_message(net), "sgd: options are NULL");
+	/* sticky: the error stays until cleared */
+	ck_assert_int_eq(nb_net_gradient(net, x, y, 1, 1.0, NULL), NB_ENULL);
+	ck_assert_ptr_null(nb_net_grad(net));
+	nb_net_clear_error(net);
+	ck_assert_int_eq(nb_net_apply_gradient(net, &(nb_sgd){ .batch = 1, .eta = -1.0 }),
+	                 NB_EINVAL);
+	nb_net_free(net);
+}
+END_TEST
+
 static Suite *net_suite(void)
 {
 	Suite *s = suite_create("net");
 	TCase *sgd = tcase_create("sgd");
 	TCase *train = tcase_create("training");
 	TCase *bad = tcase_create("bad arguments");
+	TCase *grad = tcase_create("gradient and apply");
 
 	tcase_add_test(sgd, test_sgd_step_equals_closed_form_step);
 	tcase_add_test(sgd, test_momentum_and_weight_decay_steps);
 	tcase_add_test(sgd, test_same_seed_same_run);
 	tcase_add_test(sgd, test_steps_allocate_nothing_after_the_first);
 	tcase_add_test(sgd, test_every_allocation_failure_is_reported);
+	tcase_add_loop_test(grad, test_gradient_then_apply_is_a_step, 0, 6);
+	tcase_add_loop_test(grad, test_gradient_shares_sum_to_the_batch, 0, 2);
+	tcase_add_test(grad, test_gradient_is_where_the_tensors_are);
+	tcase_add_loop_test(grad, test_written_parameters_are_read, 0, 2);
+	tcase_add_loop_test(grad, test_gradient_allocates_nothing_after_the_first, 0, 2);
+	tcase_add_test(grad, test_gradient_allocation_failures);
+	tcase_add_test(grad, test_gradient_bad_input);
 	tcase_add_loop_test(train, test_every_configuration_learns, 0, 6);
 	tcase_add_test(train, test_short_training_on_digits);
 	tcase_add_test(train, test_evaluate_agrees_with_predict);
@@ -554,6 +840,7 @@ static Suite *net_suite(void)
 	tcase_add_loop_test(bad, test_bad_sgd_options, 0, (int)(sizeof bad_sgd / sizeof bad_sgd[0]));
 	tcase_add_test(bad, test_bad_data);
 	suite_add_tcase(s, sgd);
+	suite_add_tcase(s, grad);
 	suite_add_tcase(s, train);
 	suite_add_tcase(s, bad);
 	return s;

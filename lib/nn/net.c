@@ -35,7 +35,6 @@ struct nb_graph {
 	nb_tensor *cost;
 	nb_tensor **param;       /* 2L leaves: w^1 .. w^L, then b^1 .. b^L */
 	nb_tensor **grad;        /* their 2L gradient nodes (train only) */
-	uint64_t seen;           /* the network's parameter version this tape was told of */
 	struct nb_graph *next;   /* the list of graphs handed out by nb_net_tape() */
 };
 
@@ -56,7 +55,6 @@ struct nb_net {
 	                          * (STATE_VELOCITY), Adam's m and v (STATE_M, STATE_V) */
 	size_t adam_steps;       /* Adam updates so far */
 	double *decay;           /* 2L weight decay coefficients: weights, then biases (0) */
-	uint64_t version;        /* counts parameter updates, so each tape can be told of them */
 	nb_rng rng;
 	size_t *perm;            /* the shuffled order of an epoch */
 	size_t perm_n;
@@ -64,8 +62,23 @@ struct nb_net {
 	size_t next_victim;      /* the slot a new graph replaces when all are used */
 	struct nb_graph *shown;  /* graphs of nb_net_tape(), kept until nb_net_free() */
 	int threads;             /* each tape's nb_tape_set_threads() */
+	struct nb_flat *flat;    /* nb_net_grad()'s buffer and the update that reads it, made
+	                          * by the first call that needs them */
 	char (*tensor_name)[NB_NAME_MAX]; /* 2L names for nb_net_tensors(): w1, b1, ... */
 	struct nn_error err;
+};
+
+/* The flat gradient a program may change between nb_net_gradient() and
+ * nb_net_apply_gradient(), and a tape of its own on which the update reads it: variable
+ * views of the parameters and constant views of the buffer, in the optimizer's order
+ * (weights w^1 .. w^L, then biases), each view reading its part of the buffer, which
+ * holds them in nb_net_tensors()' order (w1, b1, w2, ...). */
+struct nb_flat {
+	double *grad;            /* count doubles */
+	size_t count;
+	nb_tape *tape;
+	nb_tensor **param;       /* 2L */
+	nb_tensor **view;        /* 2L */
 };
 
 /* ---- Errors ------------------------------------------------------------------------- */
@@ -225,10 +238,13 @@ static void graph_free(const nb_net *net, struct nb_graph *g)
 	memset(g, 0, sizeof *g);
 }
 
+static void flat_free(const nb_net *net, struct nb_flat *f);
+
 void nb_net_free(nb_net *net)
 {
 	if (!net)
 		return;
+	flat_free(net, net->flat);
 	for (size_t i = 0; i < NB_NET_GRAPHS; i++)
 		graph_free(net, &net->graph[i]);
 	while (net->shown) {
@@ -530,7 +546,6 @@ static int record(nb_net *net, struct nb_graph *g, size_t batch, bool train)
 	g->grad = train ? mem(net, 2 * net->L * sizeof *g->grad) : NULL;
 	if (!g->tape || !g->xdata || !g->ydata || !g->param || (train && !g->grad))
 		return net_fail(net, NB_ENOMEM, "net: out of memory recording a tape");
-	g->seen = net->version;
 	if (net->images)
 		g->x = nb_constant_view(g->tape, 4, (size_t[]){ batch, in[0], in[1], in[2] },
 		                        g->xdata);
@@ -629,15 +644,16 @@ int nb_net_set_threads(nb_net *net, int n)
 
 /* ---- Feeding data ------------------------------------------------------------------- */
 
-/* Parameters are shared by every graph but updated through one: touch the views of a
- * graph that has not seen the latest update, so that its values are recomputed. */
+/* Parameters are shared by every graph, updated through one of them or through the flat
+ * gradient's tape, and written by programs through the pointers nb_net_weights() and
+ * nb_net_tensors() hand out, at any time: so the views of the graph about to be replayed
+ * are touched every time, and every value computed from them alone (the weights reshaped
+ * or transposed for the backward pass) is recomputed. Those are a few copies of the
+ * parameters; the rest of the graph depends on the mini-batch and is recomputed anyway. */
 static void tell_of_updates(const nb_net *net, struct nb_graph *g)
 {
-	if (g->seen == net->version)
-		return;
 	for (size_t i = 0; i < 2 * net->L; i++)
 		nb_touch(g->param[i]);
-	g->seen = net->version;
 }
 
 /* Write example j of the mini-batch: its features into row j of x, its target into
@@ -717,8 +733,15 @@ static int ensure_state(nb_net *net, int first, int sets)
 	return NB_OK;
 }
 
-static int update(nb_net *net, struct nb_graph *g, const nb_sgd *opt)
+/* Move the 2L parameters params by grads (tensors of one tape) as opt says. */
+static int update(nb_net *net, nb_tensor *const *params, nb_tensor *const *grads,
+                  const nb_sgd *opt)
 {
+	/* Biases get no weight decay (Nielsen, chapter 3). */
+	for (size_t l = 0; l < net->L; l++) {
+		net->decay[l] = opt->weight_decay;
+		net->decay[net->L + l] = 0.0;
+	}
 	if (opt->method == NB_METHOD_ADAM) {
 		nb_adam_opts o = { .eta = opt->eta, .beta1 = opt->beta1 ? opt->beta1 : 0.9,
 		                   .beta2 = opt->beta2 ? opt->beta2 : 0.999,
@@ -726,14 +749,24 @@ static int update(nb_net *net, struct nb_graph *g, const nb_sgd *opt)
 
 		if (ensure_state(net, STATE_M, 2))
 			return net->err.status;
-		return nb_adam_update(g->param, g->grad, net->state[STATE_M], net->state[STATE_V],
+		return nb_adam_update(params, grads, net->state[STATE_M], net->state[STATE_V],
 		                      2 * net->L, &o, ++net->adam_steps);
 	}
 	nb_sgd_opts o = { .eta = opt->eta, .momentum = opt->momentum, .decay = net->decay };
 
 	if (opt->momentum > 0.0 && ensure_state(net, STATE_VELOCITY, 1))
 		return net->err.status;
-	return nb_sgd_update(g->param, g->grad, net->state[STATE_VELOCITY], 2 * net->L, &o);
+	return nb_sgd_update(params, grads, net->state[STATE_VELOCITY], 2 * net->L, &o);
+}
+
+/* update() on tape t, its errors reported as sgd's. */
+static int update_on(nb_net *net, nb_tape *t, nb_tensor *const *params,
+                     nb_tensor *const *grads, const nb_sgd *opt)
+{
+	if (update(net, params, grads, opt) == NB_OK)
+		return NB_OK;
+	return net->err.status ? net->err.status
+	                       : net_fail(net, nb_tape_status(t), "sgd: %s", nb_tape_message(t));
 }
 
 /* Replay the graph on the batch already written into it and update the parameters, in
@@ -744,16 +777,8 @@ static int step(nb_net *net, struct nb_graph *g, const nb_sgd *opt, double *cost
 		return net_fail(net, nb_tape_status(g->tape), "sgd: %s", nb_tape_message(g->tape));
 	if (cost)
 		*cost = nb_value(g->cost)[0];
-	/* Biases get no weight decay (Nielsen, chapter 3). */
-	for (size_t l = 0; l < net->L; l++) {
-		net->decay[l] = opt->weight_decay;
-		net->decay[net->L + l] = 0.0;
-	}
-	if (update(net, g, opt) != NB_OK)
-		return net->err.status ? net->err.status
-		                       : net_fail(net, nb_tape_status(g->tape), "sgd: %s",
-		                                  nb_tape_message(g->tape));
-	g->seen = ++net->version;
+	if (update_on(net, g->tape, g->param, g->grad, opt) != NB_OK)
+		return net->err.status;
 	return NB_OK;
 }
 
@@ -775,6 +800,159 @@ int nb_net_sgd_step(nb_net *net, const double *x, const double *y, size_t n,
 		return net->err.status;
 	put_batch(net, g, x, y, NULL, 0);
 	return step(net, g, opt, cost);
+}
+
+/* ---- Gradients for a program's own update ------------------------------------------- */
+
+size_t nb_net_param_count(const nb_net *net)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; net && i < 2 * net->L; i++)
+		n += param_size(net, i);
+	return n;
+}
+
+/* Where parameter array i of 2L (weights of layer i, then biases) starts in the flat
+ * gradient, which holds them as nb_net_tensors() lists them: w1, b1, w2, b2, ... */
+static size_t flat_offset(const nb_net *net, size_t i)
+{
+	size_t p = i % net->L, off = 0;
+
+	for (size_t q = 0; q < p; q++)
+		off += param_size(net, q) + param_size(net, net->L + q);
+	return i < net->L ? off : off + param_size(net, p);
+}
+
+static void flat_free(const nb_net *net, struct nb_flat *f)
+{
+	if (!f)
+		return;
+	nb_tape_free(f->tape);
+	unmem(net, f->grad, f->count * sizeof *f->grad);
+	unmem(net, f->param, 2 * net->L * sizeof *f->param);
+	unmem(net, f->view, 2 * net->L * sizeof *f->view);
+	unmem(net, f, sizeof *f);
+}
+
+/* The views of array i of 2L on f's tape, shaped as record_params() shapes them. */
+static void flat_views(const nb_net *net, struct nb_flat *f, size_t i)
+{
+	const struct nn_layer *l = &net->layer[net->param_layer[i % net->L]];
+	bool w = i < net->L;
+	int rank = w ? l->wrank : l->wrank == 4 ? 3 : 2;
+	const size_t *dim = w ? l->wdim : l->bdim;
+
+	f->param[i] = nb_variable_view(f->tape, rank, dim, w ? net->w[i] : net->b[i - net->L]);
+	f->view[i] = nb_constant_view(f->tape, rank, dim, f->grad + flat_offset(net, i));
+}
+
+/* The flat gradient and its update tape, made on first use. */
+static struct nb_flat *flat_of(nb_net *net, const char *fn)
+{
+	struct nb_flat *f = net->flat;
+
+	if (f)
+		return f;
+	f = mem(net, sizeof *f);
+	if (f) {
+		f->count = nb_net_param_count(net);
+		f->grad = mem(net, f->count * sizeof *f->grad);
+		f->param = mem(net, 2 * net->L * sizeof *f->param);
+		f->view = mem(net, 2 * net->L * sizeof *f->view);
+		f->tape = nb_tape_new_alloc(net->cfg.alloc, net->cfg.alloc_ud);
+	}
+	if (!f || !f->grad || !f->param || !f->view || !f->tape) {
+		flat_free(net, f);
+		net_fail(net, NB_ENOMEM, "%s: out of memory for the flat gradient", fn);
+		return NULL;
+	}
+	for (size_t i = 0; i < 2 * net->L; i++)
+		flat_views(net, f, i);
+	if (nb_tape_status(f->tape) != NB_OK) {
+		net_fail(net, nb_tape_status(f->tape), "%s: %s", fn, nb_tape_message(f->tape));
+		flat_free(net, f);
+		return NULL;
+	}
+	net->flat = f;
+	return f;
+}
+
+double *nb_net_grad(nb_net *net)
+{
+	struct nb_flat *f;
+
+	if (!net || net->err.status != NB_OK)
+		return NULL;
+	f = flat_of(net, "grad");
+	return f ? f->grad : NULL;
+}
+
+/* Array i of the graph's gradients into its place in the flat buffer, times scale. */
+static void gather(const nb_net *net, const struct nb_graph *g, size_t i, double scale,
+                   double *flat)
+{
+	const double *v = nb_value(g->grad[i]);
+	double *out = flat + flat_offset(net, i);
+	size_t n = param_size(net, i);
+
+	if (scale == 1.0) {
+		memcpy(out, v, n * sizeof *out);
+		return;
+	}
+	for (size_t k = 0; k < n; k++)
+		out[k] = scale * v[k];
+}
+
+int nb_net_gradient(nb_net *net, const double *x, const double *y, size_t n, double scale,
+                    double *cost)
+{
+	struct nb_graph *g;
+	struct nb_flat *f;
+
+	if (!net)
+		return NB_ENULL;
+	if (net->err.status != NB_OK)
+		return net->err.status;
+	if (!x || !y)
+		return net_fail(net, NB_ENULL, "gradient: %s is NULL", x ? "y" : "x");
+	if (n == 0)
+		return net_fail(net, NB_EINVAL, "gradient: no examples (n is 0)");
+	if (!isfinite(scale))
+		return net_fail(net, NB_EINVAL, "gradient: scale must be finite, not %g", scale);
+	f = flat_of(net, "gradient");
+	g = f ? graph_for(net, n, true) : NULL;
+	if (!g)
+		return net->err.status;
+	put_batch(net, g, x, y, NULL, 0);
+	if (nb_tape_replay(g->tape) != NB_OK)
+		return net_fail(net, nb_tape_status(g->tape), "gradient: %s",
+		                nb_tape_message(g->tape));
+	if (cost)
+		*cost = nb_value(g->cost)[0];
+	for (size_t i = 0; i < 2 * net->L; i++)
+		gather(net, g, i, scale, f->grad);
+	return NB_OK;
+}
+
+/* The buffer's values may have been written by the program: its views are told, then read
+ * by the same update a step makes. */
+int nb_net_apply_gradient(nb_net *net, const nb_sgd *opt)
+{
+	struct nb_flat *f;
+
+	if (!net)
+		return NB_ENULL;
+	if (net->err.status != NB_OK || check_sgd(net, opt))
+		return net->err.status;
+	f = flat_of(net, "apply_gradient");
+	if (!f)
+		return net->err.status;
+	for (size_t i = 0; i < 2 * net->L; i++)
+		nb_touch(f->view[i]);
+	if (update_on(net, f->tape, f->param, f->view, opt) != NB_OK)
+		return net->err.status;
+	return NB_OK;
 }
 
 /* The data set fits the network: features in, classes out. */
