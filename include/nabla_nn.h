@@ -23,7 +23,8 @@ extern "C" {
 #define NB_LOAD_MAX_BYTES ((size_t)1 << 30)
 
 /** Options of the loaders of files: nb_dataset_load_idx_opts(), nb_dataset_load_dir_opts(),
- * nb_net_load_opts(), nb_tensors_load() and nb_tensors_load_into(). A zero field takes its
+ * nb_dataset_load_idx_part(), nb_dataset_load_dir_part(), nb_net_load_opts(),
+ * nb_tensors_load() and nb_tensors_load_into(). A zero field takes its
  * default, so {0} (or a NULL pointer to options) gives what the functions without _opts
  * do. */
 typedef struct nb_load_opts {
@@ -78,6 +79,33 @@ int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, 
 int nb_dataset_load_idx_opts(const char *images, const char *labels,
                              const nb_load_opts *opts, nb_dataset *ds, char msg[NB_MSG_MAX]);
 
+/** nb_dataset_load_idx_opts() for part `part` of `parts` (0 <= part < parts), so that each
+ * process of a data-parallel run loads only its share: of the file's n examples, part p
+ * holds n / parts, plus one when p < n % parts, starting at example p * (n / parts) +
+ * min(p, n % parts); so the parts, in order, are the whole file, and their sizes differ by
+ * at most one. Part 0 of 1 is the whole file, as nb_dataset_load_idx_opts() loads it (the
+ * same data and messages, but those about arguments start "load_idx_part: ").
+ * ds->n is the part's count; when parts > n a part may be empty: NB_OK with ds->n 0,
+ * ds->x, ds->y and ds->label NULL, and the file's rows, cols, features and classes (the
+ * networks refuse an empty data set). A file must still hold at least one image.
+ *
+ * Examples before the part are skipped without being kept: a plain file is read from
+ * the part's first byte (lseek), a gzip file is inflated and the bytes dropped. The file
+ * is checked as far as it is read: both headers, counts that agree, the labels of the
+ * part (skipped labels are not checked: a label >= 10 before or after the part is not
+ * reported), and a file too short for the part is truncated ("truncated at byte 20
+ * (image data of part 1 of 3 needs 28 bytes): PATH", the byte where the file ends).
+ * Only a part that ends where the file's data does (the last, and an empty one, which
+ * starts there) reads on to the end of the file, so only it reports bytes after the data
+ * and checks a gzip stream's CRC and length; the others stop after their last example
+ * (so the processes of a run may disagree about a damaged file). opts->max_bytes bounds the part's n (8 features
+ * + 8 classes + 1) bytes, not the file's ("part 1 of 3 (2667 of the 8000 images of 28 x
+ * 28 at byte 4) would take ... bytes, over the limit of ..."). Errors as
+ * nb_dataset_load_idx(), and NB_EINVAL when parts is 0 ("load_idx_part: parts is 0 (1 or
+ * more expected)") or part >= parts ("load_idx_part: part 3 of 3 (0 to 2 expected)"). */
+int nb_dataset_load_idx_part(const char *images, const char *labels, size_t part, size_t parts,
+                             const nb_load_opts *opts, nb_dataset *ds, char msg[NB_MSG_MAX]);
+
 /** Load split "train" or "t10k" from directory dir in the standard MNIST layout:
  * SPLIT-images-idx3-ubyte and SPLIT-labels-idx1-ubyte, each with or without ".gz"
  * (the plain file is preferred when both exist). Errors as nb_dataset_load_idx(), and
@@ -87,6 +115,11 @@ int nb_dataset_load_dir(const char *dir, const char *split, nb_dataset *ds, char
 /** nb_dataset_load_dir() with options, as nb_dataset_load_idx_opts(). */
 int nb_dataset_load_dir_opts(const char *dir, const char *split, const nb_load_opts *opts,
                              nb_dataset *ds, char msg[NB_MSG_MAX]);
+
+/** nb_dataset_load_dir_opts() for one part, as nb_dataset_load_idx_part() (messages
+ * about arguments start "load_dir_part: "). */
+int nb_dataset_load_dir_part(const char *dir, const char *split, size_t part, size_t parts,
+                             const nb_load_opts *opts, nb_dataset *ds, char msg[NB_MSG_MAX]);
 
 /** Free what a load allocated (through the allocator the load used) and zero ds. NULL
  * does nothing. */

@@ -1,6 +1,7 @@
 /* test_idx.c -- the IDX loader: small files written here (plain and gzip) load exactly,
- * every bad file gives its status and exact message and leaves the data set empty, and
- * the bundled digits (NABLA_DATA_DIR) load with the expected counts. */
+ * whole or in parts, every bad file gives its status and exact message and leaves the
+ * data set empty, and the bundled digits (NABLA_DATA_DIR) load with the expected counts,
+ * whole and in parts. */
 #define _POSIX_C_SOURCE 200809L /* mkdir, rmdir */
 #include <check.h>
 #include <errno.h>
@@ -835,6 +836,371 @@ START_TEST(test_dir_finds_plain_then_gzip)
 }
 END_TEST
 
+/* ---- Parts --------------------------------------------------------------------------- */
+
+/* Where part p of parts of n examples starts, and how many it holds, written out from the
+ * header's rule rather than taken from the library. */
+static void part_range(size_t p, size_t parts, size_t n, size_t *first, size_t *count)
+{
+	size_t q = n / parts, r = n % parts;
+
+	*first = p * q + (p < r ? p : r);
+	*count = q + (p < r ? 1 : 0);
+}
+
+/* ds is part p of parts of the small data set: the shape, then count examples from
+ * first, each with its scaled pixels, label and one-hot row; an empty part has no arrays. */
+static void expect_part(const nb_dataset *ds, size_t p, size_t parts)
+{
+	size_t first, count, f = ROWS * COLS;
+
+	part_range(p, parts, N, &first, &count);
+	ck_assert_uint_eq(ds->n, count);
+	ck_assert_uint_eq(ds->rows, ROWS);
+	ck_assert_uint_eq(ds->cols, COLS);
+	ck_assert_uint_eq(ds->features, f);
+	ck_assert_uint_eq(ds->classes, 10);
+	if (count == 0) {
+		ck_assert_ptr_null(ds->x);
+		ck_assert_ptr_null(ds->y);
+		ck_assert_ptr_null(ds->label);
+		return;
+	}
+	ck_assert_uint_eq(first_bad_pixel(ds->x, pixels + first * f, count * f), count * f);
+	for (size_t i = 0; i < count; i++) {
+		ck_assert_uint_eq(ds->label[i], labels[first + i]);
+		for (size_t c = 0; c < 10; c++)
+			ck_assert_double_eq(ds->y[i * 10 + c], c == labels[first + i] ? 1.0 : 0.0);
+	}
+}
+
+/* Loading part p of parts fails with this status and message, ds is left empty, and a
+ * NULL msg is fine. */
+static void expect_part_fail(const char *im, const char *lb, size_t p, size_t parts,
+                             const nb_load_opts *opts, int status, const char *text)
+{
+	nb_dataset ds;
+	char msg[NB_MSG_MAX] = "";
+
+	scribble(&ds);
+	ck_assert_str_eq(nb_status_name(nb_dataset_load_idx_part(im, lb, p, parts, opts, &ds,
+	                                                         msg)),
+	                 nb_status_name(status));
+	ck_assert_str_eq(msg, text);
+	expect_zeroed(&ds);
+	scribble(&ds);
+	ck_assert_int_eq(nb_dataset_load_idx_part(im, lb, p, parts, opts, &ds, NULL), status);
+	expect_zeroed(&ds);
+}
+
+/* Part p of parts loads, holding what expect_part() says. */
+static void expect_part_loads(const char *im, const char *lb, size_t p, size_t parts)
+{
+	char msg[NB_MSG_MAX] = "";
+	nb_dataset ds;
+
+	scribble(&ds);
+	ck_assert_msg(nb_dataset_load_idx_part(im, lb, p, parts, NULL, &ds, msg) == NB_OK,
+	              "part %zu of %zu: %s", p, parts, msg);
+	expect_part(&ds, p, parts);
+	nb_dataset_free(&ds);
+}
+
+/* Every part of 1 to 5 parts holds its examples (of 3: parts 3 and 4 of 5 are empty), the
+ * parts in order are the whole load, and each part gives back all it took. _i: bit 0
+ * compresses the images, bit 1 the labels. */
+START_TEST(test_parts_are_the_whole_file)
+{
+	const char *im = TMP("parts_images"), *lb = TMP("parts_labels");
+	size_t f = ROWS * COLS;
+	nb_dataset whole;
+
+	write_good(im, _i & 1, lb, _i & 2);
+	ck_assert_int_eq(nb_dataset_load_idx(im, lb, &whole, NULL), NB_OK);
+	for (size_t parts = 1; parts <= 5; parts++) {
+		size_t next = 0;
+
+		for (size_t p = 0; p < parts; p++) {
+			count_alloc c = { 0 };
+			nb_load_opts opts = { .alloc = count_alloc_fn, .alloc_ud = &c };
+			char msg[NB_MSG_MAX] = "";
+			nb_dataset ds;
+
+			scribble(&ds);
+			ck_assert_msg(nb_dataset_load_idx_part(im, lb, p, parts, &opts, &ds, msg) ==
+			              NB_OK, "part %zu of %zu: %s", p, parts, msg);
+			expect_part(&ds, p, parts);
+			if (ds.n > 0) {
+				ck_assert_mem_eq(ds.x, whole.x + next * f, ds.n * f * sizeof *ds.x);
+				ck_assert_mem_eq(ds.y, whole.y + next * 10, ds.n * 10 * sizeof *ds.y);
+				ck_assert_mem_eq(ds.label, whole.label + next, ds.n);
+			}
+			next += ds.n;
+			nb_dataset_free(&ds);
+			ck_assert_uint_eq(c.bytes_in_use, 0);
+			ck_assert_uint_eq(c.allocs, c.frees);
+		}
+		ck_assert_uint_eq(next, N);
+	}
+	nb_dataset_free(&whole);
+	remove2(im, lb);
+}
+END_TEST
+
+/* Part 0 of 1 is the whole file, through either entry point. */
+START_TEST(test_part_0_of_1_is_the_whole_load)
+{
+	const char *im = TMP("part01_images"), *lb = TMP("part01_labels");
+	nb_dataset ds;
+
+	write_good(im, 1, lb, 0);
+	ck_assert_int_eq(nb_dataset_load_idx_part(im, lb, 0, 1, NULL, &ds, NULL), NB_OK);
+	expect_good(&ds);
+	nb_dataset_free(&ds);
+	remove2(im, lb);
+}
+END_TEST
+
+/* Each pixel of the large file of 2 images of 150 x 150 (22,500 bytes each, more than one
+ * read chunk): part 1 of 2 starts past the first chunk, so a plain file is seeked. */
+START_TEST(test_part_past_the_first_chunk)
+{
+	const char *im = TMP("bigpart_images"), *lb = TMP("bigpart_labels");
+	const uint32_t n = 2, side = 150;
+	size_t len = 16 + (size_t)n * side * side, f = (size_t)side * side;
+	unsigned char *b = malloc(len), lab[16];
+	nb_dataset ds;
+
+	ck_assert_ptr_nonnull(b);
+	image_bytes(b, 0x803, n, side, side, NULL);
+	for (size_t i = 16; i < len; i++)
+		b[i] = (unsigned char)(i * 7 % 256);
+	write_file(im, b, len, _i);
+	write_file(lb, lab, label_bytes(lab, 0x801, n, (const unsigned char[]){ 7, 1 }), _i);
+	for (size_t p = 0; p < 2; p++) {
+		ck_assert_int_eq(nb_dataset_load_idx_part(im, lb, p, 2, NULL, &ds, NULL), NB_OK);
+		ck_assert_uint_eq(ds.n, 1);
+		ck_assert_uint_eq(first_bad_pixel(ds.x, b + 16 + p * f, f), f);
+		ck_assert_uint_eq(ds.label[0], p ? 1 : 7);
+		ck_assert_double_eq(ds.y[p ? 1 : 7], 1.0);
+		nb_dataset_free(&ds);
+	}
+	/* Cut short inside the first image: part 1 is truncated where the file ends (a seek
+	 * never goes past it), part 0 too. */
+	write_file(im, b, 20000, _i);
+	expect_part_fail(im, lb, 1, 2, NULL, NB_EFORMAT, "truncated at byte 20000 (image data "
+	                 "of part 1 of 2 needs 45016 bytes): " TMP("bigpart_images"));
+	expect_part_fail(im, lb, 0, 2, NULL, NB_EFORMAT, "truncated at byte 20000 (image data "
+	                 "of part 0 of 2 needs 22516 bytes): " TMP("bigpart_images"));
+	free(b);
+	remove2(im, lb);
+}
+END_TEST
+
+/* A bad part is refused before any file is opened, leaving ds empty. */
+START_TEST(test_bad_part_is_refused)
+{
+	const char *im = TMP("badpart_images"), *lb = TMP("badpart_labels");
+	char text[NB_MSG_MAX];
+
+	remove2(im, lb);
+	expect_part_fail(im, lb, 0, 0, NULL, NB_EINVAL,
+	                 "load_idx_part: parts is 0 (1 or more expected)");
+	expect_part_fail(im, lb, 3, 3, NULL, NB_EINVAL,
+	                 "load_idx_part: part 3 of 3 (0 to 2 expected)");
+	expect_part_fail(im, lb, 1, 1, NULL, NB_EINVAL,
+	                 "load_idx_part: part 1 of 1 (0 to 0 expected)");
+	snprintf(text, sizeof text, "load_idx_part: part %zu of 2 (0 to 1 expected)", SIZE_MAX);
+	expect_part_fail(im, lb, SIZE_MAX, 2, NULL, NB_EINVAL, text);
+}
+END_TEST
+
+static void expect_dir_part_fail(const char *dir, const char *split, size_t p, size_t parts,
+                                 int status, const char *text)
+{
+	nb_dataset ds;
+	char msg[NB_MSG_MAX] = "";
+
+	scribble(&ds);
+	ck_assert_str_eq(nb_status_name(nb_dataset_load_dir_part(dir, split, p, parts, NULL, &ds,
+	                                                         msg)),
+	                 nb_status_name(status));
+	ck_assert_str_eq(msg, text);
+	expect_zeroed(&ds);
+	scribble(&ds);
+	ck_assert_int_eq(nb_dataset_load_dir_part(dir, split, p, parts, NULL, &ds, NULL), status);
+	expect_zeroed(&ds);
+}
+
+START_TEST(test_dir_bad_part_is_refused)
+{
+	expect_dir_part_fail(".", "train", 0, 0, NB_EINVAL,
+	                     "load_dir_part: parts is 0 (1 or more expected)");
+	expect_dir_part_fail(".", "t10k", 3, 3, NB_EINVAL,
+	                     "load_dir_part: part 3 of 3 (0 to 2 expected)");
+	expect_dir_part_fail(".", "xyz", 0, 1, NB_EINVAL,
+	                     "load_dir_part: split must be \"train\" or \"t10k\", not \"xyz\"");
+}
+END_TEST
+
+START_TEST(test_part_null_arguments)
+{
+	char msg[NB_MSG_MAX] = "";
+
+	expect_part_fail(NULL, "l", 0, 1, NULL, NB_ENULL, "load_idx_part: images is NULL");
+	expect_part_fail("i", NULL, 0, 1, NULL, NB_ENULL, "load_idx_part: labels is NULL");
+	/* NULL pointers are reported before a bad part. */
+	expect_part_fail(NULL, NULL, 0, 0, NULL, NB_ENULL, "load_idx_part: images is NULL");
+	ck_assert_int_eq(nb_dataset_load_idx_part("i", "l", 0, 1, NULL, NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "load_idx_part: ds is NULL");
+	ck_assert_int_eq(nb_dataset_load_idx_part("i", "l", 0, 1, NULL, NULL, NULL), NB_ENULL);
+	expect_dir_part_fail(NULL, "train", 0, 1, NB_ENULL, "load_dir_part: dir is NULL");
+	expect_dir_part_fail(".", NULL, 0, 1, NB_ENULL, "load_dir_part: split is NULL");
+	ck_assert_int_eq(nb_dataset_load_dir_part(".", "train", 0, 1, NULL, NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "load_dir_part: ds is NULL");
+}
+END_TEST
+
+/* A file too short for the part is truncated, at the byte where it ends; a part it holds
+ * whole loads, as nothing after the part is read. _i: 0 plain, 1 gzip. */
+START_TEST(test_part_past_the_end_is_truncated)
+{
+	const char *im = TMP("shortpart_images"), *lb = TMP("shortpart_labels");
+	unsigned char b[BLOB_MAX];
+
+	write_good(im, _i, lb, _i);
+	/* the header claims 3 images, 22 bytes hold the first */
+	write_file(im, b, image_bytes(b, 0x803, N, ROWS, COLS, pixels) - 12, _i);
+	expect_part_fail(im, lb, 2, 3, NULL, NB_EFORMAT, "truncated at byte 22 (image data of "
+	                 "part 2 of 3 needs 34 bytes): " TMP("shortpart_images"));
+	expect_part_fail(im, lb, 1, 3, NULL, NB_EFORMAT, "truncated at byte 22 (image data of "
+	                 "part 1 of 3 needs 28 bytes): " TMP("shortpart_images"));
+	expect_part_loads(im, lb, 0, 3);
+	/* the whole file: the message of nb_dataset_load_idx() */
+	expect_part_fail(im, lb, 0, 1, NULL, NB_EFORMAT, "truncated at byte 22 (image data "
+	                 "needs 34 bytes): " TMP("shortpart_images"));
+	/* 25 bytes: part 1 is cut inside its own pixels */
+	write_file(im, b, image_bytes(b, 0x803, N, ROWS, COLS, pixels) - 9, _i);
+	expect_part_fail(im, lb, 1, 3, NULL, NB_EFORMAT, "truncated at byte 25 (image data of "
+	                 "part 1 of 3 needs 28 bytes): " TMP("shortpart_images"));
+	/* an empty part reads to the end of the file, so it is truncated too */
+	expect_part_fail(im, lb, 4, 5, NULL, NB_EFORMAT, "truncated at byte 25 (image data of "
+	                 "part 4 of 5 needs 34 bytes): " TMP("shortpart_images"));
+	write_good(im, _i, lb, _i);
+	write_file(lb, b, label_bytes(b, 0x801, N, labels) - 2, _i);
+	expect_part_fail(im, lb, 1, 3, NULL, NB_EFORMAT, "truncated at byte 9 (label data of "
+	                 "part 1 of 3 needs 10 bytes): " TMP("shortpart_labels"));
+	expect_part_loads(im, lb, 0, 3);
+	remove2(im, lb);
+}
+END_TEST
+
+/* A label >= 10 in the part is reported at its byte in the file; skipped labels are not
+ * read, so not checked. _i: 0 plain, 1 gzip. */
+START_TEST(test_part_bad_label)
+{
+	const char *im = TMP("labelpart_images"), *lb = TMP("labelpart_labels");
+	unsigned char b[BLOB_MAX];
+
+	write_good(im, _i, lb, _i);
+	write_file(lb, b, label_bytes(b, 0x801, N, (const unsigned char[]){ 3, 10, 9 }), _i);
+	expect_part_fail(im, lb, 1, 3, NULL, NB_EFORMAT,
+	                 "label 10 at byte 9 is not a digit (0..9): " TMP("labelpart_labels"));
+	expect_part_fail(im, lb, 0, 2, NULL, NB_EFORMAT,
+	                 "label 10 at byte 9 is not a digit (0..9): " TMP("labelpart_labels"));
+	expect_part_loads(im, lb, 0, 3);
+	expect_part_loads(im, lb, 2, 3);
+	expect_part_loads(im, lb, 1, 2);
+	expect_part_loads(im, lb, 3, 4);
+	remove2(im, lb);
+}
+END_TEST
+
+/* Only the part that ends the file (the last, or an empty one) reads on to check that
+ * nothing follows the data; the others stop after their last example. */
+START_TEST(test_part_trailing_bytes)
+{
+	const char *im = TMP("trailpart_images"), *lb = TMP("trailpart_labels");
+	unsigned char b[BLOB_MAX];
+	size_t len;
+
+	write_good(im, _i, lb, _i);
+	len = image_bytes(b, 0x803, N, ROWS, COLS, pixels);
+	memcpy(b + len, "abc", 3);
+	write_file(im, b, len + 3, _i);
+	expect_part_fail(im, lb, 2, 3, NULL, NB_EFORMAT,
+	                 "3 unexpected bytes after the data at byte 34: " TMP("trailpart_images"));
+	expect_part_fail(im, lb, 4, 5, NULL, NB_EFORMAT,
+	                 "3 unexpected bytes after the data at byte 34: " TMP("trailpart_images"));
+	expect_part_loads(im, lb, 0, 3);
+	expect_part_loads(im, lb, 1, 3);
+	remove2(im, lb);
+}
+END_TEST
+
+/* The limit counts the part: each example takes 8 (6 + 10) + 1 = 129 bytes, so with a
+ * limit of 129 every part of 3 loads and the whole file does not; part 0 of 2 holds 2. */
+START_TEST(test_limit_is_the_part_size)
+{
+	const char *im = TMP("limitpart_images"), *lb = TMP("limitpart_labels");
+	nb_load_opts opts = { .max_bytes = 129 };
+	nb_dataset ds;
+
+	write_good(im, 0, lb, 1);
+	for (size_t p = 0; p < 3; p++) {
+		ck_assert_int_eq(nb_dataset_load_idx_part(im, lb, p, 3, &opts, &ds, NULL), NB_OK);
+		expect_part(&ds, p, 3);
+		nb_dataset_free(&ds);
+	}
+	ck_assert_int_eq(nb_dataset_load_idx_part(im, lb, 1, 2, &opts, &ds, NULL), NB_OK);
+	expect_part(&ds, 1, 2);
+	nb_dataset_free(&ds);
+	expect_part_fail(im, lb, 0, 2, &opts, NB_EFORMAT, "part 0 of 2 (2 of the 3 images of "
+	                 "2 x 3 at byte 4) would take 258 bytes, over the limit of 129 "
+	                 "(nb_load_opts.max_bytes): " TMP("limitpart_images"));
+	expect_part_fail(im, lb, 0, 1, &opts, NB_EFORMAT, "3 images of 2 x 3 (byte 4) would "
+	                 "take 387 bytes, over the limit of 129 (nb_load_opts.max_bytes): "
+	                 TMP("limitpart_images"));
+	opts.max_bytes = 1;
+	ck_assert_int_eq(nb_dataset_load_idx_part(im, lb, 3, 4, &opts, &ds, NULL), NB_OK);
+	expect_part(&ds, 3, 4);
+	nb_dataset_free(&ds);
+	remove2(im, lb);
+}
+END_TEST
+
+/* A file of no images is refused whatever the part, as by the whole-file loaders. */
+START_TEST(test_part_of_an_empty_file_is_refused)
+{
+	const char *im = TMP("emptypart_images"), *lb = TMP("emptypart_labels");
+	unsigned char b[BLOB_MAX];
+
+	write_plain(im, b, image_bytes(b, 0x803, 0, ROWS, COLS, NULL));
+	write_plain(lb, b, label_bytes(b, 0x801, 0, labels));
+	expect_part_fail(im, lb, 0, 2, NULL, NB_EFORMAT,
+	                 "absurd dimensions 0 x 2 x 3 at byte 4: " TMP("emptypart_images"));
+	remove2(im, lb);
+}
+END_TEST
+
+/* Through a directory, each part of 2 (the images compressed, the labels plain). */
+START_TEST(test_dir_parts)
+{
+	nb_dataset ds;
+
+	remove_dir();
+	ck_assert_int_eq(mkdir(DIR, 0755), 0);
+	write_good(DIR_IM("train", ".gz"), 1, DIR_LB("train", ""), 0);
+	for (size_t p = 0; p < 2; p++) {
+		ck_assert_int_eq(nb_dataset_load_dir_part(DIR, "train", p, 2, NULL, &ds, NULL),
+		                 NB_OK);
+		expect_part(&ds, p, 2);
+		nb_dataset_free(&ds);
+	}
+	remove_dir();
+}
+END_TEST
+
 /* ---- Running out of memory ------------------------------------------------------- */
 
 /* Load with allocation number k + 1 failing (k = 0, 1, ...), through load_idx or, when
@@ -888,6 +1254,41 @@ START_TEST(test_every_allocation_failure_is_reported)
 	ck_assert_uint_eq(c.allocs, c.frees);
 	remove2(im, lb);
 	remove_dir();
+}
+END_TEST
+
+/* A part's load takes the allocations of a whole file's, and an empty part only zlib's;
+ * each fails in turn as there. _i: bit 0 compresses both files, bit 1 loads the empty
+ * part 3 of 4 rather than part 1 of 2. */
+START_TEST(test_part_allocation_failures)
+{
+	const char *im = TMP("oompart_images"), *lb = TMP("oompart_labels");
+	size_t p = _i & 2 ? 3 : 1, parts = _i & 2 ? 4 : 2, k;
+	count_alloc c;
+	nb_load_opts opts = { .alloc = count_alloc_fn, .alloc_ud = &c };
+	char msg[NB_MSG_MAX];
+	nb_dataset ds;
+	int s;
+
+	write_good(im, _i & 1, lb, _i & 1);
+	for (k = 0;; k++) {
+		c = (count_alloc){ .fail_at = k + 1 };
+		scribble(&ds);
+		if ((s = nb_dataset_load_idx_part(im, lb, p, parts, &opts, &ds, msg)) == NB_OK)
+			break;
+		ck_assert_msg(s == NB_ENOMEM, "allocation %zu: %s: %s", k, nb_status_name(s), msg);
+		ck_assert_msg(strstr(msg, "out of memory") != NULL, "allocation %zu: %s", k, msg);
+		expect_zeroed(&ds);
+		ck_assert_uint_eq(c.bytes_in_use, 0);
+		ck_assert_uint_eq(c.allocs, c.frees);
+	}
+	/* pixels, x, labels, y; zlib's state and window for each gzip file */
+	ck_assert_uint_eq(k, (_i & 2 ? 0 : 4) + (_i & 1 ? 4 : 0));
+	expect_part(&ds, p, parts);
+	nb_dataset_free(&ds);
+	ck_assert_uint_eq(c.bytes_in_use, 0);
+	ck_assert_uint_eq(c.allocs, c.frees);
+	remove2(im, lb);
 }
 END_TEST
 
@@ -952,12 +1353,44 @@ START_TEST(test_bundled_data_loads)
 }
 END_TEST
 
+/* The training digits in 3 parts: 2667, 2667 and 2666 of the 8000, each the whole load's
+ * examples from where the part before it ended (part 1 starts at example 2667). */
+START_TEST(test_bundled_data_in_parts)
+{
+	const char *dir = getenv("NABLA_DATA_DIR");
+	const size_t counts[3] = { 2667, 2667, 2666 }, f = 784;
+	char msg[NB_MSG_MAX] = "";
+	nb_dataset whole, ds;
+	size_t next = 0;
+
+	ck_assert_msg(dir != NULL, "NABLA_DATA_DIR is unset: run through make check, or set it "
+	              "to the data/mnist-10k directory of the source tree");
+	ck_assert_msg(nb_dataset_load_dir(dir, "train", &whole, msg) == NB_OK, "%s", msg);
+	for (size_t p = 0; p < 3; p++) {
+		ck_assert_msg(nb_dataset_load_dir_part(dir, "train", p, 3, NULL, &ds, msg) == NB_OK,
+		              "part %zu: %s", p, msg);
+		ck_assert_uint_eq(ds.n, counts[p]);
+		ck_assert_uint_eq(ds.features, f);
+		if (p == 1)
+			ck_assert_mem_eq(ds.x, whole.x + 2667 * f, f * sizeof *ds.x);
+		ck_assert_mem_eq(ds.x, whole.x + next * f, ds.n * f * sizeof *ds.x);
+		ck_assert_mem_eq(ds.y, whole.y + next * 10, ds.n * 10 * sizeof *ds.y);
+		ck_assert_mem_eq(ds.label, whole.label + next, ds.n);
+		next += ds.n;
+		nb_dataset_free(&ds);
+	}
+	ck_assert_uint_eq(next, whole.n);
+	nb_dataset_free(&whole);
+}
+END_TEST
+
 static Suite *idx_suite(void)
 {
 	Suite *s = suite_create("idx");
 	TCase *good = tcase_create("good files");
 	TCase *bad = tcase_create("bad files");
 	TCase *args = tcase_create("arguments and directories");
+	TCase *parts = tcase_create("parts");
 	TCase *data = tcase_create("bundled data");
 
 	tcase_add_loop_test(good, test_good_pair_loads, 0, 4);
@@ -990,12 +1423,27 @@ static Suite *idx_suite(void)
 	tcase_add_test(args, test_dir_missing_files);
 	tcase_add_test(args, test_dir_finds_plain_then_gzip);
 	tcase_add_loop_test(args, test_every_allocation_failure_is_reported, 0, 5);
+	tcase_add_loop_test(parts, test_parts_are_the_whole_file, 0, 4);
+	tcase_add_test(parts, test_part_0_of_1_is_the_whole_load);
+	tcase_add_loop_test(parts, test_part_past_the_first_chunk, 0, 2);
+	tcase_add_test(parts, test_bad_part_is_refused);
+	tcase_add_test(parts, test_dir_bad_part_is_refused);
+	tcase_add_test(parts, test_part_null_arguments);
+	tcase_add_loop_test(parts, test_part_past_the_end_is_truncated, 0, 2);
+	tcase_add_loop_test(parts, test_part_bad_label, 0, 2);
+	tcase_add_loop_test(parts, test_part_trailing_bytes, 0, 2);
+	tcase_add_test(parts, test_limit_is_the_part_size);
+	tcase_add_test(parts, test_part_of_an_empty_file_is_refused);
+	tcase_add_test(parts, test_dir_parts);
+	tcase_add_loop_test(parts, test_part_allocation_failures, 0, 4);
 	/* 10,000 digits through zlib are slow under valgrind only. */
 	tcase_set_timeout(data, 120);
 	tcase_add_loop_test(data, test_bundled_data_loads, 0, 2);
+	tcase_add_test(data, test_bundled_data_in_parts);
 	suite_add_tcase(s, good);
 	suite_add_tcase(s, bad);
 	suite_add_tcase(s, args);
+	suite_add_tcase(s, parts);
 	suite_add_tcase(s, data);
 	return s;
 }

@@ -19,8 +19,8 @@
  *     (test_reference_rejects_bad_argument; delta entries: test_reference_skips_null_delta_entry);
  *     nb_bp_reference_opts, the same and opts (NULL: the defaults): test_bp
  *     (test_opts_rejects_bad_argument, test_opts_defaults_are_bp_reference)
- *   data sets: test_idx (test_null_arguments, test_free_null_and_zeroed_is_safe), and
- *     below for the _opts loaders
+ *   data sets: test_idx (test_null_arguments, test_part_null_arguments,
+ *     test_free_null_and_zeroed_is_safe), and below for the _opts and _part loaders
  *   networks: test_net (test_new_rejects_null, test_bad_data), model files: test_model
  *     (test_null_arguments_are_rejected, test_msg_may_be_null), and below for
  *     nb_net_load_opts; tensor files (every function, every pointer, a tensor's name and
@@ -385,6 +385,20 @@ START_TEST(test_dataset_loads_all_null)
 	ck_assert_str_eq(msg, "load_dir: split is NULL");
 	ck_assert_int_eq(nb_dataset_load_dir_opts(".", "train", NULL, NULL, msg), NB_ENULL);
 	ck_assert_str_eq(msg, "load_dir: ds is NULL");
+	ck_assert_int_eq(nb_dataset_load_idx_part(NULL, NULL, 0, 1, NULL, NULL, NULL), NB_ENULL);
+	ck_assert_int_eq(nb_dataset_load_idx_part(NULL, NULL, 0, 1, NULL, NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "load_idx_part: images is NULL");
+	ck_assert_int_eq(nb_dataset_load_idx_part("i", NULL, 0, 1, NULL, NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "load_idx_part: labels is NULL");
+	ck_assert_int_eq(nb_dataset_load_idx_part("i", "l", 0, 1, NULL, NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "load_idx_part: ds is NULL");
+	ck_assert_int_eq(nb_dataset_load_dir_part(NULL, NULL, 0, 1, NULL, NULL, NULL), NB_ENULL);
+	ck_assert_int_eq(nb_dataset_load_dir_part(NULL, NULL, 0, 1, NULL, NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "load_dir_part: dir is NULL");
+	ck_assert_int_eq(nb_dataset_load_dir_part(".", NULL, 0, 1, NULL, NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "load_dir_part: split is NULL");
+	ck_assert_int_eq(nb_dataset_load_dir_part(".", "train", 0, 1, NULL, NULL, msg), NB_ENULL);
+	ck_assert_str_eq(msg, "load_dir_part: ds is NULL");
 }
 END_TEST
 
@@ -402,6 +416,14 @@ START_TEST(test_dataset_null_options_are_the_defaults)
 	ck_assert_ptr_null(ds.x);
 	ck_assert_int_eq(nb_dataset_load_dir_opts("test_null_no_such_dir", "t10k", &opts, &ds,
 	                                          msg), NB_EIO);
+	ck_assert_str_eq(msg, "cannot open: No such file or directory: "
+	                 "test_null_no_such_dir/t10k-images-idx3-ubyte[.gz]");
+	ck_assert_ptr_null(ds.x);
+	ck_assert_int_eq(nb_dataset_load_idx_part("test_null_no_such_file", "l", 1, 2, NULL, &ds,
+	                                          msg), NB_EIO);
+	ck_assert_str_eq(msg, "cannot open: No such file or directory: test_null_no_such_file");
+	ck_assert_int_eq(nb_dataset_load_dir_part("test_null_no_such_dir", "t10k", 1, 2, &opts,
+	                                          &ds, msg), NB_EIO);
 	ck_assert_str_eq(msg, "cannot open: No such file or directory: "
 	                 "test_null_no_such_dir/t10k-images-idx3-ubyte[.gz]");
 	ck_assert_ptr_null(ds.x);

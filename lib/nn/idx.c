@@ -9,7 +9,13 @@
  * What a load allocates is bounded twice: by the caller's limit (nb_load_opts.max_bytes),
  * checked against the image header before any data is read, and by the data a file
  * really holds, since arrays grow as bytes arrive rather than to what a header claims.
- * Every allocation, zlib's included, goes through the caller's allocator. */
+ * Every allocation, zlib's included, goes through the caller's allocator.
+ *
+ * A load may take one part of a file's examples (each process of a data-parallel run
+ * its own), and a whole file is part 0 of 1, so every load takes the same path: skip
+ * the examples before the part (zfile.c seeks over them in a plain file), read the
+ * part's, and, only in the part that ends the file, read on to check that the file ends
+ * there. Limits and arrays count the part's examples, messages give offsets in the file. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <assert.h>
@@ -33,22 +39,28 @@
 #define IDX_MAX_SIDE 4096u
 #define IDX_MAX_COUNT 100000000u
 #define IDX_CLASSES 10
+/* Room for what a part's data is called: "label data of part P of PARTS". */
+#define IDX_NAME_MAX 80
 /* Bytes read at a time, and the first size of a growing array. */
 #define IDX_CHUNK NB_ZFILE_CHUNK
 
 /* The caller's choices for one load (nb_load_opts with the defaults filled in). */
 struct idx_load {
+	const char *fn;         /* the public function, for messages about arguments */
+	size_t part, parts;     /* 0 and 1 for a whole file */
 	nb_alloc_fn alloc;
 	void *ud;
 	size_t max_bytes;
 	char *msg;
 };
 
-/* What a load builds: the shape from the image header, the pixels as bytes while they
- * arrive (bytes_cap of them allocated), then x; the labels (label_cap allocated), then y.
- * It becomes the caller's nb_dataset only when everything is read and checked. */
+/* What a load builds: the shape from the image header, the part (count examples from
+ * example first, of the file's n), the part's pixels as bytes while they arrive
+ * (bytes_cap of them allocated), then x; its labels (label_cap allocated), then y. It
+ * becomes the caller's nb_dataset only when everything is read and checked. */
 struct idx_data {
 	size_t n, rows, cols, features;
+	size_t first, count;
 	unsigned char *bytes;
 	size_t bytes_cap;
 	double *x;
@@ -78,8 +90,15 @@ static void release(const struct idx_load *ld, void *p, size_t size)
 
 /* ---- Reading bytes ----------------------------------------------------------------- */
 
-/* Read exactly n bytes into buf. A file that ends first is truncated: the message says
- * where, and that what (a header, the data) needs need bytes in all. */
+/* A file that ends before need bytes: the message says where, and that what (a header,
+ * the data) needs need bytes in all. */
+static int truncated(struct nb_zfile *f, const char *what, size_t need)
+{
+	return file_fail(f, NB_EFORMAT, "truncated at byte %zu (%s needs %zu bytes)", f->off,
+	                 what, need);
+}
+
+/* Read exactly n bytes into buf; a file that ends first is truncated. */
 static int idx_read(struct nb_zfile *f, unsigned char *buf, size_t n, const char *what,
                     size_t need)
 {
@@ -90,13 +109,23 @@ static int idx_read(struct nb_zfile *f, unsigned char *buf, size_t n, const char
 		if (s != NB_OK)
 			return s;
 		if (got == 0)
-			return file_fail(f, NB_EFORMAT,
-			                 "truncated at byte %zu (%s needs %zu bytes)", f->off,
-			                 what, need);
+			return truncated(f, what, need);
 		buf += got;
 		n -= got;
 	}
 	return NB_OK;
+}
+
+/* Pass over n bytes without keeping them; a file that ends first is truncated, at the
+ * byte where it ends (nn__zfile_skip() never seeks past it). */
+static int idx_skip(struct nb_zfile *f, size_t n, const char *what, size_t need)
+{
+	size_t skipped;
+	int s = nn__zfile_skip(f, n, &skipped);
+
+	if (s == NB_OK && skipped < n)
+		return truncated(f, what, need);
+	return s;
 }
 
 /* The file must end where the data does. Reading to the end also checks a gzip stream's
@@ -152,16 +181,57 @@ static int dims_ok(uint32_t n, uint32_t rows, uint32_t cols)
 	return (size_t)rows * cols <= SIZE_MAX / sizeof(double) / n;
 }
 
-/* The bytes of the data set the header describes: x, y and label. dims_ok() bounds n to
- * 10^8 and a side to 4096, so this fits in 64 bits. */
+/* The bytes of the part's data set: x, y and label. dims_ok() bounds n to 10^8 and a
+ * side to 4096, so this fits in 64 bits. */
 static uint64_t dataset_bytes(const struct idx_data *d)
 {
 	uint64_t per_image = sizeof(double) * ((uint64_t)d->features + IDX_CLASSES) + 1;
 
-	return (uint64_t)d->n * per_image;
+	return (uint64_t)d->count * per_image;
 }
 
-/* Read and check an image header, including against the caller's limit. */
+/* Part p of P takes n / P examples, one more when p < n % P, after those of the parts
+ * before it: sizes differ by at most one and the parts, in order, are the file. */
+static void part_bounds(const struct idx_load *ld, struct idx_data *d)
+{
+	size_t q = d->n / ld->parts, r = d->n % ld->parts;
+
+	d->first = ld->part * q + (ld->part < r ? ld->part : r);
+	d->count = q + (ld->part < r);
+}
+
+/* Whether the part's data ends where the file's does. */
+static int ends_file(const struct idx_data *d)
+{
+	return d->first + d->count == d->n;
+}
+
+/* The limit is the part's: a message about a part says which, and of how many images. */
+static int over_limit(struct nb_zfile *f, const struct idx_load *ld, const struct idx_data *d)
+{
+	if (ld->parts == 1)
+		return file_fail(f, NB_EFORMAT, "%zu images of %zu x %zu (byte 4) would take %"
+		                 PRIu64 " bytes, over the limit of %zu (nb_load_opts.max_bytes)",
+		                 d->n, d->rows, d->cols, dataset_bytes(d), ld->max_bytes);
+	return file_fail(f, NB_EFORMAT, "part %zu of %zu (%zu of the %zu images of %zu x %zu "
+	                 "at byte 4) would take %" PRIu64 " bytes, over the limit of %zu "
+	                 "(nb_load_opts.max_bytes)", ld->part, ld->parts, d->count, d->n,
+	                 d->rows, d->cols, dataset_bytes(d), ld->max_bytes);
+}
+
+/* What the data of a part is called in messages about truncation: kind ("image data")
+ * for a whole file, "image data of part 1 of 3" for a part. */
+static const char *data_name(const struct idx_load *ld, const char *kind,
+                             char name[IDX_NAME_MAX])
+{
+	if (ld->parts == 1)
+		return kind;
+	snprintf(name, IDX_NAME_MAX, "%s of part %zu of %zu", kind, ld->part, ld->parts);
+	return name;
+}
+
+/* Read and check an image header, including the part's size against the caller's
+ * limit. */
 static int read_image_header(struct nb_zfile *f, const struct idx_load *ld, struct idx_data *d)
 {
 	unsigned char b[12];
@@ -182,10 +252,9 @@ static int read_image_header(struct nb_zfile *f, const struct idx_load *ld, stru
 	d->rows = rows;
 	d->cols = cols;
 	d->features = (size_t)rows * cols;
+	part_bounds(ld, d);
 	if (dataset_bytes(d) > ld->max_bytes)
-		return file_fail(f, NB_EFORMAT, "%zu images of %zu x %zu (byte 4) would take %"
-		                 PRIu64 " bytes, over the limit of %zu (nb_load_opts.max_bytes)",
-		                 d->n, d->rows, d->cols, dataset_bytes(d), ld->max_bytes);
+		return over_limit(f, ld, d);
 	return NB_OK;
 }
 
@@ -235,29 +304,37 @@ static int grow(struct nb_zfile *f, const struct idx_load *ld, unsigned char **p
 	return NB_OK;
 }
 
-/* Read the n * features pixel bytes, growing d->bytes as they arrive. */
+/* Skip the pixels of the examples before the part, then read the part's count *
+ * features bytes, growing d->bytes as they arrive. Only the part that ends the file
+ * reads on to check its end: another stops where its data does, so that it reads no
+ * more of the file than it needs. */
 static int read_pixels(struct nb_zfile *f, const struct idx_load *ld, struct idx_data *d)
 {
-	size_t total = d->n * d->features, need = IDX_IMAGE_HEADER + total;
+	size_t skip = d->first * d->features, total = d->count * d->features;
+	size_t need = IDX_IMAGE_HEADER + skip + total;
+	char name[IDX_NAME_MAX];
+	const char *what = data_name(ld, "image data", name);
+	int s = idx_skip(f, skip, what, need);
 
-	for (size_t done = 0; done < total;) {
-		size_t k = total - done < IDX_CHUNK ? total - done : IDX_CHUNK;
-		int s = grow(f, ld, &d->bytes, &d->bytes_cap, done, done + k, total, "pixels");
-
+	for (size_t done = 0, k; s == NB_OK && done < total; done += k) {
+		k = total - done < IDX_CHUNK ? total - done : IDX_CHUNK;
+		s = grow(f, ld, &d->bytes, &d->bytes_cap, done, done + k, total, "pixels");
 		if (s == NB_OK)
-			s = idx_read(f, d->bytes + done, k, "image data", need);
-		if (s != NB_OK)
-			return s;
-		done += k;
+			s = idx_read(f, d->bytes + done, k, what, need);
 	}
-	return idx_expect_end(f);
+	if (s == NB_OK && ends_file(d))
+		s = idx_expect_end(f);
+	return s;
 }
 
-/* Once every pixel is there, x: each byte scaled to [0, 1]. The bytes are freed. */
+/* Once every pixel is there, x: each byte scaled to [0, 1]. The bytes are freed. An
+ * empty part has neither (an allocation of 0 bytes might be NULL). */
 static int scale_pixels(struct nb_zfile *f, const struct idx_load *ld, struct idx_data *d)
 {
-	size_t total = d->n * d->features;
+	size_t total = d->count * d->features;
 
+	if (total == 0)
+		return NB_OK;
 	d->x = ld->alloc(ld->ud, NULL, 0, total * sizeof *d->x);
 	if (!d->x)
 		return file_fail(f, NB_ENOMEM, "out of memory (%zu bytes for the images)",
@@ -270,41 +347,46 @@ static int scale_pixels(struct nb_zfile *f, const struct idx_load *ld, struct id
 	return NB_OK;
 }
 
-/* Read the n labels, growing d->label as they arrive, and check that each is a digit. */
+/* Skip the labels before the part, read the part's count, growing d->label as they
+ * arrive, and check that each is a digit; as for the pixels, only the part that ends the
+ * file checks its end. Skipped labels are not checked: they are not read. */
 static int read_labels(struct nb_zfile *f, const struct idx_load *ld, struct idx_data *d)
 {
-	size_t need = IDX_LABEL_HEADER + d->n;
+	size_t need = IDX_LABEL_HEADER + d->first + d->count;
+	char name[IDX_NAME_MAX];
+	const char *what = data_name(ld, "label data", name);
+	int s = idx_skip(f, d->first, what, need);
 
-	for (size_t done = 0; done < d->n;) {
-		size_t k = d->n - done < IDX_CHUNK ? d->n - done : IDX_CHUNK;
-		int s = grow(f, ld, &d->label, &d->label_cap, done, done + k, d->n, "labels");
-
+	for (size_t done = 0, k; s == NB_OK && done < d->count; done += k) {
+		k = d->count - done < IDX_CHUNK ? d->count - done : IDX_CHUNK;
+		s = grow(f, ld, &d->label, &d->label_cap, done, done + k, d->count, "labels");
 		if (s == NB_OK)
-			s = idx_read(f, d->label + done, k, "label data", need);
-		if (s != NB_OK)
-			return s;
-		done += k;
+			s = idx_read(f, d->label + done, k, what, need);
 	}
-	for (size_t i = 0; i < d->n; i++) {
+	for (size_t i = 0; s == NB_OK && i < d->count; i++) {
 		if (d->label[i] >= IDX_CLASSES)
 			return file_fail(f, NB_EFORMAT,
 			                 "label %u at byte %zu is not a digit (0..9)", d->label[i],
-			                 IDX_LABEL_HEADER + i);
+			                 IDX_LABEL_HEADER + d->first + i);
 	}
-	return idx_expect_end(f);
+	if (s == NB_OK && ends_file(d))
+		s = idx_expect_end(f);
+	return s;
 }
 
 /* Once every label is there, y: one one-hot row per label. */
 static int one_hot(struct nb_zfile *f, const struct idx_load *ld, struct idx_data *d)
 {
-	size_t size = d->n * IDX_CLASSES * sizeof *d->y;
+	size_t size = d->count * IDX_CLASSES * sizeof *d->y;
 
+	if (size == 0)
+		return NB_OK;
 	d->y = ld->alloc(ld->ud, NULL, 0, size);
 	if (!d->y)
 		return file_fail(f, NB_ENOMEM, "out of memory (%zu bytes for the one-hot labels)",
 		                 size);
 	memset(d->y, 0, size);
-	for (size_t i = 0; i < d->n; i++)
+	for (size_t i = 0; i < d->count; i++)
 		d->y[i * IDX_CLASSES + d->label[i]] = 1.0;
 	return NB_OK;
 }
@@ -336,28 +418,42 @@ static int load(struct nb_zfile *im, struct nb_zfile *lb, const char *labels,
 static void free_data(const struct idx_load *ld, struct idx_data *d)
 {
 	release(ld, d->bytes, d->bytes_cap);
-	release(ld, d->x, d->n * d->features * sizeof *d->x);
+	release(ld, d->x, d->count * d->features * sizeof *d->x);
 	release(ld, d->label, d->label_cap);
-	release(ld, d->y, d->n * IDX_CLASSES * sizeof *d->y);
+	release(ld, d->y, d->count * IDX_CLASSES * sizeof *d->y);
 }
 
-/* The data set, every array full: grow() stopped each at exactly its size. */
+/* The data set, every array full: grow() stopped each at exactly its size. An empty
+ * part keeps the file's shape, with no arrays. */
 static void commit(const struct idx_load *ld, const struct idx_data *d, nb_dataset *ds)
 {
-	assert(d->bytes == NULL && d->label_cap == d->n);
+	assert(d->bytes == NULL && d->label_cap == d->count);
 	*ds = (nb_dataset){
-		.n = d->n, .rows = d->rows, .cols = d->cols, .features = d->features,
+		.n = d->count, .rows = d->rows, .cols = d->cols, .features = d->features,
 		.classes = IDX_CLASSES, .x = d->x, .y = d->y, .label = d->label,
 		.alloc = ld->alloc, .alloc_ud = ld->ud,
 	};
 }
 
-static struct idx_load load_options(const nb_load_opts *opts, char *msg)
+/* The choices of one load by public function fn, of part part of parts. */
+static struct idx_load load_options(const char *fn, size_t part, size_t parts,
+                                    const nb_load_opts *opts, char *msg)
 {
-	struct idx_load ld = { .msg = msg };
+	struct idx_load ld = { .fn = fn, .part = part, .parts = parts, .msg = msg };
 
 	nn__load_settings(opts, &ld.alloc, &ld.ud, &ld.max_bytes);
 	return ld;
+}
+
+static int check_part(const struct idx_load *ld)
+{
+	if (ld->parts == 0)
+		return nn__msg_fail(ld->msg, NB_EINVAL, "%s: parts is 0 (1 or more expected)",
+		                    ld->fn);
+	if (ld->part >= ld->parts)
+		return nn__msg_fail(ld->msg, NB_EINVAL, "%s: part %zu of %zu (0 to %zu expected)",
+		                    ld->fn, ld->part, ld->parts, ld->parts - 1);
+	return NB_OK;
 }
 
 static int load_idx(const char *images, const char *labels, const struct idx_load *ld,
@@ -379,20 +475,39 @@ static int load_idx(const char *images, const char *labels, const struct idx_loa
 	return s;
 }
 
-int nb_dataset_load_idx_opts(const char *images, const char *labels,
-                             const nb_load_opts *opts, nb_dataset *ds, char msg[NB_MSG_MAX])
+/* Both loaders of a pair of files, the whole-file one as part 0 of 1. */
+static int load_idx_checked(const char *images, const char *labels,
+                            const struct idx_load *ld, nb_dataset *ds)
 {
-	struct idx_load ld = load_options(opts, msg);
+	int s;
 
 	if (ds)
 		memset(ds, 0, sizeof *ds);
 	if (!images)
-		return nn__msg_fail(msg, NB_ENULL, "load_idx: images is NULL");
+		return nn__msg_fail(ld->msg, NB_ENULL, "%s: images is NULL", ld->fn);
 	if (!labels)
-		return nn__msg_fail(msg, NB_ENULL, "load_idx: labels is NULL");
+		return nn__msg_fail(ld->msg, NB_ENULL, "%s: labels is NULL", ld->fn);
 	if (!ds)
-		return nn__msg_fail(msg, NB_ENULL, "load_idx: ds is NULL");
-	return load_idx(images, labels, &ld, ds);
+		return nn__msg_fail(ld->msg, NB_ENULL, "%s: ds is NULL", ld->fn);
+	if ((s = check_part(ld)) != NB_OK)
+		return s;
+	return load_idx(images, labels, ld, ds);
+}
+
+int nb_dataset_load_idx_part(const char *images, const char *labels, size_t part, size_t parts,
+                             const nb_load_opts *opts, nb_dataset *ds, char msg[NB_MSG_MAX])
+{
+	struct idx_load ld = load_options("load_idx_part", part, parts, opts, msg);
+
+	return load_idx_checked(images, labels, &ld, ds);
+}
+
+int nb_dataset_load_idx_opts(const char *images, const char *labels,
+                             const nb_load_opts *opts, nb_dataset *ds, char msg[NB_MSG_MAX])
+{
+	struct idx_load ld = load_options("load_idx", 0, 1, opts, msg);
+
+	return load_idx_checked(images, labels, &ld, ds);
 }
 
 int nb_dataset_load_idx(const char *images, const char *labels, nb_dataset *ds, char msg[NB_MSG_MAX])
@@ -439,7 +554,7 @@ static int load_split(const char *dir, const char *split, const struct idx_load 
 	if (im)
 		lb = ld->alloc(ld->ud, NULL, 0, size);
 	if (!lb)
-		s = nn__msg_fail(ld->msg, NB_ENOMEM, "load_dir: out of memory");
+		s = nn__msg_fail(ld->msg, NB_ENOMEM, "%s: out of memory", ld->fn);
 	if (s == NB_OK)
 		s = find_file(im, size, dir, split, "images-idx3-ubyte", ld->msg);
 	if (s == NB_OK)
@@ -451,23 +566,43 @@ static int load_split(const char *dir, const char *split, const struct idx_load 
 	return s;
 }
 
-int nb_dataset_load_dir_opts(const char *dir, const char *split, const nb_load_opts *opts,
-                             nb_dataset *ds, char msg[NB_MSG_MAX])
+/* Both loaders of a directory, the whole-split one as part 0 of 1. */
+static int load_dir_checked(const char *dir, const char *split, const struct idx_load *ld,
+                            nb_dataset *ds)
 {
-	struct idx_load ld = load_options(opts, msg);
+	int s;
 
 	if (ds)
 		memset(ds, 0, sizeof *ds);
 	if (!dir)
-		return nn__msg_fail(msg, NB_ENULL, "load_dir: dir is NULL");
+		return nn__msg_fail(ld->msg, NB_ENULL, "%s: dir is NULL", ld->fn);
 	if (!split)
-		return nn__msg_fail(msg, NB_ENULL, "load_dir: split is NULL");
+		return nn__msg_fail(ld->msg, NB_ENULL, "%s: split is NULL", ld->fn);
 	if (!ds)
-		return nn__msg_fail(msg, NB_ENULL, "load_dir: ds is NULL");
+		return nn__msg_fail(ld->msg, NB_ENULL, "%s: ds is NULL", ld->fn);
 	if (strcmp(split, "train") != 0 && strcmp(split, "t10k") != 0)
-		return nn__msg_fail(msg, NB_EINVAL,
-		            "load_dir: split must be \"train\" or \"t10k\", not \"%s\"", split);
-	return load_split(dir, split, &ld, ds);
+		return nn__msg_fail(ld->msg, NB_EINVAL,
+		                    "%s: split must be \"train\" or \"t10k\", not \"%s\"", ld->fn,
+		                    split);
+	if ((s = check_part(ld)) != NB_OK)
+		return s;
+	return load_split(dir, split, ld, ds);
+}
+
+int nb_dataset_load_dir_part(const char *dir, const char *split, size_t part, size_t parts,
+                             const nb_load_opts *opts, nb_dataset *ds, char msg[NB_MSG_MAX])
+{
+	struct idx_load ld = load_options("load_dir_part", part, parts, opts, msg);
+
+	return load_dir_checked(dir, split, &ld, ds);
+}
+
+int nb_dataset_load_dir_opts(const char *dir, const char *split, const nb_load_opts *opts,
+                             nb_dataset *ds, char msg[NB_MSG_MAX])
+{
+	struct idx_load ld = load_options("load_dir", 0, 1, opts, msg);
+
+	return load_dir_checked(dir, split, &ld, ds);
 }
 
 int nb_dataset_load_dir(const char *dir, const char *split, nb_dataset *ds, char msg[NB_MSG_MAX])

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -234,4 +235,54 @@ static int read_gzip(struct nb_zfile *f, unsigned char *buf, size_t n, size_t *g
 int nn__zfile_read(struct nb_zfile *f, unsigned char *buf, size_t n, size_t *got)
 {
 	return f->gzip ? read_gzip(f, buf, n, got) : read_plain(f, buf, n, got);
+}
+
+/* ---- Skipping ---------------------------------------------------------------------- */
+
+/* Drop the buffered bytes first; past them the descriptor stands at off, so a seek of
+ * what is left, bounded by the file's size, lands where reading would have. */
+static int skip_plain(struct nb_zfile *f, size_t n, size_t *skipped)
+{
+	size_t k = n < f->zs.avail_in ? n : f->zs.avail_in;
+	struct stat st;
+	uint64_t left;
+
+	f->zs.next_in += k;
+	f->zs.avail_in -= (uInt)k;
+	f->off += k;
+	*skipped = k;
+	if (k == n || f->raw_eof)
+		return NB_OK;
+	if (fstat(f->fd, &st) != 0)
+		return zfail(f, NB_EIO, "cannot stat: %s", strerror(errno));
+	left = (uint64_t)st.st_size > f->off ? (uint64_t)st.st_size - f->off : 0;
+	k = n - k < left ? n - k : (size_t)left;
+	if (k > 0 && lseek(f->fd, (off_t)k, SEEK_CUR) < 0)
+		return zfail(f, NB_EIO, "cannot seek: %s", strerror(errno));
+	f->off += k;
+	*skipped += k;
+	return NB_OK;
+}
+
+/* A deflate stream cannot be entered in the middle: inflate what comes before. */
+static int skip_gzip(struct nb_zfile *f, size_t n, size_t *skipped)
+{
+	unsigned char buf[NB_ZFILE_CHUNK];
+	size_t got = 0;
+	int s = NB_OK;
+
+	*skipped = 0;
+	do {
+		s = read_gzip(f, buf, n - *skipped, &got);
+		*skipped += got;
+	} while (s == NB_OK && got > 0 && *skipped < n);
+	return s;
+}
+
+int nn__zfile_skip(struct nb_zfile *f, size_t n, size_t *skipped)
+{
+	*skipped = 0;
+	if (n == 0)
+		return NB_OK;
+	return f->gzip ? skip_gzip(f, n, skipped) : skip_plain(f, n, skipped);
 }

@@ -39,6 +39,13 @@ int nn__zfile_open(struct nb_zfile *f, const char *path, nb_alloc_fn alloc, void
  * NB_ENOMEM (zlib ran out of memory), each with its message. */
 int nn__zfile_read(struct nb_zfile *f, unsigned char *buf, size_t n, size_t *got);
 
+/* Skip up to n bytes of data without keeping them: *skipped is less than n only at the
+ * end of the data, and off moves on by *skipped, as if they had been read. A plain file
+ * drops what is buffered, then seeks, never past its end (so that a message about a
+ * file too short gives the byte where it ends); a gzip file is inflated and the bytes
+ * dropped. Errors as nn__zfile_read(), and NB_EIO when the file cannot be seeked. */
+int nn__zfile_skip(struct nb_zfile *f, size_t n, size_t *skipped);
+
 /* Close the file and free zlib's state. */
 void nn__zfile_close(struct nb_zfile *f);
 
