@@ -3,7 +3,8 @@
 #
 #   ./build.sh example    build, then train Nielsen's network on the bundled digits
 #                         (examples/mnist, 10 epochs)
-#   ./build.sh check      build, then run the whole test suite (make check)
+#   ./build.sh check      build, then run the whole test suite (make check), the MPI
+#                         tests included (tests/mpi.sh: mpirun with 1, 2 and 3 ranks)
 #   ./build.sh sanitize   the test suite built with AddressSanitizer and UBSan
 #   ./build.sh valgrind   the test suite under valgrind's memcheck, leaks included
 #   ./build.sh tsan       the threads and internals tests under ThreadSanitizer
@@ -23,6 +24,10 @@
 #                         FUZZ_SECONDS (default 60) each, then their regression inputs
 #                         once each
 #
+# Every mode that runs the test suite, and install, installs Open MPI (libopenmpi-dev,
+# openmpi-bin) when it is missing, so that libnabla_mpi is built and tested; configure
+# --without-mpi (NABLA_CONFIGURE_FLAGS) leaves it out. The sanitizer and valgrind modes
+# check the MPI tests' ranks too (tests/mpi.sh, NABLA_MPI_CHECK).
 # Each build lives in its own directory (build/, build-sanitize/, build-valgrind/,
 # build-plain/, build-clang/, build-fuzz/). Missing packages are installed with apt-get when running as root;
 # otherwise the script says which ones to install. Check is needed only by the modes that
@@ -48,6 +53,15 @@ need_packages() {
 	esac
 	if ! pkg-config --exists libxxhash 2>/dev/null; then missing="$missing libxxhash-dev"; fi
 	if ! pkg-config --exists zlib 2>/dev/null; then missing="$missing zlib1g-dev"; fi
+	# Open MPI, for libnabla_mpi and its tests (make check runs them under mpirun)
+	case $mode in
+	example | tsan | fuzz) ;;
+	*)
+		pkg-config --exists mpi-c 2>/dev/null || pkg-config --exists ompi-c 2>/dev/null ||
+			missing="$missing libopenmpi-dev"
+		command -v mpirun >/dev/null 2>&1 || missing="$missing openmpi-bin"
+		;;
+	esac
 	if [ "$mode" = valgrind ] && ! command -v valgrind >/dev/null 2>&1; then
 		missing="$missing valgrind"
 	fi
@@ -86,9 +100,13 @@ configure_in() {
 	shift
 	[ -x configure ] && [ configure -nt configure.ac ] || autoreconf -fi >/dev/null
 	mkdir -p "$dir"
-	# a directory configured before Check was installed is configured again
+	# a directory configured before Check or MPI was installed is configured again
 	if [ -f "$dir/Makefile" ] && grep -q '^CHECK_LIBS = *$' "$dir/Makefile" &&
 		pkg-config --exists check 2>/dev/null; then
+		rm "$dir/Makefile"
+	fi
+	if [ -f "$dir/Makefile" ] && grep -q '^MPI_PC = *$' "$dir/Makefile" &&
+		{ pkg-config --exists mpi-c 2>/dev/null || pkg-config --exists ompi-c 2>/dev/null; }; then
 		rm "$dir/Makefile"
 	fi
 	if [ ! -f "$dir/Makefile" ]; then
@@ -114,6 +132,7 @@ check_in() {
 		exit 1
 	fi
 	grep -h 'Checks:' "$dir"/tests/test_*.log
+	grep -h '^mpi.sh: two runs' "$dir"/tests/mpi.log 2>/dev/null || true
 }
 
 # The libFuzzer targets fuzz/fuzz_*.c, built by make in build-fuzz/ (configured with
@@ -188,13 +207,16 @@ sanitize)
 	flags="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined"
 	flags="$flags -fno-sanitize-recover=all"
 	build_in build-sanitize --disable-shared CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined"
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 CK_FORK=no check_in build-sanitize
+	# tests/mpi.sh reads the reports of the MPI tests itself (Open MPI keeps memory to the end)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 CK_FORK=no NABLA_MPI_CHECK=asan \
+		check_in build-sanitize
 	;;
 valgrind)
 	build_in build-valgrind --disable-shared CFLAGS="-g -O1"
 	vg="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all"
 	vg="$vg --show-leak-kinds=all"
-	CK_FORK=no check_in build-valgrind LOG_COMPILER="$vg"
+	# tests/mpi.sh runs valgrind under mpirun itself, and reads its reports
+	CK_FORK=no NABLA_MPI_CHECK=valgrind check_in build-valgrind LOG_COMPILER="$vg"
 	;;
 tsan)
 	# test_threads: tapes and networks on several threads at once; test_internal: the
@@ -221,7 +243,9 @@ install)
 	stage=$(pwd)/build/stage
 	rm -rf "$stage"
 	make -s -C build install DESTDIR="$stage" >/dev/null
-	for name in nabla nabla_nn; do
+	names="nabla nabla_nn"
+	[ -n "$(find "$stage" -name libnabla_mpi.so)" ] && names="$names nabla_mpi"
+	for name in $names; do
 		lib=$(find "$stage" -name "lib$name.so" | head -n 1)
 		bad=$(nm -D --defined-only "$lib" | awk '$3 !~ /^nb_/ { print $3 }')
 		if [ -n "$bad" ]; then
@@ -234,7 +258,7 @@ install)
 		echo "build.sh: libnabla links zlib" >&2
 		exit 1
 	fi
-	libdir=$(dirname "$lib")
+	libdir=$(dirname "$(find "$stage" -name libnabla.so | head -n 1)")
 	pc=$(dirname "$(find "$stage" -name nabla.pc | head -n 1)")
 	pkg() { PKG_CONFIG_PATH=$pc PKG_CONFIG_SYSROOT_DIR=$stage pkg-config "$@"; }
 	# shellcheck disable=SC2046
