@@ -10,9 +10,23 @@
  *   nb_net_save()          keep the trained parameters in a file
  * No call aborts: each returns a status, and a message says what went wrong.
  *
+ * With MPI (when configure found one), --mpi trains one network with every process that
+ * mpirun starts, through nabla_mpi.h:
+ *   nb_mpi_new()               a context over MPI_COMM_WORLD
+ *   nb_mpi_dataset_load_dir()  each process (rank) reads only its part of the data
+ *   nb_mpi_net_sync()          every rank starts from rank 0's parameters
+ *   nb_mpi_net_sgd_epoch()     each mini-batch of --batch examples is split across the
+ *                              ranks, and their gradients are summed for one update
+ *   nb_mpi_net_evaluate()      the test digits of all the parts
+ *   nb_mpi_net_save()          rank 0 saves
+ * Each call is collective, and when a rank fails every rank returns its error: rank 0
+ * prints the lines and writes the files, and every rank exits with the same status.
+ *
  * Run: ./examples/mnist               784-30-10 sigmoid network, 30 epochs on the bundled
  *                                     8,000 training and 2,000 test digits
  *      ./examples/mnist --net conv    Nielsen's convolutional network of chapter 6
+ *      mpirun -np 2 ./examples/mnist --mpi
+ *                                     the same network trained by two processes
  *      ./examples/mnist --help        every option
  */
 #define _POSIX_C_SOURCE 200809L  /* clock_gettime, isatty */
@@ -31,6 +45,9 @@
 #include <unistd.h>
 
 #include "nabla_nn.h"
+#ifdef NABLA_WITH_MPI
+#include "nabla_mpi.h"
+#endif
 #include "curve.h"
 
 /* The build sets this to the source tree's data/mnist-10k. */
@@ -60,6 +77,7 @@ struct options {
 	int net_options;              /* an option that --load overrides was given */
 	int conv;                     /* --net conv */
 	double dropout;               /* --dropout: before each dense layer of --net conv */
+	int mpi;                      /* --mpi */
 	int given[64];                /* which training options the command line gave */
 };
 
@@ -74,7 +92,7 @@ static const struct options DEFAULTS = {
 enum {
 	OPT_LAYERS = 256, OPT_ACTIVATION, OPT_OUTPUT, OPT_COST, OPT_INIT, OPT_NET, OPT_DROPOUT,
 	OPT_SEED, OPT_EPOCHS, OPT_BATCH, OPT_ETA, OPT_MOMENTUM, OPT_LAMBDA, OPT_DATA, OPT_TRAIN_LIMIT,
-	OPT_TEST_LIMIT, OPT_SAVE, OPT_LOAD, OPT_CSV, OPT_SVG, OPT_DOT
+	OPT_TEST_LIMIT, OPT_SAVE, OPT_LOAD, OPT_CSV, OPT_SVG, OPT_DOT, OPT_MPI
 };
 
 static const struct option LONG_OPTIONS[] = {
@@ -99,6 +117,7 @@ static const struct option LONG_OPTIONS[] = {
 	{ "csv", required_argument, NULL, OPT_CSV },
 	{ "svg", required_argument, NULL, OPT_SVG },
 	{ "dot", required_argument, NULL, OPT_DOT },
+	{ "mpi", no_argument, NULL, OPT_MPI },  /* refused by a build without MPI */
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
 };
@@ -116,6 +135,29 @@ static const char *const INITS[] = { [NB_INIT_NORMAL] = "normal", [NB_INIT_SCALE
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char TRY_HELP[] = "Try 'mnist --help' for more information.\n";
+
+/* --help's part about --mpi, which depends on the build. */
+#ifdef NABLA_WITH_MPI
+#define MPI_HELP \
+	"Parallel training (MPI):\n" \
+	"  --mpi              train one network with every process mpirun starts, as in\n" \
+	"                     mpirun -np 2 mnist --mpi: each process (rank) reads only its\n" \
+	"                     part of the training and test sets, every rank takes its share\n" \
+	"                     of each mini-batch of --batch examples (which must be at least\n" \
+	"                     the number of ranks) and their gradients are summed for one\n" \
+	"                     update. The ranks shuffle their own parts, so the accuracy is\n" \
+	"                     close to one process's, not the same. Rank 0 prints and writes\n" \
+	"                     --save, --csv, --svg and --dot; --load is read by rank 0 only.\n" \
+	"                     --train-limit and --test-limit keep the first N examples of the\n" \
+	"                     whole set, as without --mpi, and split those: every rank then\n" \
+	"                     reads the whole files\n" \
+	"\n"
+#else
+#define MPI_HELP \
+	"Parallel training (MPI):\n" \
+	"  --mpi              not in this build: configure found no MPI\n" \
+	"\n"
+#endif
 
 static void usage(void)
 {
@@ -160,6 +202,7 @@ static void usage(void)
 	       "  --train-limit N    use only the first N training examples (all)\n"
 	       "  --test-limit N     use only the first N test examples (all)\n"
 	       "\n"
+	       MPI_HELP
 	       "Output (none by default):\n"
 	       "  --save FILE        save the trained network\n"
 	       "  --csv FILE         write the learning curve as CSV\n"
@@ -181,12 +224,29 @@ static const char *option_name(int code)
 	return "?";
 }
 
+/* The first mistake of the command line, said by main(): with --mpi, only rank 0 says it,
+ * and the option may come after the mistake, so the whole line is read first. */
+static char usage_message[1024];
+
+/* Keep the message of a mistake (printf-style, without "mnist: ") unless one was kept
+ * already; return EXIT_USAGE. */
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (usage_message[0] != '\0')
+		return EXIT_USAGE;
+	va_start(ap, fmt);
+	vsnprintf(usage_message, sizeof usage_message, fmt, ap);
+	va_end(ap);
+	return EXIT_USAGE;
+}
+
 /* Say which option has a bad value and what it should be; return EXIT_USAGE. */
 static int bad_value(int code, const char *value, const char *expected)
 {
-	fprintf(stderr, "mnist: --%s: invalid value '%s': expected %s\n%s", option_name(code),
-	        value, expected, TRY_HELP);
-	return EXIT_USAGE;
+	return usage_error("--%s: invalid value '%s': expected %s", option_name(code), value,
+	                   expected);
 }
 
 /* A whole number from min to max in decimal digits only: strtoull alone would take
@@ -331,40 +391,51 @@ static int set_option(struct options *o, int code, const char *arg)
 	case OPT_CSV: o->csv = arg; break;
 	case OPT_SVG: o->svg = arg; break;
 	case OPT_DOT: o->dot = arg; break;
+	case OPT_MPI:
+#ifdef NABLA_WITH_MPI
+		o->mpi = 1;
+		break;
+#else
+		return usage_error("--mpi: this build has no MPI: configure found none (install "
+		                   "one, e.g. Open MPI, and run configure again)");
+#endif
 	}
 	return ok ? 0 : bad_value(code, arg, expected);
 }
 
-/* Fill o from the command line with getopt_long (we print getopt's errors ourselves, so
- * that they name "mnist" and not the libtool wrapper's binary). Returns KEEP_GOING, or
- * the status to exit with: 0 after --help, EXIT_USAGE after a mistake. */
+/* Fill o from the command line with getopt_long (we say getopt's errors ourselves, so
+ * that they name "mnist" and not the libtool wrapper's binary). The whole line is read,
+ * so that o->mpi is known, but the first of --help and a mistake decides: returns
+ * KEEP_GOING, or the status to exit with: 0 for --help (main() prints the help),
+ * EXIT_USAGE after a mistake (main() says usage_message). */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	int code;
+	int code, result = KEEP_GOING;
 
 	*o = DEFAULTS;
 	opterr = 0;
 	while ((code = getopt_long(argc, argv, ":h", LONG_OPTIONS, NULL)) != -1) {
-		if (code == 'h') {
-			usage();
-			return EXIT_SUCCESS;
+		int status = KEEP_GOING;
+
+		if (code == 'h')
+			status = EXIT_SUCCESS;
+		else if (code == ':')  /* optopt is the option that lacks its value */
+			status = usage_error("--%s needs a value", option_name(optopt));
+		else if (code == '?')  /* unknown, ambiguous, or given a value it does not take */
+			status = usage_error("unrecognized or ambiguous option '%s'",
+			                     argv[optind - 1]);
+		else if (set_option(o, code, optarg) != 0)
+			status = EXIT_USAGE;
+		else {
+			if (code <= OPT_SEED)
+				o->net_options = 1;
+			o->given[code - OPT_LAYERS] = 1;
 		}
-		if (code == ':') {  /* optopt is the option that lacks its value */
-			fprintf(stderr, "mnist: --%s needs a value\n%s", option_name(optopt),
-			        TRY_HELP);
-			return EXIT_USAGE;
-		}
-		if (code == '?') {  /* unknown, ambiguous, or given a value it does not take */
-			fprintf(stderr, "mnist: unrecognized or ambiguous option '%s'\n%s",
-			        argv[optind - 1], TRY_HELP);
-			return EXIT_USAGE;
-		}
-		if (set_option(o, code, optarg) != 0)
-			return EXIT_USAGE;
-		if (code <= OPT_SEED)
-			o->net_options = 1;
-		o->given[code - OPT_LAYERS] = 1;
+		if (result == KEEP_GOING)
+			result = status;
 	}
+	if (result != KEEP_GOING)
+		return result;
 	if (o->conv) {  /* network3.py's choices, unless the command line says otherwise */
 		if (!o->given[OPT_EPOCHS - OPT_LAYERS])
 			o->epochs = 20;
@@ -373,11 +444,18 @@ static int parse_options(int argc, char **argv, struct options *o)
 		if (!o->given[OPT_LAMBDA - OPT_LAYERS])
 			o->lambda = 0.1;
 	}
-	if (optind < argc) {
-		fprintf(stderr, "mnist: unexpected argument '%s'\n%s", argv[optind], TRY_HELP);
-		return EXIT_USAGE;
-	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
 	return KEEP_GOING;
+}
+
+/* What parse_options() left to say: the help, or the mistake. */
+static void say_usage(int status)
+{
+	if (status == EXIT_SUCCESS)
+		usage();
+	else
+		fprintf(stderr, "mnist: %s\n%s", usage_message, TRY_HELP);
 }
 
 /* ---- Data and network ---------------------------------------------------------------- */
@@ -385,11 +463,68 @@ static int parse_options(int argc, char **argv, struct options *o)
 /* What the program works with. */
 struct run {
 	nb_dataset train_all, test_all;  /* as loaded: freed with nb_dataset_free() */
-	nb_dataset train, test;          /* views of their first examples (--*-limit) */
+	nb_dataset train, test;          /* views of their first examples (--*-limit); with
+	                                  * --mpi, this rank's part of the set or its share
+	                                  * of those first examples */
+	size_t train_n, test_n;          /* the examples of train and test on all the ranks */
 	nb_net *net;
-	struct curve curve;              /* one point per epoch */
+	struct curve curve;              /* one point per epoch, the same on every rank */
 	char title[200], subtitle[200];  /* the network, and how it is trained */
+	int rank, size;                  /* this rank and the number of ranks; 0 and 1 without
+	                                  * --mpi */
+#ifdef NABLA_WITH_MPI
+	nb_mpi *mpi;                     /* --mpi: the ranks' context; NULL without */
+#endif
 };
+
+/* Errors. Without --mpi an error is printed where it happens. With --mpi, every rank must
+ * learn of an error of any one, so that none waits for the others in a collective call,
+ * and it must be said once: the message is kept in error_text, the ranks agree at the end
+ * of each step (agree()), and rank 0 prints the first failing rank's message. */
+static int keep_errors;
+static char error_text[1024];  /* cut to NB_MSG_MAX - 1 bytes when the ranks agree */
+
+/* An error (printf-style, without "mnist: "): print it or keep it; return status. */
+static int fail(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(error_text, sizeof error_text, fmt, ap);
+	va_end(ap);
+	if (!keep_errors)
+		fprintf(stderr, "mnist: %s\n", error_text);
+	return status;
+}
+
+#ifdef NABLA_WITH_MPI
+/* An error the ranks agreed on in a collective call (each has the same message): rank 0
+ * says it. */
+static int mpi_failed(const struct run *r)
+{
+	if (r->rank == 0)
+		fprintf(stderr, "mnist: %s\n", nb_mpi_message(r->mpi));
+	return EXIT_FAILURE;
+}
+#endif
+
+/* With --mpi, the ranks agree on what each did on its own (status 0, or an exit status with
+ * its message in error_text): 0 on every rank when every rank did it, otherwise an exit
+ * status on every rank (this rank's own, or EXIT_FAILURE), rank 0 having said the message
+ * ("rank 1: ..."). Without --mpi, status (said already). */
+static int agree(const struct run *r, int status)
+{
+#ifdef NABLA_WITH_MPI
+	if (r->mpi && nb_mpi_agree(r->mpi, status ? NB_EINVAL : NB_OK,
+	                           status ? error_text : NULL) != NB_OK) {
+		mpi_failed(r);
+		return status ? status : EXIT_FAILURE;
+	}
+#else
+	(void)r;
+#endif
+	return status;
+}
 
 /* A view of the first n examples of ds (all of them when it has fewer): the same buffers,
  * since x, y and label are row-major, with a smaller count. The nb_dataset comment allows
@@ -409,14 +544,78 @@ static int load_data(const struct options *o, struct run *r)
 	char msg[NB_MSG_MAX];
 
 	if (nb_dataset_load_dir(o->data, "train", &r->train_all, msg) != NB_OK ||
-	    nb_dataset_load_dir(o->data, "t10k", &r->test_all, msg) != NB_OK) {
-		fprintf(stderr, "mnist: %s\n", msg);
-		return EXIT_FAILURE;
-	}
+	    nb_dataset_load_dir(o->data, "t10k", &r->test_all, msg) != NB_OK)
+		return fail(EXIT_FAILURE, "%s", msg);
 	r->train = first_examples(&r->train_all, o->train_limit);
 	r->test = first_examples(&r->test_all, o->test_limit);
+	r->train_n = r->train.n;
+	r->test_n = r->test.n;
 	return 0;
 }
+
+#ifdef NABLA_WITH_MPI
+/* Rank r's share of the first n examples of ds (all of them when it has fewer), split as
+ * nb_mpi_dataset_load_dir() splits a file: of n, rank r of P holds n / P, one more when
+ * r < n % P, in rank order. A view, as first_examples() makes. */
+static nb_dataset share_of(const nb_dataset *ds, size_t n, int rank, int size)
+{
+	nb_dataset view = *ds;
+	size_t p = (size_t)size, q = (size_t)rank, each, rest, first;
+
+	if (n > ds->n)
+		n = ds->n;
+	each = n / p;
+	rest = n % p;
+	first = q * each + (q < rest ? q : rest);
+	view.n = each + (q < rest);
+	if (view.n > 0) {
+		view.x += first * ds->features;
+		view.y += first * ds->classes;
+		view.label += first;
+	}
+	return view;
+}
+
+/* One split of --data with --mpi: without a limit each rank reads only its part of the
+ * files (nb_mpi_dataset_load_dir()); with one, each reads them whole and keeps its share of
+ * the first limit examples, so that the ranks train on what one process would. *total gets
+ * the examples of all the ranks. */
+static int load_split_mpi(struct run *r, const char *dir, const char *split, size_t limit,
+                          nb_dataset *all, nb_dataset *part, size_t *total)
+{
+	unsigned long long mine, sum = 0;
+
+	if (limit == SIZE_MAX) {
+		if (nb_mpi_dataset_load_dir(r->mpi, dir, split, NULL, all) != NB_OK)
+			return mpi_failed(r);
+		*part = *all;
+	} else {
+		char msg[NB_MSG_MAX];
+		int status = 0;
+
+		if (nb_dataset_load_dir(dir, split, all, msg) != NB_OK)
+			status = fail(EXIT_FAILURE, "%s", msg);
+		if ((status = agree(r, status)) != 0)
+			return status;
+		*part = share_of(all, limit, r->rank, r->size);
+	}
+	mine = part->n;
+	MPI_Allreduce(&mine, &sum, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+	*total = (size_t)sum;
+	return 0;
+}
+
+static int load_data_mpi(const struct options *o, struct run *r)
+{
+	int status = load_split_mpi(r, o->data, "train", o->train_limit, &r->train_all,
+	                            &r->train, &r->train_n);
+
+	if (status == 0)
+		status = load_split_mpi(r, o->data, "t10k", o->test_limit, &r->test_all, &r->test,
+		                        &r->test_n);
+	return status;
+}
+#endif
 
 /* Whether a network of in inputs and out outputs reads the data's images (one input per
  * pixel) and answers with its classes (one output each); if not, say so, blaming option
@@ -426,9 +625,9 @@ static int fits_data(size_t in, size_t out, const struct options *o, const nb_da
 {
 	if (in == ds->features && out == ds->classes)
 		return 1;
-	fprintf(stderr, "mnist: %s %s: the network has %zu inputs and %zu outputs, but the "
-	        "images in %s have %zu pixels and %zu classes\n", option, value, in, out,
-	        o->data, ds->features, ds->classes);
+	fail(0, "%s %s: the network has %zu inputs and %zu outputs, but the images in %s have "
+	     "%zu pixels and %zu classes", option, value, in, out, o->data, ds->features,
+	     ds->classes);
 	return 0;
 }
 
@@ -438,10 +637,8 @@ static int load_net(const struct options *o, struct run *r)
 {
 	char msg[NB_MSG_MAX];
 
-	if (nb_net_load(o->load, &r->net, msg) != NB_OK) {
-		fprintf(stderr, "mnist: %s\n", msg);
-		return EXIT_FAILURE;
-	}
+	if (nb_net_load(o->load, &r->net, msg) != NB_OK)
+		return fail(EXIT_FAILURE, "%s", msg);
 	if (o->net_options)
 		fprintf(stderr, "mnist: warning: the network comes from %s, so --layers, "
 		        "--activation, --output, --cost, --init, --net, --dropout and --seed are "
@@ -484,22 +681,18 @@ static int make_conv_net(const struct options *o, struct run *r)
 	};
 	char msg[NB_MSG_MAX];
 
-	if (nb_net_new(&cfg, &r->net, msg) != NB_OK) {
-		fprintf(stderr, "mnist: %s\n", msg);
-		return EXIT_FAILURE;
-	}
+	if (nb_net_new(&cfg, &r->net, msg) != NB_OK)
+		return fail(EXIT_FAILURE, "%s", msg);
 	return 0;
 }
 
-/* A new network with random parameters (or the one --load names). nb_net_new() checks
- * the configuration, and its message names what it rejects. */
-static int make_net(struct options *o, struct run *r)
+/* A new network with random parameters. nb_net_new() checks the configuration, and its
+ * message names what it rejects. */
+static int new_net(struct options *o, struct run *r)
 {
 	char msg[NB_MSG_MAX];
 	nb_net_config cfg;
 
-	if (o->load)
-		return load_net(o, r);
 	if (o->conv)
 		return make_conv_net(o, r);
 	if (o->n_layers == 0) {
@@ -515,18 +708,82 @@ static int make_net(struct options *o, struct run *r)
 		.n_layers = o->n_layers, .sizes = o->sizes, .hidden = o->hidden,
 		.output = o->output, .cost = o->cost, .init = o->init, .seed = o->seed,
 	};
-	if (nb_net_new(&cfg, &r->net, msg) != NB_OK) {
-		fprintf(stderr, "mnist: %s\n", msg);
-		return EXIT_FAILURE;
-	}
+	if (nb_net_new(&cfg, &r->net, msg) != NB_OK)
+		return fail(EXIT_FAILURE, "%s", msg);
 	return 0;
 }
 
-/* Report the first error of a training or evaluation call (sticky on the network). */
-static int net_failed(const nb_net *net)
+#ifdef NABLA_WITH_MPI
+/* What rank 0 tells the other ranks of the network it loaded: its configuration with the
+ * sizes or layers copied in. The ranks run the same program, so the bytes mean the same
+ * on each; the pointers sent are replaced on arrival. */
+struct net_shape {
+	nb_net_config cfg;
+	size_t sizes[NB_NET_MAX_LAYERS + 1];
+	nb_layer layers[NB_NET_MAX_LAYERS];
+};
+
+/* --load with --mpi: rank 0 reads the file (it need not be on the other machines) and
+ * sends the network's configuration; the other ranks make a network of it, which
+ * nb_mpi_net_sync() then gives rank 0's parameters. */
+static int load_net_mpi(const struct options *o, struct run *r)
 {
-	fprintf(stderr, "mnist: %s\n", nb_net_message(net));
-	return EXIT_FAILURE;
+	struct net_shape shape;
+	char msg[NB_MSG_MAX];
+	int status = 0;
+
+	memset(&shape, 0, sizeof shape);
+	if (r->rank == 0 && (status = load_net(o, r)) == 0) {
+		shape.cfg = nb_net_get_config(r->net);
+		if (shape.cfg.layers && shape.cfg.layer_count <= NB_NET_MAX_LAYERS)
+			memcpy(shape.layers, shape.cfg.layers,
+			       shape.cfg.layer_count * sizeof *shape.layers);
+		else if (!shape.cfg.layers && shape.cfg.n_layers <= NB_NET_MAX_LAYERS + 1)
+			memcpy(shape.sizes, shape.cfg.sizes, shape.cfg.n_layers * sizeof *shape.sizes);
+		else
+			status = fail(EXIT_FAILURE, "%s: the network has more layers than %d",
+			              o->load, NB_NET_MAX_LAYERS);
+	}
+	if ((status = agree(r, status)) != 0)
+		return status;
+	MPI_Bcast(&shape, (int)sizeof shape, MPI_BYTE, 0, MPI_COMM_WORLD);
+	if (r->rank != 0) {
+		shape.cfg.sizes = shape.cfg.layers ? NULL : shape.sizes;
+		shape.cfg.layers = shape.cfg.layers ? shape.layers : NULL;
+		shape.cfg.alloc = NULL;
+		shape.cfg.alloc_ud = NULL;
+		if (nb_net_new(&shape.cfg, &r->net, msg) != NB_OK)
+			status = fail(EXIT_FAILURE, "%s", msg);
+	}
+	return agree(r, status);
+}
+#endif
+
+/* The network: the one --load names, or a new one. With --mpi, every rank makes the same
+ * and starts from rank 0's parameters. */
+static int make_net(struct options *o, struct run *r)
+{
+#ifdef NABLA_WITH_MPI
+	if (r->mpi) {
+		int status = o->load ? load_net_mpi(o, r) : agree(r, new_net(o, r));
+
+		if (status == 0 && nb_mpi_net_sync(r->mpi, r->net) != NB_OK)
+			status = mpi_failed(r);
+		return status;
+	}
+#endif
+	return o->load ? load_net(o, r) : new_net(o, r);
+}
+
+/* Report the first error of a training or evaluation call (sticky on the network, and
+ * agreed by the ranks with --mpi). */
+static int net_failed(const struct run *r)
+{
+#ifdef NABLA_WITH_MPI
+	if (r->mpi)
+		return mpi_failed(r);
+#endif
+	return fail(EXIT_FAILURE, "%s", nb_net_message(r->net));
 }
 
 /* ---- Describing the run -------------------------------------------------------------- */
@@ -610,33 +867,34 @@ static void describe(const struct options *o, struct run *r)
 	if (o->lambda > 0)
 		append(r->subtitle, sizeof r->subtitle, ", lambda %g", o->lambda);
 	append(r->subtitle, sizeof r->subtitle, ", %zu epoch%s, seed %llu, %zu train / %zu test",
-	       o->epochs, o->epochs == 1 ? "" : "s", cfg.seed, r->train.n, r->test.n);
-	printf("nabla: %s, %s from %s\n", r->title, r->subtitle, o->data);
+	       o->epochs, o->epochs == 1 ? "" : "s", cfg.seed, r->train_n, r->test_n);
+	if (o->mpi)
+		append(r->subtitle, sizeof r->subtitle, ", %d rank%s (MPI)", r->size,
+		       r->size == 1 ? "" : "s");
+	if (r->rank == 0)
+		printf("nabla: %s, %s from %s\n", r->title, r->subtitle, o->data);
 }
 
 /* --dot: the tape nb_net_sgd_step() replays for mini-batches of the chosen size, drawn
- * by Graphviz with "dot -Tsvg FILE". The tape is the network's: we only look. */
-static int write_dot(const struct options *o, nb_net *net)
+ * by Graphviz with "dot -Tsvg FILE". The tape is the network's: we only look. With
+ * --mpi, rank 0 draws the tape of a whole mini-batch (each rank's holds its share). */
+static int write_dot(const struct options *o, const struct run *r)
 {
 	nb_tape *tape;
 	FILE *f;
 	int status;
 
-	if (!o->dot)
+	if (!o->dot || r->rank != 0)
 		return 0;
-	tape = nb_net_tape(net, o->batch);
+	tape = nb_net_tape(r->net, o->batch);
 	if (!tape)
-		return net_failed(net);
+		return fail(EXIT_FAILURE, "%s", nb_net_message(r->net));
 	f = fopen(o->dot, "w");
-	if (!f) {
-		fprintf(stderr, "mnist: cannot write %s: %s\n", o->dot, strerror(errno));
-		return EXIT_FAILURE;
-	}
+	if (!f)
+		return fail(EXIT_FAILURE, "cannot write %s: %s", o->dot, strerror(errno));
 	status = nb_tape_write_dot(tape, f);
-	if (fclose(f) != 0 || status != NB_OK) {
-		fprintf(stderr, "mnist: cannot write %s: %s\n", o->dot, nb_status_text(NB_EIO));
-		return EXIT_FAILURE;
-	}
+	if (fclose(f) != 0 || status != NB_OK)
+		return fail(EXIT_FAILURE, "cannot write %s: %s", o->dot, nb_status_text(NB_EIO));
 	return 0;
 }
 
@@ -658,8 +916,10 @@ struct progress {
 	int width;
 };
 
-/* nb_net_sgd_epoch() calls this after each mini-batch. Redrawing thousands of times a
- * second would slow training down, so the bar is redrawn at most every 0.1 s. */
+/* nb_net_sgd_epoch() calls this after each mini-batch (nb_mpi_net_sgd_epoch() after each
+ * global one, counting the examples of all the ranks; only rank 0 draws). Redrawing
+ * thousands of times a second would slow training down, so the bar is redrawn at most
+ * every 0.1 s. */
 static void show_progress(void *ud, size_t done, size_t total)
 {
 	struct progress *p = ud;
@@ -697,31 +957,49 @@ static void print_epoch(const struct curve_point *p, double seconds)
 }
 
 /* One epoch: train (except for epoch 0), then evaluate on the test set, print the line
- * and add the point to the learning curve. The time covers both. */
+ * and add the point to the learning curve. The time covers both. With --mpi the ranks
+ * train and evaluate together, and rank 0 prints. */
 static int run_epoch(struct run *r, const nb_sgd *sgd, size_t epoch, int show_bar)
 {
 	struct curve_point p = { .epoch = epoch, .total = r->test.n, .train_cost = NAN };
 	struct progress bar = { .start = now() };
+	nb_progress_fn progress = show_bar ? show_progress : NULL;
 	int status = NB_OK;
 
-	if (epoch > 0) {
-		/* Shuffle, then one SGD step per mini-batch; p.train_cost gets the mean of
-		 * the mini-batch costs, each taken before its step. */
-		status = nb_net_sgd_epoch(r->net, &r->train, sgd, &p.train_cost,
-		                          show_bar ? show_progress : NULL, &bar);
-		clear_progress(&bar);
+#ifdef NABLA_WITH_MPI
+	if (r->mpi) {
+		/* Each rank shuffles its part (the order depends on the seed, the epoch,
+		 * counted from 0, and the rank), then one step per global mini-batch;
+		 * p.train_cost gets the mean cost of the examples, each taken before its
+		 * step. The evaluation adds up the parts' counts: p.total is all of them. */
+		if (epoch > 0) {
+			status = nb_mpi_net_sgd_epoch(r->mpi, r->net, &r->train, sgd, epoch - 1,
+			                              &p.train_cost, progress, &bar);
+			clear_progress(&bar);
+		}
+		if (status == NB_OK)
+			status = nb_mpi_net_evaluate(r->mpi, r->net, &r->test, &p.correct,
+			                             &p.total, &p.test_cost);
+	} else
+#endif
+	{
+		if (epoch > 0) {
+			/* Shuffle, then one SGD step per mini-batch; p.train_cost gets the mean
+			 * of the mini-batch costs, each taken before its step. */
+			status = nb_net_sgd_epoch(r->net, &r->train, sgd, &p.train_cost, progress,
+			                          &bar);
+			clear_progress(&bar);
+		}
+		/* Classify every test digit (the arg-max of the output layer). */
+		if (status == NB_OK)
+			status = nb_net_evaluate(r->net, &r->test, &p.correct, &p.test_cost);
 	}
-	/* Classify every test digit (the arg-max of the output layer). */
-	if (status == NB_OK)
-		status = nb_net_evaluate(r->net, &r->test, &p.correct, &p.test_cost);
 	if (status != NB_OK)
-		return net_failed(r->net);
-	print_epoch(&p, now() - bar.start);
-	if (curve_add(&r->curve, &p) != 0) {
-		fprintf(stderr, "mnist: %s\n", strerror(ENOMEM));
-		return EXIT_FAILURE;
-	}
-	return 0;
+		return net_failed(r);
+	if (r->rank == 0)
+		print_epoch(&p, now() - bar.start);
+	status = curve_add(&r->curve, &p) != 0 ? fail(EXIT_FAILURE, "%s", strerror(ENOMEM)) : 0;
+	return agree(r, status);
 }
 
 /* Epochs 1 to --epochs (or only epoch 0, an evaluation), then the best one. */
@@ -731,46 +1009,50 @@ static int train(const struct options *o, struct run *r)
 	 * gradient: the library calls lambda / n the weight decay. */
 	nb_sgd sgd = {
 		.batch = o->batch, .eta = o->eta, .momentum = o->momentum,
-		.weight_decay = r->train.n ? o->lambda / (double)r->train.n : 0.0,
+		.weight_decay = r->train_n ? o->lambda / (double)r->train_n : 0.0,
 	};
-	/* network3.py divides lambda by the number of mini-batches instead. */
-	size_t batches = r->train.n / o->batch ? r->train.n / o->batch : 1;
+	/* network3.py divides lambda by the number of mini-batches instead. With --mpi, n
+	 * and the mini-batches are those of all the ranks. */
+	size_t batches = r->train_n / o->batch ? r->train_n / o->batch : 1;
 
 	if (o->conv)
 		sgd.weight_decay = o->lambda / (double)batches;
-	int show_bar = isatty(STDERR_FILENO);
+	int show_bar = r->rank == 0 && isatty(STDERR_FILENO);
 	const struct curve_point *best;
 
 	for (size_t epoch = o->epochs ? 1 : 0; epoch <= o->epochs; epoch++)
 		if (run_epoch(r, &sgd, epoch, show_bar) != 0)
 			return EXIT_FAILURE;
 	best = curve_best(&r->curve);
-	printf("best: epoch %zu, %zu / %zu (%.2f%%)\n", best->epoch, best->correct, best->total,
-	       best->total ? 100.0 * (double)best->correct / (double)best->total : 0.0);
+	if (r->rank == 0)
+		printf("best: epoch %zu, %zu / %zu (%.2f%%)\n", best->epoch, best->correct,
+		       best->total,
+		       best->total ? 100.0 * (double)best->correct / (double)best->total : 0.0);
 	return 0;
 }
 
-/* --save, --csv and --svg, after training. */
+/* --save, --csv and --svg, after training. With --mpi, the ranks save together (rank 0
+ * writes the file) and rank 0 writes the curves. */
 static int write_results(const struct options *o, struct run *r)
 {
 	char msg[NB_MSG_MAX];
 	const char *path = NULL;
 	int err = 0;
 
-	if (o->save && nb_net_save(r->net, o->save, msg) != NB_OK) {
-		fprintf(stderr, "mnist: %s\n", msg);
-		return EXIT_FAILURE;
-	}
-	if (o->csv && (err = curve_write_csv(&r->curve, o->csv)) != 0)
+#ifdef NABLA_WITH_MPI
+	if (r->mpi) {
+		if (o->save && nb_mpi_net_save(r->mpi, r->net, o->save) != NB_OK)
+			return mpi_failed(r);
+	} else
+#endif
+	if (o->save && nb_net_save(r->net, o->save, msg) != NB_OK)
+		return fail(EXIT_FAILURE, "%s", msg);
+	if (r->rank == 0 && o->csv && (err = curve_write_csv(&r->curve, o->csv)) != 0)
 		path = o->csv;
-	else if (o->svg && (err = curve_write_svg(&r->curve, o->svg, r->title,
-	                                          r->subtitle)) != 0)
+	else if (r->rank == 0 && o->svg && (err = curve_write_svg(&r->curve, o->svg, r->title,
+	                                                          r->subtitle)) != 0)
 		path = o->svg;
-	if (err != 0) {
-		fprintf(stderr, "mnist: cannot write %s: %s\n", path, strerror(err));
-		return EXIT_FAILURE;
-	}
-	return 0;
+	return agree(r, err ? fail(EXIT_FAILURE, "cannot write %s: %s", path, strerror(err)) : 0);
 }
 
 static void free_run(struct run *r)
@@ -781,25 +1063,76 @@ static void free_run(struct run *r)
 	nb_dataset_free(&r->test_all);
 }
 
+/* Load, make the network, train and write what was asked: 0 or the exit status. */
+static int run_program(struct options *o, struct run *r)
+{
+	int status;
+
+#ifdef NABLA_WITH_MPI
+	if (r->mpi)
+		status = load_data_mpi(o, r);
+	else
+#endif
+		status = load_data(o, r);
+	if (status == 0)
+		status = make_net(o, r);
+	if (status == 0) {
+		describe(o, r);
+		status = agree(r, write_dot(o, r));
+	}
+	if (status == 0)
+		status = train(o, r);
+	if (status == 0)
+		status = write_results(o, r);
+	return status;
+}
+
+#ifdef NABLA_WITH_MPI
+/* --mpi: the same program on every rank of MPI_COMM_WORLD, after parse_options() gave
+ * status; every rank returns the same exit status. */
+static int main_mpi(struct options *o, struct run *r, int status)
+{
+	char msg[NB_MSG_MAX];
+
+	if (MPI_Init(NULL, NULL) != MPI_SUCCESS) {
+		fprintf(stderr, "mnist: --mpi: MPI_Init failed\n");
+		return EXIT_FAILURE;
+	}
+	MPI_Comm_rank(MPI_COMM_WORLD, &r->rank);
+	if (status != KEEP_GOING) {  /* --help or a mistake: said once */
+		if (r->rank == 0)
+			say_usage(status);
+	} else if (nb_mpi_new(MPI_COMM_WORLD, NULL, &r->mpi, msg) != NB_OK) {
+		if (r->rank == 0)
+			fprintf(stderr, "mnist: %s\n", msg);
+		status = EXIT_FAILURE;
+	} else {
+		r->size = nb_mpi_size(r->mpi);
+		keep_errors = 1;
+		status = run_program(o, r);
+	}
+	free_run(r);
+	nb_mpi_free(r->mpi);
+	MPI_Finalize();
+	return status;
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	struct options opt;
-	struct run run = { 0 };
+	struct run run = { .size = 1 };
 	int status = parse_options(argc, argv, &opt);
 
-	if (status != KEEP_GOING)
+#ifdef NABLA_WITH_MPI
+	if (opt.mpi)
+		return main_mpi(&opt, &run, status);
+#endif
+	if (status != KEEP_GOING) {
+		say_usage(status);
 		return status;
-	status = load_data(&opt, &run);
-	if (status == 0)
-		status = make_net(&opt, &run);
-	if (status == 0) {
-		describe(&opt, &run);
-		status = write_dot(&opt, run.net);
 	}
-	if (status == 0)
-		status = train(&opt, &run);
-	if (status == 0)
-		status = write_results(&opt, &run);
+	status = run_program(&opt, &run);
 	free_run(&run);
 	return status;
 }
