@@ -30,6 +30,22 @@
  *                                (nb_set_kernels) against OpenBLAS's SkylakeX, Haswell or
  *                                Prescott core: bench --gemm-only ISA, run by bench with
  *                                OPENBLAS_CORETYPE set, for each set the processor has
+ *
+ * With MPI (configure found it; mpi_bench.c), the wide network trained data-parallel by
+ * nb_mpi_net_sgd_step() on global mini-batches of 128, one thread per rank: bench runs
+ * itself under mpirun (configure's, or $MPIRUN), bench --mpi-step FILE, with 1 rank and
+ * with 2, each run 3 warm-up steps then passes of 30 steps, the median pass:
+ *   mpi_us_per_step_1rank        a step with one rank (the slowest rank's time)
+ *   mpi_us_per_step_2ranks       the same global step with two ranks, each computing half
+ *   mpi_speedup_2ranks           the first over the second
+ *   mpi_max_rel_diff_2ranks_vs_1 after all their steps (213), the largest difference of
+ *                                the two runs' parameters in a tensor over the tensor's
+ *                                largest parameter, the largest over the tensors (each
+ *                                network saved to a file in the current directory, then
+ *                                removed)
+ *   mpi_max_elementwise_rel_diff_2ranks_vs_1
+ *                                the largest difference of one parameter over itself
+ * bench --mpi prints only the line "cpu: ..." and these.
  * and always, first, a line "cpu: ...": the processor, nabla's kernels and the BLAS.
  * `make bench-gemm` (bench --gemm): nabla's products against the BLAS's, square ones and
  * those of the benchmark's training steps, one line per shape.
@@ -461,11 +477,16 @@ static void bench_all(void)
 		printf("conv_us_per_step: %.1f\n", us);
 		printf("conv_allocs_per_step: %g\n", allocs);
 	}
+#ifdef NABLA_WITH_MPI
+	mpi_speedup("/proc/self/exe");
+#endif
 }
 
 /* bench: every figure; bench --gemm: the products of make bench-gemm; bench --sweep: the
  * networks of make bench-sweep; bench --gemm-only ISA: gemm_ratio_vs_blas_1024_ISA, which
- * bench runs itself for each instruction set. */
+ * bench runs itself for each instruction set; with MPI, bench --mpi: the mpi_* figures
+ * alone, and bench --mpi-step FILE: one rank of the runs bench starts under mpirun for
+ * them. */
 int main(int argc, char **argv)
 {
 #ifdef HAVE_OPENBLAS
@@ -486,6 +507,17 @@ int main(int argc, char **argv)
 	}
 	if (argc == 3 && strcmp(argv[1], "--gemm-only") == 0)
 		return gemm_only(argv[2]);
+#ifdef NABLA_WITH_MPI
+	if (argc == 2 && strcmp(argv[1], "--mpi") == 0) {
+		gemm_print_setup();
+		mpi_speedup("/proc/self/exe");
+		return 0;
+	}
+	if (argc == 3 && strcmp(argv[1], "--mpi-step") == 0)
+		return mpi_step(argv[2]);
+	fprintf(stderr, "usage: bench [--gemm | --sweep | --mpi]\n");
+#else
 	fprintf(stderr, "usage: bench [--gemm | --sweep]\n");
+#endif
 	return 2;
 }

@@ -1,5 +1,6 @@
 /* bench.h -- what the parts of bench share: the clock, medians, random data, the matrix
- * products timed against the BLAS's (gemm.c) and the sweep of networks (sweep.c). */
+ * products timed against the BLAS's (gemm.c), the sweep of networks (sweep.c) and, with
+ * MPI, the data-parallel steps (mpi_bench.c). */
 #ifndef BENCH_H
 #define BENCH_H
 
@@ -47,5 +48,14 @@ void gemm_shapes(void);
  * [784, h, 10] of several widths h and batch sizes, one line per configuration; without
  * OpenBLAS, one line saying that the sweep needs it. */
 void sweep_networks(void);
+
+/* With MPI (mpi_bench.c, built when configure found MPI; NABLA_WITH_MPI): */
+/* make bench's mpi_* lines: the wide network's data-parallel step with one rank and with
+ * two, each a run of bench's executable self (/proc/self/exe) under mpirun, self
+ * --mpi-step FILE, and the difference of their parameters. */
+void mpi_speedup(const char *self);
+/* What bench --mpi-step FILE does on each rank: time the steps, print
+ * "mpi_us_per_step: T" on rank 0 and save the network to FILE. Returns the exit status. */
+int mpi_step(const char *path);
 
 #endif
