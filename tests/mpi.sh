@@ -103,5 +103,31 @@ for ranks in 1 2 3; do
 		echo "mpi.sh: two runs with $ranks ranks end alike: $a"
 	fi
 done
+# The trainer as a user runs it, on the bundled digits: Nielsen's network and the
+# convolutional one, each rank a part of the data; one line per epoch, from rank 0 only.
+# (Not under the sanitizers or valgrind: the suite above covers the same calls.)
+mnist=${NABLA_MNIST:-examples/mnist}
+if [ -z "$check" ]; then
+	for net in "" "--net conv"; do
+		log=test_mpi.mnist.out
+		# shellcheck disable=SC2086
+		if ! timeout "$limit" "$mpirun" $flags -np 2 "$mnist" --mpi $net --epochs 2 \
+			--train-limit 1000 --test-limit 400 >"$log" 2>&1; then
+			cat "$log"
+			echo "mpi.sh: mnist --mpi $net failed" >&2
+			status=1
+			continue
+		fi
+		cat "$log"
+		lines=$(grep -c '^Epoch ' "$log")
+		right=$(sed -n 's/^best: epoch [0-9]*, \([0-9]*\) \/ 400 .*/\1/p' "$log")
+		if [ "$lines" != 2 ] || ! grep -q ', 2 ranks (MPI)' "$log" || [ -z "$right" ] ||
+			[ "$right" -lt 200 ]; then
+			echo "mpi.sh: mnist --mpi $net: expected 2 epoch lines, 2 ranks and over" \
+				"200 / 400 right, got $lines lines and '${right:-no best line}'" >&2
+			status=1
+		fi
+	done
+fi
 rm -rf test_mpi.*.out "$reports"
 exit $status
