@@ -21,9 +21,11 @@
  * returns the status of the lowest failing rank, its message prefixed with that rank
  * ("rank 1: cannot open: No such file or directory: train-images-idx3-ubyte"), and keeps
  * it as the context's sticky error (nb_mpi_status(), nb_mpi_message()): later calls do
- * nothing and return it until nb_mpi_clear_error(). The one error a call cannot agree on
- * is a NULL context, which returns NB_ENULL on that rank alone. A rank that dies (a crash,
- * exit() without MPI_Finalize) is not an error of these calls: mpirun stops the others.
+ * nothing and return it until nb_mpi_clear_error(). The errors a call cannot agree on are
+ * those without a communicator to agree over: a NULL context, which returns NB_ENULL on
+ * that rank alone, and nb_mpi_new() before MPI_Init() or on MPI_COMM_NULL. A rank that
+ * dies (a crash, exit() without MPI_Finalize) is not an error of these calls: mpirun stops
+ * the others.
  */
 #ifndef NABLA_MPI_H
 #define NABLA_MPI_H
@@ -48,9 +50,12 @@ typedef struct nb_mpi_opts {
 /** Make a context over comm (collective over comm): nabla works on a duplicate of comm,
  * so its messages never meet the program's, with MPI_ERRORS_RETURN, so that a failing MPI
  * call is an error nabla returns rather than an abort. MPI must be initialised
- * (MPI_Init()) and not finalised. Returns NB_OK and *out, or NB_ENULL, NB_EINVAL (MPI not
- * initialised, or comm is MPI_COMM_NULL), NB_ENOMEM, NB_EIO (an MPI call failed: msg has
- * MPI's reason), with *out NULL and msg (NB_MSG_MAX bytes, may be NULL) saying why. */
+ * (MPI_Init()) and not finalised. The ranks agree: when one fails, every rank returns an
+ * error and no context. Returns NB_OK and *out, or NB_ENULL (out is NULL), NB_EINVAL (MPI
+ * not initialised, or comm is MPI_COMM_NULL: on this rank alone), NB_ENOMEM, NB_EIO (an
+ * MPI call failed: msg has MPI's reason), with *out NULL and msg (NB_MSG_MAX bytes, may be
+ * NULL) saying why: "mpi_new: out of memory" on the rank that ran out, "mpi_new: another
+ * rank could not make its context (out of memory)" on the others. */
 int nb_mpi_new(MPI_Comm comm, const nb_mpi_opts *opts, nb_mpi **out, char msg[NB_MSG_MAX]);
 
 /** Free the context (collective: it frees the duplicate communicator). NULL does

@@ -590,6 +590,36 @@ START_TEST(test_out_of_memory_stops_every_rank)
 }
 END_TEST
 
+/* The last rank's allocation k of nb_mpi_new() fails, for every k until none does: every
+ * rank returns NB_ENOMEM and no context, the others saying another rank could not make
+ * its context, and nothing leaks. */
+START_TEST(test_no_memory_for_a_context_stops_every_rank)
+{
+	for (size_t k = 1;; k++) {
+		count_alloc c = { .fail_at = RANK == SIZE - 1 ? k : 0 };
+		nb_mpi_opts o = { .alloc = count_alloc_fn, .alloc_ud = &c };
+		char msg[NB_MSG_MAX];
+		nb_mpi *m = NULL;
+		int st = nb_mpi_new(MPI_COMM_WORLD, &o, &m, msg), failed = st != NB_OK, any;
+
+		MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+		ck_assert_int_eq(failed, any);  /* all or none */
+		if (!any) {
+			ck_assert_uint_gt(k, 2);
+			nb_mpi_free(m);
+			ck_assert_uint_eq(c.bytes_in_use, 0);
+			break;
+		}
+		ck_assert_int_eq(st, NB_ENOMEM);
+		ck_assert_ptr_null(m);
+		ck_assert_str_eq(msg, RANK == SIZE - 1 ? "mpi_new: out of memory"
+		                 : "mpi_new: another rank could not make its context (out of "
+		                   "memory)");
+		ck_assert_uint_eq(c.bytes_in_use, 0);
+	}
+}
+END_TEST
+
 /* The last rank's network has another hidden layer: sync says so on every rank (with one
  * rank, the network is rank 0's and sync succeeds). */
 START_TEST(test_another_network_stops_every_rank)
@@ -741,6 +771,7 @@ static Suite *mpi_suite(void)
 	tcase_add_test(fail, test_each_rank_loads_its_part);
 	tcase_add_test(fail, test_out_of_memory_stops_every_rank);
 	tcase_add_test(fail, test_another_network_stops_every_rank);
+	tcase_add_test(fail, test_no_memory_for_a_context_stops_every_rank);
 	tcase_add_test(bad, test_bad_arguments);
 	suite_add_tcase(s, sum);
 	suite_add_tcase(s, train);

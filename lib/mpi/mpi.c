@@ -107,17 +107,13 @@ static void release(nb_mpi *m)
 	m->alloc(m->alloc_ud, m, sizeof *m, 0);
 }
 
-/* The duplicate, its rank and size, and the arrays whose size is the number of ranks. */
-static int open_comm(nb_mpi *m, MPI_Comm comm, char *msg)
+/* The context over the duplicate dup: its rank and size, and the arrays whose size is
+ * the number of ranks. */
+static int open_comm(nb_mpi *m, MPI_Comm dup, char *msg)
 {
-	int rc = MPI_Comm_dup(comm, &m->comm);
 	size_t p;
 
-	if (rc != MPI_SUCCESS) {
-		m->comm = MPI_COMM_NULL;
-		return mpi_failed(msg, "mpi_new: MPI_Comm_dup", rc);
-	}
-	MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
+	m->comm = dup;
 	MPI_Comm_rank(m->comm, &m->rank);
 	MPI_Comm_size(m->comm, &m->size);
 	p = (size_t)m->size;
@@ -133,13 +129,13 @@ static int open_comm(nb_mpi *m, MPI_Comm comm, char *msg)
 	return NB_OK;
 }
 
-/* Whether every rank made its context. The context may lack the arrays mpi__agree()
- * needs, so this takes the worst status with MPI_Allreduce. */
-static int agree_on_new(nb_mpi *m, int status, char *msg)
+/* Whether every rank made its context. A context may lack the arrays mpi__agree() needs,
+ * so this takes the worst status with MPI_Allreduce. */
+static int agree_on_new(MPI_Comm dup, int status, char *msg)
 {
 	int worst = status;
 
-	if (MPI_Allreduce(&status, &worst, 1, MPI_INT, MPI_MAX, m->comm) != MPI_SUCCESS)
+	if (MPI_Allreduce(&status, &worst, 1, MPI_INT, MPI_MAX, dup) != MPI_SUCCESS)
 		return mpi__fail(msg, NB_EIO, "mpi_new: MPI_Allreduce failed");
 	if (worst != NB_OK && status == NB_OK)
 		return mpi__fail(msg, worst, "mpi_new: another rank could not make its context "
@@ -147,15 +143,36 @@ static int agree_on_new(nb_mpi *m, int status, char *msg)
 	return worst;
 }
 
-int nb_mpi_new(MPI_Comm comm, const nb_mpi_opts *opts, nb_mpi **out, char msg[NB_MSG_MAX])
+/* A context over dup from alloc into *made, or an error in msg (the program's out is
+ * NULL when it has nowhere to put one). */
+static int make_context(MPI_Comm dup, const nb_mpi_opts *opts, nb_mpi **out,
+                        nb_mpi **made, char *msg)
 {
 	nb_alloc_fn alloc = opts && opts->alloc ? opts->alloc : nb_default_alloc;
-	int up = 0, down = 0, status;
 	nb_mpi *m;
 
 	if (!out)
 		return mpi__fail(msg, NB_ENULL, "mpi_new: out is NULL");
-	*out = NULL;
+	m = alloc(opts ? opts->alloc_ud : NULL, NULL, 0, sizeof *m);
+	if (!m)
+		return mpi__fail(msg, NB_ENOMEM, "mpi_new: out of memory");
+	memset(m, 0, sizeof *m);
+	m->alloc = alloc;
+	m->alloc_ud = opts ? opts->alloc_ud : NULL;
+	*made = m;
+	return open_comm(m, dup, msg);
+}
+
+/* The duplicate comes first, a collective every rank makes whatever its own arguments
+ * and memory, so that the ranks can agree on the outcome over it. */
+int nb_mpi_new(MPI_Comm comm, const nb_mpi_opts *opts, nb_mpi **out, char msg[NB_MSG_MAX])
+{
+	MPI_Comm dup = MPI_COMM_NULL;
+	int up = 0, down = 0, rc, status;
+	nb_mpi *m = NULL;
+
+	if (out)
+		*out = NULL;
 	MPI_Initialized(&up);
 	MPI_Finalized(&down);
 	if (!up || down)
@@ -163,18 +180,16 @@ int nb_mpi_new(MPI_Comm comm, const nb_mpi_opts *opts, nb_mpi **out, char msg[NB
 		                 : "not initialised: call MPI_Init() first");
 	if (comm == MPI_COMM_NULL)
 		return mpi__fail(msg, NB_EINVAL, "mpi_new: the communicator is MPI_COMM_NULL");
-	m = alloc(opts ? opts->alloc_ud : NULL, NULL, 0, sizeof *m);
-	if (!m)
-		return mpi__fail(msg, NB_ENOMEM, "mpi_new: out of memory");
-	memset(m, 0, sizeof *m);
-	m->alloc = alloc;
-	m->alloc_ud = opts ? opts->alloc_ud : NULL;
-	m->comm = MPI_COMM_NULL;
-	status = open_comm(m, comm, msg);
-	if (m->comm != MPI_COMM_NULL)
-		status = agree_on_new(m, status, msg);
+	rc = MPI_Comm_dup(comm, &dup);
+	if (rc != MPI_SUCCESS)
+		return mpi_failed(msg, "mpi_new: MPI_Comm_dup", rc);
+	MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+	status = agree_on_new(dup, make_context(dup, opts, out, &m, msg), msg);
 	if (status != NB_OK) {
-		release(m);
+		if (m)
+			release(m);  /* frees dup too */
+		else
+			MPI_Comm_free(&dup);
 		return status;
 	}
 	*out = m;
@@ -227,8 +242,11 @@ static int gather_votes(nb_mpi *m, int status, const double *mine, size_t k)
 	for (size_t j = 0; j < MPI_VOTE_MAX; j++)
 		vote[1 + j] = j < k ? mine[j] : 0.0;
 	rc = MPI_Allgather(vote, width, MPI_DOUBLE, m->votes, width, MPI_DOUBLE, m->comm);
-	if (rc != MPI_SUCCESS)
-		return mpi__error(m, mpi_failed(m->message, "MPI_Allgather", rc), "%s", m->message);
+	if (rc != MPI_SUCCESS) {
+		char msg[NB_MSG_MAX];
+
+		return mpi__error(m, mpi_failed(msg, "MPI_Allgather", rc), "%s", msg);
+	}
 	return NB_OK;
 }
 
