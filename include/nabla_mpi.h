@@ -111,9 +111,10 @@ int nb_mpi_net_sync(nb_mpi *mpi, nb_net *net);
  * process taking nb_net_sgd_step() on the same mini-batches, to rounding (bit for bit
  * with one rank). After the first step of a batch size a step allocates nothing.
  * Errors, agreed: those of nb_net_gradient() and nb_net_apply_gradient() on any rank,
- * and NB_EIO for a failed MPI call. An error in the update (the optimizer's state, at the
- * first step with momentum or Adam) may leave the ranks' parameters different: the
- * message says so; restore a checkpoint (nb_mpi_net_restore()). */
+ * and NB_EIO for a failed MPI call; after an error in the gradient no rank's parameters
+ * have moved. An error in the update on some ranks only (no memory for the optimizer's
+ * state, at the first step with momentum or Adam) leaves the ranks' parameters different:
+ * the message says so; restore a checkpoint (nb_mpi_net_restore()). */
 int nb_mpi_net_sgd_step(nb_mpi *mpi, nb_net *net, const double *x, const double *y,
                         size_t n, const nb_sgd *opt, double *cost);
 

@@ -620,6 +620,53 @@ START_TEST(test_no_memory_for_a_context_stops_every_rank)
 }
 END_TEST
 
+/* The update fails: on every rank (a bad learning rate: no rank moves), or on the last
+ * one alone (no memory for the velocity, at the first step with momentum: the others
+ * move, and the message says the ranks now differ). */
+START_TEST(test_a_failed_update_is_every_ranks_error)
+{
+	count_alloc c = { 0 };
+	nb_sgd plain = opts_of(0, 6), bad = plain, momentum = plain;
+	nb_mpi *m = new_mpi(NULL, NULL);
+	nb_net *net = make_net(0, 4, count_alloc_fn, &c);
+	nb_dataset ds;
+	double *before, *after;
+	int moved;
+
+	make_data(&ds, 6, 2);
+	ck_assert_int_eq(nb_mpi_net_sgd_step(m, net, ds.x, ds.y, 6, &plain, NULL), NB_OK);
+	before = params_of(net);
+	bad.eta = -1.0;
+	ck_assert_int_eq(nb_mpi_net_sgd_step(m, net, ds.x, ds.y, 6, &bad, NULL), NB_EINVAL);
+	ck_assert_str_eq(nb_mpi_message(m), "rank 0: sgd: eta must be a finite number > 0, not "
+	                 "-1");
+	nb_mpi_clear_error(m);
+	nb_net_clear_error(net);
+	after = params_of(net);
+	ck_assert_mem_eq(before, after, nb_net_param_count(net) * sizeof *after);
+	free(after);
+	momentum.momentum = 0.5;
+	if (RANK == SIZE - 1)
+		c.fail_at = c.allocs + 1;  /* the velocity's first array */
+	expect_last_rank_failed(m, nb_mpi_net_sgd_step(m, net, ds.x, ds.y, 6, &momentum, NULL),
+	                        NB_ENOMEM, SIZE > 1 ? "out of memory for the optimizer's state "
+	                        "(only some ranks failed, so the ranks' parameters now differ: "
+	                        "restore a checkpoint)" : "out of memory for the optimizer's "
+	                        "state");
+	if (SIZE == 1)
+		ck_assert_ptr_null(strstr(nb_mpi_message(m), "only some"));
+	after = params_of(net);
+	moved = memcmp(before, after, nb_net_param_count(net) * sizeof *after) != 0;
+	ck_assert_int_eq(moved, RANK != SIZE - 1);
+	free(before);
+	free(after);
+	nb_net_free(net);
+	ck_assert_uint_eq(c.bytes_in_use, 0);
+	free_data(&ds);
+	nb_mpi_free(m);
+}
+END_TEST
+
 /* The last rank's network has another hidden layer: sync says so on every rank (with one
  * rank, the network is rank 0's and sync succeeds). */
 START_TEST(test_another_network_stops_every_rank)
@@ -772,6 +819,7 @@ static Suite *mpi_suite(void)
 	tcase_add_test(fail, test_out_of_memory_stops_every_rank);
 	tcase_add_test(fail, test_another_network_stops_every_rank);
 	tcase_add_test(fail, test_no_memory_for_a_context_stops_every_rank);
+	tcase_add_test(fail, test_a_failed_update_is_every_ranks_error);
 	tcase_add_test(bad, test_bad_arguments);
 	suite_add_tcase(s, sum);
 	suite_add_tcase(s, train);

@@ -279,6 +279,22 @@ int mpi__agree(nb_mpi *m, int status, const char *msg, const double *mine, size_
 	                  failed, text);
 }
 
+int mpi__failed_ranks(const nb_mpi *m)
+{
+	int n = 0;
+
+	for (int q = 0; q < m->size; q++)
+		n += m->votes[(size_t)q * (1 + MPI_VOTE_MAX)] != NB_OK;
+	return n;
+}
+
+void mpi__append(nb_mpi *m, const char *text)
+{
+	size_t used = strlen(m->message);
+
+	snprintf(m->message + used, sizeof m->message - used, "%s", text);
+}
+
 int nb_mpi_agree(nb_mpi *mpi, int status, const char *message)
 {
 	if (mpi__entry(mpi) != NB_OK)

@@ -61,6 +61,10 @@ int mpi__fail(char *msg, int status, const char *fmt, ...);
  * MPI call is an error too (NB_EIO). */
 int mpi__agree(nb_mpi *m, int status, const char *msg, const double *mine, size_t k);
 double mpi__vote(const nb_mpi *m, int q, size_t j);
+/* How many ranks failed in the last agreement. */
+int mpi__failed_ranks(const nb_mpi *m);
+/* Add text to the end of the sticky error's message (cut to fit). */
+void mpi__append(nb_mpi *m, const char *text);
 
 /* Sum buf (n doubles) over the ranks in rank order, in place, the same on every rank
  * (collective). NB_OK, or an error recorded on the context (NB_ENOMEM, NB_EIO,

@@ -17,8 +17,11 @@ int nb_mpi_dataset_load_dir(nb_mpi *mpi, const char *dir, const char *split,
 	char msg[NB_MSG_MAX] = "";
 	int status;
 
-	if (mpi__entry(mpi) != NB_OK)
+	if (mpi__entry(mpi) != NB_OK) {
+		if (ds)
+			memset(ds, 0, sizeof *ds);
 		return mpi__entry(mpi);
+	}
 	status = nb_dataset_load_dir_part(dir, split, (size_t)mpi->rank, (size_t)mpi->size, opts,
 	                                  ds, msg);
 	if (mpi__agree(mpi, status, msg, NULL, 0) != NB_OK && status == NB_OK)
@@ -32,8 +35,11 @@ int nb_mpi_dataset_load_idx(nb_mpi *mpi, const char *images, const char *labels,
 	char msg[NB_MSG_MAX] = "";
 	int status;
 
-	if (mpi__entry(mpi) != NB_OK)
+	if (mpi__entry(mpi) != NB_OK) {
+		if (ds)
+			memset(ds, 0, sizeof *ds);
 		return mpi__entry(mpi);
+	}
 	status = nb_dataset_load_idx_part(images, labels, (size_t)mpi->rank, (size_t)mpi->size,
 	                                  opts, ds, msg);
 	if (mpi__agree(mpi, status, msg, NULL, 0) != NB_OK && status == NB_OK)
@@ -172,10 +178,14 @@ static int sum_and_apply(nb_mpi *m, nb_net *net, int status, const char *msg,
 		return m->status;
 	status = nb_net_apply_gradient(net, opt);
 	if (status != NB_OK)
-		mpi__fail(why, status, "%s (the ranks' parameters may now differ: restore a "
-		          "checkpoint)", nb_net_message(net));
-	if (mpi__agree(m, status, why, NULL, 0) != NB_OK)
+		mpi__fail(why, status, "%s", nb_net_message(net));
+	if (mpi__agree(m, status, why, NULL, 0) != NB_OK) {
+		/* a rank whose update failed kept its parameters; the others moved theirs */
+		if (mpi__failed_ranks(m) < m->size)
+			mpi__append(m, " (only some ranks failed, so the ranks' parameters now "
+			            "differ: restore a checkpoint)");
 		return m->status;
+	}
 	if (cost)
 		*cost = total;
 	return NB_OK;
