@@ -171,6 +171,19 @@ static void expect_same_on_every_rank(nb_net *net)
 	free(zero);
 }
 
+/* The end of a test of P ranks against one process: the two networks compared (what
+ * names the run), then freed with the data and the context. */
+static void finish_comparison(nb_net *ranks, nb_net *one, const char *what, nb_dataset *ds,
+                              nb_mpi *m)
+{
+	expect_like_one_process(ranks, one, what);
+	expect_same_on_every_rank(ranks);
+	nb_net_free(ranks);
+	nb_net_free(one);
+	free_data(ds);
+	nb_mpi_free(m);
+}
+
 /* ---- The sum in rank order ------------------------------------------------------------ */
 
 /* Values whose sum depends on the order of the additions: each rank's are 1e16 times
@@ -230,12 +243,7 @@ START_TEST(test_steps_equal_one_process)
 		ck_assert_double_le(rel_diff(c_ranks, c_one), TOL_RANKS);
 	}
 	snprintf(what, sizeof what, "network %d, 15 steps of batch %zu", kind, batch);
-	expect_like_one_process(ranks, one, what);
-	expect_same_on_every_rank(ranks);
-	nb_net_free(ranks);
-	nb_net_free(one);
-	free_data(&ds);
-	nb_mpi_free(m);
+	finish_comparison(ranks, one, what, &ds, m);
 }
 END_TEST
 
@@ -290,13 +298,8 @@ START_TEST(test_epochs_equal_one_process)
 		one_process_epoch(one, &ds, &opt, e);
 	}
 	ck_assert(cost > 0.0 && isfinite(cost));
-	expect_like_one_process(ranks, one, _i == 0 ? "network 0, 2 epochs"
-	                        : _i == 1 ? "network 1, 2 epochs" : "network 2, 2 epochs");
-	expect_same_on_every_rank(ranks);
-	nb_net_free(ranks);
-	nb_net_free(one);
-	free_data(&ds);
-	nb_mpi_free(m);
+	finish_comparison(ranks, one, _i == 0 ? "network 0, 2 epochs" : _i == 1 ?
+	                  "network 1, 2 epochs" : "network 2, 2 epochs", &ds, m);
 }
 END_TEST
 

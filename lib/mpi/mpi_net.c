@@ -11,40 +11,46 @@
 
 /* ---- Data ----------------------------------------------------------------------------- */
 
+/* The ranks agree on each rank's load (status, msg): when any failed, every rank's ds is
+ * empty. A context already in error loads nothing. */
+static int agree_on_load(nb_mpi *mpi, int status, const char *msg, nb_dataset *ds)
+{
+	if (mpi__agree(mpi, status, msg, NULL, 0) != NB_OK && status == NB_OK)
+		nb_dataset_free(ds);  /* another rank failed */
+	return mpi->status;
+}
+
+static bool may_load(const nb_mpi *mpi, nb_dataset *ds)
+{
+	if (mpi__entry(mpi) == NB_OK)
+		return true;
+	if (ds)
+		memset(ds, 0, sizeof *ds);
+	return false;
+}
+
 int nb_mpi_dataset_load_dir(nb_mpi *mpi, const char *dir, const char *split,
                             const nb_load_opts *opts, nb_dataset *ds)
 {
 	char msg[NB_MSG_MAX] = "";
-	int status;
 
-	if (mpi__entry(mpi) != NB_OK) {
-		if (ds)
-			memset(ds, 0, sizeof *ds);
+	if (!may_load(mpi, ds))
 		return mpi__entry(mpi);
-	}
-	status = nb_dataset_load_dir_part(dir, split, (size_t)mpi->rank, (size_t)mpi->size, opts,
-	                                  ds, msg);
-	if (mpi__agree(mpi, status, msg, NULL, 0) != NB_OK && status == NB_OK)
-		nb_dataset_free(ds);  /* another rank failed: every rank's ds is empty */
-	return mpi->status;
+	return agree_on_load(mpi, nb_dataset_load_dir_part(dir, split, (size_t)mpi->rank,
+	                                                   (size_t)mpi->size, opts, ds, msg),
+	                     msg, ds);
 }
 
 int nb_mpi_dataset_load_idx(nb_mpi *mpi, const char *images, const char *labels,
                             const nb_load_opts *opts, nb_dataset *ds)
 {
 	char msg[NB_MSG_MAX] = "";
-	int status;
 
-	if (mpi__entry(mpi) != NB_OK) {
-		if (ds)
-			memset(ds, 0, sizeof *ds);
+	if (!may_load(mpi, ds))
 		return mpi__entry(mpi);
-	}
-	status = nb_dataset_load_idx_part(images, labels, (size_t)mpi->rank, (size_t)mpi->size,
-	                                  opts, ds, msg);
-	if (mpi__agree(mpi, status, msg, NULL, 0) != NB_OK && status == NB_OK)
-		nb_dataset_free(ds);
-	return mpi->status;
+	return agree_on_load(mpi, nb_dataset_load_idx_part(images, labels, (size_t)mpi->rank,
+	                                                   (size_t)mpi->size, opts, ds, msg),
+	                     msg, ds);
 }
 
 /* ---- Parameters ----------------------------------------------------------------------- */
