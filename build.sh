@@ -13,7 +13,8 @@
 #   ./build.sh clang      the test suite built with clang
 #   ./build.sh distcheck  make distcheck: the release tarball builds and passes its tests
 #   ./build.sh install    install into a staging directory, build programs against both
-#                         libraries with pkg-config (C11 -pedantic and C++), run them,
+#                         libraries with pkg-config (C11 -pedantic and C++), run them
+#                         (and, with MPI, one against libnabla_mpi under mpirun),
 #                         check that they export nothing but nb_ symbols and that only
 #                         libnabla_nn needs zlib, run the installed nabla selftest; then
 #                         the same consumers linked statically (pkg-config --static)
@@ -272,6 +273,25 @@ install)
 		$(pkg --cflags --libs nabla_nn) -o build/consumer-cpp
 	(cd build && LD_LIBRARY_PATH=$libdir ./consumer && LD_LIBRARY_PATH=$libdir ./consumer_nn &&
 		LD_LIBRARY_PATH=$libdir ./consumer-cpp)
+	# the MPI library, when it was built: its .pc file requires the MPI's, which lives
+	# outside the stage, so nabla's three .pc files are copied with the stage in their
+	# prefix rather than the whole sysroot moved
+	if [ -n "$(find "$stage" -name libnabla_mpi.so)" ]; then
+		relocated=build/pc-relocated
+		rm -rf "$relocated"
+		mkdir -p "$relocated"
+		for name in nabla nabla_nn nabla_mpi; do
+			sed "s|^prefix=|prefix=$stage|" "$pc/$name.pc" >"$relocated/$name.pc"
+		done
+		# shellcheck disable=SC2046
+		cc -std=c11 -Wall -Wextra -Werror tests/install/consumer_mpi.c \
+			$(PKG_CONFIG_PATH=$relocated pkg-config --cflags --libs nabla_mpi) \
+			-o build/consumer_mpi
+		root=
+		[ "$(id -u)" = 0 ] && root=--allow-run-as-root
+		LD_LIBRARY_PATH=$libdir mpirun $root --oversubscribe -x LD_LIBRARY_PATH -np 2 \
+			build/consumer_mpi
+	fi
 	# the installed command checks the installed library
 	nabla=$(find "$stage" -type f -name nabla -perm -u+x | head -n 1)
 	LD_LIBRARY_PATH=$libdir "$nabla" selftest
