@@ -95,10 +95,10 @@ int nb_mpi_dataset_load_idx(nb_mpi *mpi, const char *images, const char *labels,
 /* ---- Networks ----------------------------------------------------------------------- */
 
 /** Give every rank rank 0's parameters: the ranks' networks must have the same
- * parameters (names and shapes, nb_net_tensors()), which the call checks first (NB_ESHAPE:
- * "rank 1: its network's parameters (w1 (30x784), ...) are not rank 0's (w1 (20x784),
- * ...)"). Call it once after nb_net_new() on every rank (the same seed gives the same
- * start anyway: this makes sure). */
+ * parameters (names and shapes, nb_net_tensors()), which the call checks first
+ * (NB_ESHAPE: "rank 1: net_sync: its network's parameters (w1 (30x784), ...) are not rank
+ * 0's (w1 (20x784), ...)"). Call it once after nb_net_new() on every rank (the same seed
+ * gives the same start anyway: this makes sure). */
 int nb_mpi_net_sync(nb_mpi *mpi, nb_net *net);
 
 /** One data-parallel SGD step on the global mini-batch of n examples x, y (as
