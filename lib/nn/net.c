@@ -205,6 +205,17 @@ static size_t param_size(const nb_net *net, size_t i)
 	return i < net->L ? nn__weights_size(l) : nn__biases_size(l);
 }
 
+/* The shape of parameter array i of 2L (weights of layer i, then biases): its rank, and
+ * its dims in *dim. The one place that says a bias is units x 1, or maps x 1 x 1 for a
+ * convolution; the graphs' views, the flat gradient's and nb_net_tensors() all ask here. */
+static int param_shape(const nb_net *net, size_t i, const size_t **dim)
+{
+	const struct nn_layer *l = &net->layer[net->param_layer[i % net->L]];
+
+	*dim = i < net->L ? l->wdim : l->bdim;
+	return i < net->L ? l->wrank : l->wrank == 4 ? 3 : 2;
+}
+
 /* Free the first n of the 2L arrays of a, and a itself; a NULL a is nothing to free. */
 static void free_arrays(const nb_net *net, double **a, size_t n)
 {
@@ -412,17 +423,17 @@ size_t nb_net_tensors(nb_net *net, nb_named_tensor *out, size_t max)
 	static const char *const names[2] = { "w", "b" };
 
 	for (size_t i = 0; net && i < 2 * net->L && i < max; i++) {
-		const struct nn_layer *l = &net->layer[net->param_layer[i / 2]];
+		size_t a = i / 2 + (i % 2 ? net->L : 0);  /* w1, b1, w2, ...: array a of 2L */
 		nb_named_tensor *t = &out[i];
-		bool w = i % 2 == 0;
+		const size_t *dim;
 
 		snprintf(net->tensor_name[i], sizeof net->tensor_name[i], "%s%zu", names[i % 2],
 		         i / 2 + 1);
 		t->name = net->tensor_name[i];
-		t->rank = w ? l->wrank : l->wrank == 4 ? 3 : 2;
+		t->rank = param_shape(net, a, &dim);
 		memset(t->dim, 0, sizeof t->dim);
-		memcpy(t->dim, w ? l->wdim : l->bdim, (size_t)t->rank * sizeof *t->dim);
-		t->data = w ? net->w[i / 2] : net->b[i / 2];
+		memcpy(t->dim, dim, (size_t)t->rank * sizeof *t->dim);
+		t->data = net->w[a];  /* w holds the 2L arrays; b points into it */
 	}
 	return net ? 2 * net->L : 0;
 }
@@ -485,9 +496,10 @@ static unsigned long long dropout_seed(const nb_net *net, size_t layer, size_t b
 /* The views of parameter layer p's weights and biases, named w<p+1> and b<p+1>. */
 static void record_params(const nb_net *net, struct nb_graph *g, size_t p)
 {
-	const struct nn_layer *l = &net->layer[net->param_layer[p]];
-	nb_tensor *w = nb_variable_view(g->tape, l->wrank, l->wdim, net->w[p]);
-	nb_tensor *b = nb_variable_view(g->tape, l->wrank == 4 ? 3 : 2, l->bdim, net->b[p]);
+	const size_t *wdim, *bdim;
+	int wrank = param_shape(net, p, &wdim), brank = param_shape(net, net->L + p, &bdim);
+	nb_tensor *w = nb_variable_view(g->tape, wrank, wdim, net->w[p]);
+	nb_tensor *b = nb_variable_view(g->tape, brank, bdim, net->b[p]);
 
 	name(w, "w", p + 1);
 	name(b, "b", p + 1);
@@ -835,15 +847,13 @@ static void flat_free(const nb_net *net, struct nb_flat *f)
 	unmem(net, f, sizeof *f);
 }
 
-/* The views of array i of 2L on f's tape, shaped as record_params() shapes them. */
+/* The views of array i of 2L on f's tape (w holds the 2L arrays). */
 static void flat_views(const nb_net *net, struct nb_flat *f, size_t i)
 {
-	const struct nn_layer *l = &net->layer[net->param_layer[i % net->L]];
-	bool w = i < net->L;
-	int rank = w ? l->wrank : l->wrank == 4 ? 3 : 2;
-	const size_t *dim = w ? l->wdim : l->bdim;
+	const size_t *dim;
+	int rank = param_shape(net, i, &dim);
 
-	f->param[i] = nb_variable_view(f->tape, rank, dim, w ? net->w[i] : net->b[i - net->L]);
+	f->param[i] = nb_variable_view(f->tape, rank, dim, net->w[i]);
 	f->view[i] = nb_constant_view(f->tape, rank, dim, f->grad + flat_offset(net, i));
 }
 
