@@ -306,10 +306,12 @@ int nb_mpi_agree(nb_mpi *mpi, int status, const char *message)
 
 /* The parts of an n-double buffer: rank q sums count[q] doubles from first[q], and gets
  * them from every rank, one after the other. */
-static int split(nb_mpi *m, size_t n, char *msg)
+int mpi__sum_ready(nb_mpi *m, size_t n, char *msg)
 {
 	size_t mine = mpi__share(n, (size_t)m->size, (size_t)m->rank);
 
+	if (m->size == 1)
+		return NB_OK;  /* one rank's sum is its buffer */
 	if (n > (size_t)INT_MAX)
 		return mpi__fail(msg, NB_EINVAL, "sum: %zu values, more than MPI's counts reach "
 		                 "(%d)", n, INT_MAX);
@@ -338,15 +340,13 @@ static void add_up(const nb_mpi *m, double *out, size_t mine)
 	}
 }
 
-int mpi__sum(nb_mpi *m, double *buf, size_t n)
+int mpi__sum(nb_mpi *m, double *buf)
 {
 	char msg[NB_MSG_MAX] = "";
 	int rc;
 
 	if (m->size == 1)
 		return NB_OK;
-	if (mpi__agree(m, split(m, n, msg), msg, NULL, 0) != NB_OK)
-		return m->status;
 	/* part q of every rank's buffer to rank q */
 	rc = MPI_Alltoallv(buf, m->count, m->first, MPI_DOUBLE, m->parts, m->recv_count,
 	                   m->recv_first, MPI_DOUBLE, m->comm);

@@ -66,11 +66,14 @@ int mpi__failed_ranks(const nb_mpi *m);
 /* Add text to the end of the sticky error's message (cut to fit). */
 void mpi__append(nb_mpi *m, const char *text);
 
-/* Sum buf (n doubles) over the ranks in rank order, in place, the same on every rank
- * (collective). NB_OK, or an error recorded on the context (NB_ENOMEM, NB_EIO,
- * NB_EINVAL for a buffer over MPI's int counts); the ranks agree on memory before any
- * data moves. */
-int mpi__sum(nb_mpi *m, double *buf, size_t n);
+/* The sum of an n-double buffer over the ranks, in two halves. mpi__sum_ready(), on this
+ * rank alone, splits the buffer into the ranks' parts and makes the work space (grown
+ * only the first time): NB_OK, or an error in msg (NB_ENOMEM, NB_EINVAL for a buffer over
+ * MPI's int counts), which the caller folds into the agreement that precedes the sum, so
+ * that a step makes no collective for it. mpi__sum() (collective) then sums buf over the
+ * ranks in rank order, in place, the same on every rank: NB_OK or NB_EIO, recorded. */
+int mpi__sum_ready(nb_mpi *m, size_t n, char *msg);
+int mpi__sum(nb_mpi *m, double *buf);
 
 /* Fold v into the hash h (start from MPI_HASH_START): shapes, a value at a time. */
 #define MPI_HASH_START 1469598103934665603ull

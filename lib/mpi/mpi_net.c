@@ -170,17 +170,19 @@ int nb_mpi_net_sync(nb_mpi *mpi, nb_net *net)
 
 /* After a rank's gradient (status, its weighed cost): agree, sum the gradients, apply them,
  * agree again. *cost gets the global cost, summed in rank order. */
-static int sum_and_apply(nb_mpi *m, nb_net *net, int status, const char *msg,
+static int sum_and_apply(nb_mpi *m, nb_net *net, int status, char *msg,
                          double weighed_cost, const nb_sgd *opt, double *cost)
 {
 	char why[NB_MSG_MAX] = "";
 	double total = 0.0;
 
+	if (status == NB_OK)
+		status = mpi__sum_ready(m, nb_net_param_count(net), msg);
 	if (mpi__agree(m, status, msg, &weighed_cost, 1) != NB_OK)
 		return m->status;
 	for (int q = 0; q < m->size; q++)
 		total += mpi__vote(m, q, 0);
-	if (mpi__sum(m, nb_net_grad(net), nb_net_param_count(net)) != NB_OK)
+	if (mpi__sum(m, nb_net_grad(net)) != NB_OK)
 		return m->status;
 	status = nb_net_apply_gradient(net, opt);
 	if (status != NB_OK)

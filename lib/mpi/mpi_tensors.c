@@ -125,10 +125,12 @@ int nb_mpi_sum(nb_mpi *mpi, nb_tensor *const *src, nb_tensor *const *dst, size_t
 		status = mpi__fail(msg, NB_EINVAL, "sum: weight must be finite, not %g", weight);
 	if (status == NB_OK && !mpi__reserve(mpi, &mpi->pack, &mpi->pack_cap, total))
 		status = mpi__fail(msg, NB_ENOMEM, "sum: out of memory for %zu values", total);
+	if (status == NB_OK)
+		status = mpi__sum_ready(mpi, total, msg);
 	if (mpi__agree_shapes(mpi, "sum", status, msg, hash, total, "tensors") != NB_OK)
 		return mpi->status;
 	pack(src, n, weight, mpi->pack);
-	if (mpi__sum(mpi, mpi->pack, total) != NB_OK)
+	if (mpi__sum(mpi, mpi->pack) != NB_OK)
 		return mpi->status;
 	return mpi__agree(mpi, unpack(dst, n, mpi->pack, "sum", "dst", msg), msg, NULL, 0);
 }
